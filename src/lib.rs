@@ -1,0 +1,18 @@
+//! isobar: an ingress controller for Kubernetes that programs Envoy over mutually-authenticated xDS.
+//!
+//! Data flows one way: a source fills a [`store::Snapshot`]; [`dag::build`] turns it into a routing
+//! model and per-object statuses; [`xds::translate`] turns that into Envoy resources; the
+//! [`xds::cache`] versions them by content; the [`xds::server`] serves them over ADS with mTLS.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod controller;
+pub mod dag;
+mod error;
+pub mod ops;
+pub mod source;
+pub mod store;
+pub mod tls;
+pub mod xds;
+
+pub use error::{Error, Result};

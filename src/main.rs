@@ -1,1 +1,14 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = isobar::cli::Cli::parse();
+    isobar::cli::init_tracing(cli.log_format, &cli.log_level);
+    isobar::tls::install_default_provider();
+    match isobar::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("isobar: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The command line: `isobar serve | bootstrap | certgen | version`. Flag names follow Contour's, with
+//! Contour's spellings accepted as aliases.
+
+mod bootstrap;
+mod certgen;
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// isobar: an ingress controller that programs Envoy over mutually-authenticated xDS.
+#[derive(Debug, Parser)]
+#[command(name = "isobar", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `isobar=debug`. Also read from RUST_LOG.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: watch a source and serve Envoy over xDS.
+    Serve(serve::ServeArgs),
+    /// Write Envoy's bootstrap configuration.
+    Bootstrap(bootstrap::BootstrapArgs),
+    /// Generate the CA, isobar's serving certificate and Envoy's client certificate.
+    Certgen(certgen::CertgenArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Sets up tracing once, for the whole process.
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs the chosen command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Bootstrap(args) => bootstrap::run(args),
+        Command::Certgen(args) => certgen::run(args),
+        Command::Version => {
+            println!("isobar {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::controller::{self, ServeConfig};
+use crate::dag::{DagOptions, DEFAULT_INGRESS_CLASS};
+use crate::tls::server::TlsFiles;
+use crate::xds::translate::ListenerConfig;
+
+/// `isobar serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory of Kubernetes YAML to serve (the file source).
+    #[arg(long)]
+    pub manifests: PathBuf,
+    /// Address the xDS server binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub xds_address: IpAddr,
+    #[arg(long, default_value_t = 8001)]
+    pub xds_port: u16,
+    /// CA that issued Envoy's client certificates.
+    #[arg(long, visible_alias = "contour-cafile")]
+    pub ca_file: Option<PathBuf>,
+    /// isobar's serving certificate.
+    #[arg(long, visible_alias = "contour-cert-file")]
+    pub cert_file: Option<PathBuf>,
+    /// isobar's serving key.
+    #[arg(long, visible_alias = "contour-key-file")]
+    pub key_file: Option<PathBuf>,
+    /// Serve xDS in plaintext. Anyone who reaches the port gets the configuration, private keys included.
+    #[arg(long)]
+    pub insecure: bool,
+    /// How often the TLS files are checked for changes.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Address Envoy's HTTP listener binds.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub envoy_service_http_address: String,
+    #[arg(long, default_value_t = 8080)]
+    pub envoy_service_http_port: u16,
+    /// Address Envoy's HTTPS listener binds.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub envoy_service_https_address: String,
+    #[arg(long, default_value_t = 8443)]
+    pub envoy_service_https_port: u16,
+    /// Act on Ingresses of this class (and on those with no class).
+    #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
+    pub ingress_class_name: String,
+    /// Address of the /healthz, /metrics and /debug server.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub http_address: IpAddr,
+    #[arg(long, default_value_t = 8000)]
+    pub http_port: u16,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms or 2s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 500ms or 2s")),
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let tls = match (args.ca_file, args.cert_file, args.key_file, args.insecure) {
+        (Some(ca), Some(cert), Some(key), false) => Some(TlsFiles { ca, cert, key }),
+        (None, None, None, true) => None,
+        (_, _, _, true) => bail!("--insecure can't be combined with --ca-file/--cert-file/--key-file"),
+        (None, None, None, false) => bail!(
+            "xDS must be secured: give --ca-file, --cert-file and --key-file (see `isobar certgen`), or --insecure to serve plaintext"
+        ),
+        _ => bail!("give all three of --ca-file, --cert-file and --key-file"),
+    };
+    let config = ServeConfig {
+        manifests: args.manifests,
+        xds_address: SocketAddr::new(args.xds_address, args.xds_port),
+        tls,
+        tls_reload_interval: args.tls_reload_interval,
+        listeners: ListenerConfig {
+            http_address: args.envoy_service_http_address,
+            http_port: args.envoy_service_http_port,
+            https_address: args.envoy_service_https_address,
+            https_port: args.envoy_service_https_port,
+        },
+        dag: DagOptions {
+            ingress_class_name: args.ingress_class_name,
+        },
+        http_address: SocketAddr::new(args.http_address, args.http_port),
+        debounce: (Duration::from_millis(100), Duration::from_millis(500)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(controller::run(config, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGTERM handler not installed");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,133 @@
+//! The DAG: what Envoy should do, derived from a [`Snapshot`] by a pure, deterministic function.
+//!
+//! No I/O, no clocks, no globals. Every rule of Ingress semantics lives here; an invalid object gets a
+//! status with a reason and contributes nothing, so it never disturbs other objects.
+
+mod backend;
+mod build;
+mod class;
+mod names;
+mod secret;
+mod status;
+
+use std::collections::BTreeMap;
+
+pub use build::build;
+pub use class::DEFAULT_INGRESS_CLASS;
+pub use status::{ObjectKind, ObjectStatus, Validity};
+
+use crate::store::ObjectKey;
+
+/// Settings that change how objects are interpreted.
+#[derive(Debug, Clone)]
+pub struct DagOptions {
+    /// Objects whose class is set and differs from this are ignored.
+    pub ingress_class_name: String,
+}
+
+impl Default for DagOptions {
+    fn default() -> Self {
+        DagOptions {
+            ingress_class_name: DEFAULT_INGRESS_CLASS.to_string(),
+        }
+    }
+}
+
+/// The routing model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dag {
+    /// Virtual hosts served over plain HTTP, by host name (`*` is the catch-all).
+    pub virtual_hosts: BTreeMap<String, VirtualHost>,
+    /// Virtual hosts served over HTTPS (SNI), by host name.
+    pub secure_virtual_hosts: BTreeMap<String, SecureVirtualHost>,
+    /// Upstream clusters the routes point at, by cluster name.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Certificates the secure virtual hosts serve, by secret name.
+    pub secrets: BTreeMap<String, TlsSecret>,
+}
+
+/// A host and its routes, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHost {
+    pub host: String,
+    pub routes: Vec<Route>,
+}
+
+/// A virtual host served over TLS with the certificate in `secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureVirtualHost {
+    pub host: String,
+    /// Name of an entry in [`Dag::secrets`].
+    pub secret: String,
+    pub routes: Vec<Route>,
+}
+
+/// A path match and where it leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub path: PathMatch,
+    /// Name of an entry in [`Dag::clusters`].
+    pub cluster: String,
+    /// The object that asked for this route.
+    pub source: ObjectKey,
+}
+
+/// How a request path is matched.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathMatch {
+    /// The whole path, case-sensitive (Ingress `Exact`).
+    Exact(String),
+    /// Whole path elements (Ingress `Prefix`): `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
+    /// Stored without a trailing slash, except for `/` itself.
+    SegmentPrefix(String),
+    /// A plain string prefix (Ingress `ImplementationSpecific`, as Contour treats it).
+    StringPrefix(String),
+}
+
+impl PathMatch {
+    /// The path text.
+    pub fn path(&self) -> &str {
+        match self {
+            PathMatch::Exact(p) | PathMatch::SegmentPrefix(p) | PathMatch::StringPrefix(p) => p,
+        }
+    }
+
+    /// Route order: exact matches first, then longer prefixes before shorter ones, so Envoy's
+    /// first-match picks the most specific route.
+    pub fn precedence(&self) -> (u8, std::cmp::Reverse<usize>, &str, u8) {
+        match self {
+            PathMatch::Exact(p) => (0, std::cmp::Reverse(p.len()), p, 0),
+            PathMatch::SegmentPrefix(p) => (1, std::cmp::Reverse(p.len()), p, 0),
+            PathMatch::StringPrefix(p) => (1, std::cmp::Reverse(p.len()), p, 1),
+        }
+    }
+}
+
+/// An upstream: one port of one Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    pub service: ObjectKey,
+    /// The Service port's name, if it has one (Endpoints ports are matched by it).
+    pub port_name: Option<String>,
+    pub port: i32,
+    /// The name Envoy asks EDS for.
+    pub eds_name: String,
+}
+
+/// A certificate and key from a `kubernetes.io/tls` Secret, already checked to parse.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSecret {
+    pub name: String,
+    pub cert_chain: Vec<u8>,
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsSecret {
+    // The key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSecret")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,61 @@
+//! Checking that a Secret holds a usable certificate and key before Envoy is handed it: a bad Secret
+//! is reported on the object that names it, instead of being NACKed by Envoy for everyone.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use rustls::sign::CertifiedKey;
+
+use super::TlsSecret;
+use crate::store::{ObjectKey, Snapshot};
+
+/// The certificate and key of Secret `key`, or why they can't be served.
+pub fn tls_secret(snapshot: &Snapshot, key: &ObjectKey) -> Result<TlsSecret, String> {
+    let secret = snapshot
+        .secrets
+        .get(key)
+        .ok_or_else(|| format!("TLS secret \"{key}\" not found"))?;
+    let (cert, private_key) =
+        certificate_and_key(secret).map_err(|e| format!("TLS secret \"{key}\": {e}"))?;
+    Ok(TlsSecret {
+        name: key.to_string(),
+        cert_chain: cert,
+        private_key,
+    })
+}
+
+fn certificate_and_key(secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
+    if let Some(t) = secret.type_.as_deref() {
+        if t != "kubernetes.io/tls" {
+            return Err(format!("type is {t:?}, not \"kubernetes.io/tls\""));
+        }
+    }
+    let field = |name: &str| -> Result<Vec<u8>, String> {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(name))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(name))
+                    .map(|s| s.as_bytes().to_vec())
+            })
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| format!("has no {name}"))
+    };
+    let cert = field("tls.crt")?;
+    let key = field("tls.key")?;
+    let certs = crate::tls::pem::certs("tls.crt", &cert).map_err(|e| e.to_string())?;
+    let private_key = crate::tls::pem::private_key("tls.key", &key).map_err(|e| e.to_string())?;
+    let signing_key = crate::tls::provider()
+        .key_provider
+        .load_private_key(private_key)
+        .map_err(|e| format!("tls.key is not a supported key: {e}"))?;
+    CertifiedKey::new(certs, Arc::clone(&signing_key))
+        .keys_match()
+        .map_err(|e| format!("tls.key does not belong to the certificate in tls.crt ({e})"))?;
+    Ok((cert, key))
+}

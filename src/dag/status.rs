@@ -1,0 +1,54 @@
+//! What the DAG builder says about each object.
+
+use crate::store::ObjectKey;
+
+/// The kinds of object that get a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    Ingress,
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Ingress => "Ingress",
+        })
+    }
+}
+
+/// Contour's three words for an object's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Validity {
+    Valid,
+    Invalid,
+    Orphaned,
+}
+
+impl std::fmt::Display for Validity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "invalid",
+            Validity::Orphaned => "orphaned",
+        })
+    }
+}
+
+/// One object's status, with a description a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectStatus {
+    pub kind: ObjectKind,
+    pub object: ObjectKey,
+    pub validity: Validity,
+    pub description: String,
+}
+
+impl std::fmt::Display for ObjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}: {}",
+            self.kind, self.object, self.validity, self.description
+        )
+    }
+}

@@ -1,0 +1,158 @@
+//! The operations HTTP server: `/healthz`, `/metrics` (Prometheus text), `/debug/xds`, `/debug/status`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+
+use crate::controller::ControllerState;
+use crate::dag::Validity;
+use crate::xds::cache::XdsCache;
+use crate::xds::stats::XdsStats;
+use crate::xds::type_url;
+
+#[derive(Clone)]
+struct Ops {
+    stats: Arc<XdsStats>,
+    state: Arc<ControllerState>,
+    cache: Arc<XdsCache>,
+}
+
+/// Serves the ops endpoints on `listener` for as long as the task runs.
+pub async fn serve(
+    listener: TcpListener,
+    stats: Arc<XdsStats>,
+    state: Arc<ControllerState>,
+    cache: Arc<XdsCache>,
+) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/debug/xds", get(debug_xds))
+        .route("/debug/status", get(debug_status))
+        .with_state(Ops {
+            stats,
+            state,
+            cache,
+        });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "ops HTTP server stopped");
+    }
+}
+
+async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    let mut out = String::new();
+    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    let s = &ops.stats;
+    counter(
+        &mut out,
+        "isobar_xds_responses_total",
+        "xDS responses sent.",
+        s.responses_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_xds_acks_total",
+        "xDS responses Envoy accepted.",
+        s.acks.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_xds_nacks_total",
+        "xDS responses Envoy rejected (NACK).",
+        s.nacks.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_xds_tls_handshake_failures_total",
+        "xDS connections refused at the TLS handshake.",
+        s.handshake_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_rebuilds_total",
+        "Configuration rebuilds.",
+        ops.state.rebuilds.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(out, "# HELP isobar_xds_streams Open xDS streams.\n# TYPE isobar_xds_streams gauge\nisobar_xds_streams {}", s.open_streams());
+    let snapshot = ops.cache.current();
+    let _ = writeln!(out, "# HELP isobar_xds_resources Resources in the xDS cache.\n# TYPE isobar_xds_resources gauge");
+    for t in type_url::ALL {
+        let _ = writeln!(
+            out,
+            "isobar_xds_resources{{type=\"{}\"}} {}",
+            type_url::short_name(t),
+            snapshot.len(t)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isobar_objects Objects by status.\n# TYPE isobar_objects gauge"
+    );
+    let statuses = ops
+        .state
+        .statuses
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    for validity in [Validity::Valid, Validity::Invalid, Validity::Orphaned] {
+        let n = statuses.iter().filter(|s| s.validity == validity).count();
+        let _ = writeln!(out, "isobar_objects{{status=\"{validity}\"}} {n}");
+    }
+    let errors = ops
+        .state
+        .source_errors
+        .lock()
+        .map(|e| e.len())
+        .unwrap_or_default();
+    let _ = writeln!(out, "# HELP isobar_source_errors Manifests that do not parse.\n# TYPE isobar_source_errors gauge\nisobar_source_errors {errors}");
+    ([("content-type", "text/plain; version=0.0.4")], out)
+}
+
+async fn debug_xds(State(ops): State<Ops>) -> impl IntoResponse {
+    let snapshot = ops.cache.current();
+    let versions: serde_json::Map<String, serde_json::Value> = type_url::ALL
+        .iter()
+        .map(|t| (type_url::short_name(t).to_string(), serde_json::json!({"version": snapshot.type_version(t), "resources": snapshot.len(t)})))
+        .collect();
+    Json(serde_json::json!({
+        "generation": snapshot.generation,
+        "cache": versions,
+        "streams": ops.stats.streams(),
+        "nacks": ops.stats.nacks.load(Ordering::Relaxed),
+        "last_nack": ops.stats.last_nack(),
+        "tls_handshake_failures": ops.stats.handshake_failures.load(Ordering::Relaxed),
+    }))
+}
+
+async fn debug_status(State(ops): State<Ops>) -> impl IntoResponse {
+    let statuses = ops
+        .state
+        .statuses
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let errors = ops
+        .state
+        .source_errors
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    Json(serde_json::json!({
+        "objects": statuses.iter().map(|s| serde_json::json!({
+            "kind": s.kind.to_string(), "namespace": s.object.namespace, "name": s.object.name,
+            "status": s.validity.to_string(), "description": s.description,
+        })).collect::<Vec<_>>(),
+        "source_errors": errors,
+    }))
+}

@@ -1,0 +1,126 @@
+//! The snapshot of every object the controller acts on, as the sources deliver them. Both sources (a
+//! directory of YAML, a Kubernetes API server) fill the same [`Snapshot`]; from here on there is one
+//! code path.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use serde::de::DeserializeOwned;
+
+/// Namespace and name of a namespaced object. Ordered, so iteration over a snapshot is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// One object of a kind isobar understands.
+#[derive(Debug, Clone)]
+pub enum KubeObject {
+    Service(Box<Service>),
+    Endpoints(Box<Endpoints>),
+    Secret(Box<Secret>),
+    Ingress(Box<Ingress>),
+    IngressClass(Box<IngressClass>),
+}
+
+/// Why a document could not become a [`KubeObject`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseOutcome {
+    /// A kind isobar does not act on (a Deployment next to the Services, say): skipped.
+    Ignored { api_version: String, kind: String },
+    /// A kind isobar acts on, but the document does not fit its schema.
+    Invalid(String),
+}
+
+impl KubeObject {
+    /// Interprets a generic document by its `apiVersion` and `kind`.
+    pub fn from_value(value: serde_json::Value) -> Result<KubeObject, ParseOutcome> {
+        let api_version = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<Box<T>, ParseOutcome> {
+            serde_json::from_value(v)
+                .map(Box::new)
+                .map_err(|e| ParseOutcome::Invalid(e.to_string()))
+        }
+        match (api_version.as_str(), kind.as_str()) {
+            ("v1", "Service") => typed(value).map(KubeObject::Service),
+            ("v1", "Endpoints") => typed(value).map(KubeObject::Endpoints),
+            ("v1", "Secret") => typed(value).map(KubeObject::Secret),
+            ("networking.k8s.io/v1", "Ingress") => typed(value).map(KubeObject::Ingress),
+            ("networking.k8s.io/v1", "IngressClass") => typed(value).map(KubeObject::IngressClass),
+            ("", _) | (_, "") => Err(ParseOutcome::Invalid(
+                "document has no apiVersion or kind".to_string(),
+            )),
+            _ => Err(ParseOutcome::Ignored { api_version, kind }),
+        }
+    }
+}
+
+/// Every object isobar acts on, keyed for deterministic iteration.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub services: BTreeMap<ObjectKey, Service>,
+    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
+    pub secrets: BTreeMap<ObjectKey, Secret>,
+    pub ingresses: BTreeMap<ObjectKey, Ingress>,
+    pub ingress_classes: BTreeMap<String, IngressClass>,
+}
+
+fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectKey {
+    ObjectKey::new(
+        meta.namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Snapshot {
+    /// Adds (or replaces) an object. Objects without a namespace land in `default`, as `kubectl apply`
+    /// would put them.
+    pub fn insert(&mut self, object: KubeObject) {
+        match object {
+            KubeObject::Service(o) => {
+                self.services.insert(key(&o.metadata), *o);
+            }
+            KubeObject::Endpoints(o) => {
+                self.endpoints.insert(key(&o.metadata), *o);
+            }
+            KubeObject::Secret(o) => {
+                self.secrets.insert(key(&o.metadata), *o);
+            }
+            KubeObject::Ingress(o) => {
+                self.ingresses.insert(key(&o.metadata), *o);
+            }
+            KubeObject::IngressClass(o) => {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                self.ingress_classes.insert(name, *o);
+            }
+        }
+    }
+}

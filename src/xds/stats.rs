@@ -1,0 +1,113 @@
+//! What the xDS server knows about its clients: streams, ACKs, NACKs and refused handshakes. Kept
+//! visible for `/metrics`, `/debug/xds` and tests, because a NACKed configuration must never be silent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// A rejected configuration, as Envoy reported it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Nack {
+    pub node: String,
+    pub type_url: String,
+    /// The version Envoy rejected.
+    pub rejected_version: String,
+    /// The version Envoy keeps using (empty if it never accepted one).
+    pub version_in_use: String,
+    pub message: String,
+}
+
+/// Per-type state of one stream.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TypeState {
+    pub sent_version: String,
+    pub acked_version: String,
+    pub resource_names: Vec<String>,
+    pub last_nack: Option<String>,
+}
+
+/// One connected Envoy.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamState {
+    pub node: String,
+    pub peer: String,
+    pub types: BTreeMap<String, TypeState>,
+}
+
+/// Counters and per-stream state of the xDS server.
+#[derive(Debug, Default)]
+pub struct XdsStats {
+    pub responses_sent: AtomicU64,
+    pub acks: AtomicU64,
+    pub nacks: AtomicU64,
+    pub handshake_failures: AtomicU64,
+    next_stream: AtomicU64,
+    streams: Mutex<BTreeMap<u64, StreamState>>,
+    last_nack: Mutex<Option<Nack>>,
+}
+
+impl XdsStats {
+    /// Registers a new stream and returns its id.
+    pub fn open_stream(&self, peer: String) -> u64 {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.streams.lock() {
+            s.insert(
+                id,
+                StreamState {
+                    peer,
+                    ..Default::default()
+                },
+            );
+        }
+        id
+    }
+
+    /// Forgets a closed stream.
+    pub fn close_stream(&self, id: u64) {
+        if let Ok(mut s) = self.streams.lock() {
+            s.remove(&id);
+        }
+    }
+
+    /// Updates a stream's recorded state.
+    pub fn update_stream(&self, id: u64, f: impl FnOnce(&mut StreamState)) {
+        if let Ok(mut s) = self.streams.lock() {
+            if let Some(state) = s.get_mut(&id) {
+                f(state);
+            }
+        }
+    }
+
+    /// Records a NACK.
+    pub fn record_nack(&self, nack: Nack) {
+        self.nacks.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_nack.lock() {
+            *last = Some(nack);
+        }
+    }
+
+    /// The most recent NACK, if any.
+    pub fn last_nack(&self) -> Option<Nack> {
+        self.last_nack.lock().ok().and_then(|n| n.clone())
+    }
+
+    /// A copy of every open stream's state.
+    pub fn streams(&self) -> Vec<StreamState> {
+        self.streams
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Count of currently open streams.
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().map(|s| s.len()).unwrap_or_default()
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

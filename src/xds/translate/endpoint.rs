@@ -1,0 +1,93 @@
+//! ClusterLoadAssignments: the ready addresses of each cluster's Service port, from Endpoints.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    address, socket_address::PortSpecifier, socket_address::Protocol, Address, SocketAddress,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::util::pack_any;
+use k8s_openapi::api::core::v1::Endpoints;
+
+use super::Named;
+use crate::dag::{Cluster, Dag};
+use crate::store::Snapshot;
+
+/// One ClusterLoadAssignment per cluster in the DAG (empty when the Service has no ready endpoints, so
+/// Envoy answers 503 rather than waiting for EDS).
+pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
+    let mut out: Named = dag
+        .clusters
+        .values()
+        .map(|c| {
+            let addresses = snapshot
+                .endpoints
+                .get(&c.service)
+                .map(|e| addresses(e, c))
+                .unwrap_or_default();
+            (
+                c.eds_name.clone(),
+                pack_any(load_assignment(&c.eds_name, addresses)),
+            )
+        })
+        .collect();
+    // Several clusters can share an EDS name only if they are the same Service port.
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// The ready `(ip, port)` pairs of `endpoints` for the Service port of `cluster`, sorted.
+pub fn addresses(endpoints: &Endpoints, cluster: &Cluster) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        let port = match &cluster.port_name {
+            Some(name) => ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name.as_str())),
+            None if ports.len() == 1 => ports.first(),
+            None => None,
+        };
+        let Some(port) = port.and_then(|p| u16::try_from(p.port).ok()) else {
+            continue;
+        };
+        for address in subset.addresses.iter().flatten() {
+            out.push((address.ip.clone(), port));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn load_assignment(name: &str, addresses: Vec<(String, u16)>) -> ClusterLoadAssignment {
+    let lb_endpoints = addresses
+        .into_iter()
+        .map(|(ip, port)| LbEndpoint {
+            host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        protocol: Protocol::Tcp as i32,
+                        address: ip,
+                        port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect::<Vec<_>>();
+    ClusterLoadAssignment {
+        cluster_name: name.to_string(),
+        endpoints: if lb_endpoints.is_empty() {
+            vec![]
+        } else {
+            vec![LocalityLbEndpoints {
+                lb_endpoints,
+                ..Default::default()
+            }]
+        },
+        ..Default::default()
+    }
+}

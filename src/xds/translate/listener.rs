@@ -1,0 +1,147 @@
+//! Listeners: `ingress_http` (plain HTTP, one route configuration for every host) and `ingress_https`
+//! (TLS, one filter chain per SNI name, certificates over SDS).
+
+use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
+use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::config::core::v3::{
+    address, socket_address::PortSpecifier, Address, SocketAddress, TransportSocket,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    filter, listener_filter, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier},
+    http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    tls_parameters::TlsProtocol, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    TlsParameters,
+};
+use envoy_types::util::pack_any;
+
+use super::route::{https_route_config_name, HTTP_ROUTE_CONFIG};
+use super::{ads_config_source, ListenerConfig, Named};
+use crate::dag::Dag;
+
+/// The plain HTTP listener.
+pub const HTTP_LISTENER: &str = "ingress_http";
+/// The TLS listener; present only when there is a secure virtual host.
+pub const HTTPS_LISTENER: &str = "ingress_https";
+
+/// The listeners for the DAG.
+pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
+    let mut out = vec![(
+        HTTP_LISTENER.to_string(),
+        pack_any(Listener {
+            name: HTTP_LISTENER.to_string(),
+            address: Some(socket_address(&config.http_address, config.http_port)),
+            filter_chains: vec![FilterChain {
+                filters: vec![http_connection_manager(HTTP_LISTENER, HTTP_ROUTE_CONFIG)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    )];
+    if !dag.secure_virtual_hosts.is_empty() {
+        let filter_chains = dag
+            .secure_virtual_hosts
+            .values()
+            .map(|vhost| FilterChain {
+                filter_chain_match: Some(FilterChainMatch {
+                    server_names: vec![vhost.host.clone()],
+                    ..Default::default()
+                }),
+                transport_socket: Some(downstream_tls(&vhost.secret)),
+                filters: vec![http_connection_manager(
+                    HTTPS_LISTENER,
+                    &https_route_config_name(&vhost.host),
+                )],
+                ..Default::default()
+            })
+            .collect();
+        out.push((
+            HTTPS_LISTENER.to_string(),
+            pack_any(Listener {
+                name: HTTPS_LISTENER.to_string(),
+                address: Some(socket_address(&config.https_address, config.https_port)),
+                listener_filters: vec![ListenerFilter {
+                    name: "envoy.filters.listener.tls_inspector".to_string(),
+                    config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+                        TlsInspector::default(),
+                    ))),
+                    ..Default::default()
+                }],
+                filter_chains,
+                ..Default::default()
+            }),
+        ));
+    }
+    out
+}
+
+fn socket_address(address: &str, port: u16) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: address.to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
+}
+
+fn http_connection_manager(stat_prefix: &str, route_config_name: &str) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.to_string(),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(ads_config_source()),
+            route_config_name: route_config_name.to_string(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".to_string(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
+            ..Default::default()
+        }],
+        access_log: vec![AccessLog {
+            name: "envoy.access_loggers.stdout".to_string(),
+            config_type: Some(access_log::ConfigType::TypedConfig(pack_any(
+                StdoutAccessLog::default(),
+            ))),
+            ..Default::default()
+        }],
+        normalize_path: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
+        merge_slashes: true,
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+    }
+}
+
+fn downstream_tls(secret: &str) -> TransportSocket {
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_params: Some(TlsParameters {
+                tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+                ..Default::default()
+            }),
+            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                name: secret.to_string(),
+                sds_config: Some(ads_config_source()),
+            }],
+            alpn_protocols: vec!["h2".to_string(), "http/1.1".to_string()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".to_string(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(context))),
+    }
+}

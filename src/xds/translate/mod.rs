@@ -1,0 +1,96 @@
+//! Pure functions from the DAG to Envoy v3 resources, one module per resource kind.
+
+mod cluster;
+mod endpoint;
+mod listener;
+mod route;
+mod secret;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    config_source::ConfigSourceSpecifier, AggregatedConfigSource, ApiVersion, ConfigSource,
+};
+use envoy_types::pb::google::protobuf::Any;
+
+pub use cluster::clusters;
+pub use endpoint::endpoints;
+pub use listener::{listeners, HTTPS_LISTENER, HTTP_LISTENER};
+pub use route::{routes, HTTP_ROUTE_CONFIG};
+pub use secret::secrets;
+
+use crate::dag::Dag;
+use crate::store::Snapshot;
+
+/// Where Envoy's listeners bind.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub http_address: String,
+    pub http_port: u16,
+    pub https_address: String,
+    pub https_port: u16,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            http_address: "0.0.0.0".into(),
+            http_port: 8080,
+            https_address: "0.0.0.0".into(),
+            https_port: 8443,
+        }
+    }
+}
+
+/// Named, packed resources of one type.
+pub type Named = Vec<(String, Any)>;
+
+/// Everything Envoy is served, by type.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    pub listeners: Named,
+    pub routes: Named,
+    pub clusters: Named,
+    pub endpoints: Named,
+    pub secrets: Named,
+}
+
+impl Resources {
+    /// The resources with their type URLs.
+    pub fn by_type(self) -> [(&'static str, Named); 5] {
+        use super::type_url::*;
+        [
+            (CLUSTER, self.clusters),
+            (ENDPOINT, self.endpoints),
+            (LISTENER, self.listeners),
+            (ROUTE, self.routes),
+            (SECRET, self.secrets),
+        ]
+    }
+}
+
+/// Translates the whole DAG; endpoints come from the snapshot's Endpoints for the DAG's clusters.
+pub fn translate(dag: &Dag, snapshot: &Snapshot, config: &ListenerConfig) -> Resources {
+    Resources {
+        listeners: listeners(dag, config),
+        routes: routes(dag),
+        clusters: clusters(dag),
+        endpoints: endpoints(dag, snapshot),
+        secrets: secrets(dag),
+    }
+}
+
+/// "Fetch this over the ADS stream", as a config source.
+pub(crate) fn ads_config_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
+/// A protobuf duration of whole seconds.
+pub(crate) fn seconds(s: i64) -> envoy_types::pb::google::protobuf::Duration {
+    envoy_types::pb::google::protobuf::Duration {
+        seconds: s,
+        nanos: 0,
+    }
+}
