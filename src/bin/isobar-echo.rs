@@ -1,0 +1,3 @@
+fn main() {
+    isobar_harness::echo::main_from_args()
+}
