@@ -256,6 +256,20 @@ fn status_error(what: &str, s: &tonic::Status) -> Error {
     Error::Xds(format!("{what}: gRPC {:?}: {}", s.code(), error_chain(s)))
 }
 
+/// Whether `err` is a TLS refusal (a fatal alert received, or a certificate the probe
+/// rejected) rather than a timeout or a gRPC-level failure.
+pub fn is_tls_refusal(err: &Error) -> bool {
+    let msg = err.to_string();
+    [
+        "fatal alert",
+        "invalid peer certificate",
+        "HandshakeFailure",
+        "handshake",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
+}
+
 /// One-shot probe: connect, subscribe to `type_url` (all resources), return the first response.
 pub async fn ads_first_response(
     addr: SocketAddr,
