@@ -1,0 +1,11 @@
+//! Real Envoy: provisioning the binary and running it.
+
+mod admin;
+mod provision;
+mod running;
+
+pub use provision::{
+    cache_dir, default_envoy_version, envoy_binary, DEFAULT_ENVOY_VERSION, ENVOY_BIN_ENV,
+    ENVOY_VERSION_ENV,
+};
+pub use running::{Envoy, EnvoyOptions};

@@ -1,0 +1,7 @@
+//! Driving the isobar binary through its command line.
+
+mod cli;
+mod running;
+
+pub use cli::{certgen, write_bootstrap, BootstrapArgs, CertPaths};
+pub use running::{Isobar, IsobarOptions};

@@ -1,0 +1,171 @@
+//! `isobar serve` as a running process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::CertPaths;
+use crate::error::{Error, Result};
+use crate::http::{send, RequestSpec, Response};
+use crate::process::ChildProcess;
+use crate::wait::wait_for_async;
+
+/// How long isobar may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to run `isobar serve`.
+#[derive(Debug, Clone)]
+pub struct IsobarOptions {
+    /// The isobar binary (e.g. `env!("CARGO_BIN_EXE_isobar")`).
+    pub bin: PathBuf,
+    /// `--manifests DIR`
+    pub manifests_dir: PathBuf,
+    /// Certificates for mTLS xDS; `None` runs with `--insecure`.
+    pub certs: Option<CertPaths>,
+    /// `--xds-port` (on 127.0.0.1)
+    pub xds_port: u16,
+    /// `--http-port`: `/healthz`, `/metrics`, `/debug/xds`
+    pub http_port: u16,
+    /// `--envoy-service-http-port`: Envoy's plain HTTP listener
+    pub envoy_http_port: u16,
+    /// `--envoy-service-https-port`: Envoy's HTTPS listener
+    pub envoy_https_port: u16,
+    /// Where logs go.
+    pub work_dir: PathBuf,
+    /// Further arguments, appended verbatim.
+    pub extra_args: Vec<String>,
+}
+
+/// A running `isobar serve`; dropping it stops the process.
+#[derive(Debug)]
+pub struct Isobar {
+    process: ChildProcess,
+    xds_addr: SocketAddr,
+    http_addr: SocketAddr,
+}
+
+impl Isobar {
+    /// Starts `isobar serve` and waits (30 s) until its xDS port accepts connections and
+    /// `/healthz` answers 200; fails early with the log tail if the process exits.
+    pub async fn start(opts: IsobarOptions) -> Result<Isobar> {
+        let mut cmd = Command::new(&opts.bin);
+        cmd.arg("serve")
+            .arg("--manifests")
+            .arg(&opts.manifests_dir)
+            .args(["--xds-address", "127.0.0.1"])
+            .args(["--xds-port", &opts.xds_port.to_string()]);
+        match &opts.certs {
+            Some(c) => {
+                cmd.arg("--ca-file")
+                    .arg(&c.ca_cert)
+                    .arg("--cert-file")
+                    .arg(&c.isobar_cert)
+                    .arg("--key-file")
+                    .arg(&c.isobar_key);
+            }
+            None => {
+                cmd.arg("--insecure");
+            }
+        }
+        cmd.args(["--envoy-service-http-address", "127.0.0.1"])
+            .args([
+                "--envoy-service-http-port",
+                &opts.envoy_http_port.to_string(),
+            ])
+            .args(["--envoy-service-https-address", "127.0.0.1"])
+            .args([
+                "--envoy-service-https-port",
+                &opts.envoy_https_port.to_string(),
+            ])
+            .args(["--http-address", "127.0.0.1"])
+            .args(["--http-port", &opts.http_port.to_string()])
+            .args(&opts.extra_args);
+        if !opts.bin.is_file() {
+            return Err(Error::MissingComponent {
+                what: format!("the isobar binary {}", opts.bin.display()),
+                how: "build it with `cargo build --bin isobar`".into(),
+            });
+        }
+        let process = ChildProcess::spawn("isobar", cmd, &opts.work_dir)?;
+        let isobar = Isobar {
+            process,
+            xds_addr: SocketAddr::from(([127, 0, 0, 1], opts.xds_port)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
+        };
+        isobar.wait_ready(READY_TIMEOUT).await?;
+        Ok(isobar)
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        wait_for_async(
+            timeout,
+            "isobar's xDS port to accept connections and /healthz to answer 200",
+            || async {
+                self.process.ensure_running()?;
+                if tokio::net::TcpStream::connect(self.xds_addr).await.is_err() {
+                    return Ok(None);
+                }
+                Ok(match self.request("/healthz").await {
+                    Ok(r) if r.status == 200 => Some(()),
+                    _ => None,
+                })
+            },
+        )
+        .await
+        .map_err(|e| e.with_log(self.log_tail(40)))
+    }
+
+    /// The xDS address (127.0.0.1:xds_port).
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_addr
+    }
+
+    /// The ops HTTP address (127.0.0.1:http_port).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `GET path` on the ops port, any status.
+    pub async fn request(&self, path: &str) -> Result<Response> {
+        send(&RequestSpec::get(
+            self.http_addr,
+            &self.http_addr.to_string(),
+            path,
+        ))
+        .await
+    }
+
+    /// `GET path` on the ops port; non-2xx is an error.
+    pub async fn get(&self, path: &str) -> Result<String> {
+        let r = self.request(path).await?;
+        if !(200..300).contains(&r.status) {
+            return Err(Error::Http(format!(
+                "isobar GET {path}: status {}: {}",
+                r.status,
+                r.text()
+            )));
+        }
+        Ok(r.text())
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String> {
+        self.get("/metrics").await
+    }
+
+    /// The last `n` lines of isobar's output.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.process.log_tail(n)
+    }
+
+    /// The underlying process.
+    pub fn process(&self) -> &ChildProcess {
+        &self.process
+    }
+
+    /// The process's log directory.
+    pub fn log_dir(&self) -> Option<&Path> {
+        self.process.stdout_path().parent()
+    }
+}

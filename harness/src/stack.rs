@@ -1,0 +1,156 @@
+//! The whole system on loopback: isobar (mTLS xDS) + Envoy, in a temp work dir.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::echo::EchoBackend;
+use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
+use crate::error::{Error, Result};
+use crate::isobar::{certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions};
+use crate::ports::free_port;
+
+/// How long Envoy may take to fetch its initial LDS/CDS and go LIVE.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the stack runs.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The isobar binary.
+    pub isobar_bin: PathBuf,
+    /// The echo binary (for [`Stack::start_echo`]).
+    pub echo_bin: PathBuf,
+    /// The directory of Kubernetes YAML isobar serves from.
+    pub manifests_dir: PathBuf,
+    /// Envoy version; `None` uses [`default_envoy_version`].
+    pub envoy_version: Option<String>,
+}
+
+/// The ports the stack uses, all on 127.0.0.1.
+#[derive(Debug, Clone, Copy)]
+pub struct StackPorts {
+    /// isobar's xDS port.
+    pub xds: u16,
+    /// isobar's ops HTTP port.
+    pub isobar_http: u16,
+    /// Envoy's HTTP listener.
+    pub envoy_http: u16,
+    /// Envoy's HTTPS listener.
+    pub envoy_https: u16,
+}
+
+/// A running isobar + Envoy pair. Fields drop in order: Envoy, isobar, then the work dir.
+#[derive(Debug)]
+pub struct Stack {
+    /// The Envoy data plane.
+    pub envoy: Envoy,
+    /// The controller.
+    pub isobar: Isobar,
+    certs: CertPaths,
+    ports: StackPorts,
+    echo_bin: PathBuf,
+    work_dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// certgen → free ports → isobar (ready) → bootstrap → Envoy (LIVE).
+    ///
+    /// Set `ISOBAR_KEEP_WORK_DIR=1` to keep the work dir (logs, bootstrap) after the test.
+    pub async fn start(opts: StackOptions) -> Result<Stack> {
+        let mut work_dir = tempfile::Builder::new()
+            .prefix("isobar-stack-")
+            .tempdir()
+            .map_err(|e| Error::io("creating the stack's work dir", e))?;
+        if std::env::var_os("ISOBAR_KEEP_WORK_DIR").is_some() {
+            work_dir.disable_cleanup(true);
+            tracing::info!(dir = %work_dir.path().display(), "keeping the stack's work dir");
+        }
+        let work = work_dir.path().to_path_buf();
+
+        let version = opts
+            .envoy_version
+            .clone()
+            .unwrap_or_else(default_envoy_version);
+        // Provisioning blocks (pip, hashing); the child processes themselves are spawned on
+        // this thread so their parent-death signal is tied to the test thread.
+        let envoy_bin = tokio::task::spawn_blocking(move || envoy_binary(&version))
+            .await
+            .map_err(|e| Error::Invalid(format!("Envoy provisioning task failed: {e}")))??;
+
+        let certs = certgen(&opts.isobar_bin, &work.join("certs"))?;
+        let ports = StackPorts {
+            xds: free_port()?,
+            isobar_http: free_port()?,
+            envoy_http: free_port()?,
+            envoy_https: free_port()?,
+        };
+        let isobar = Isobar::start(IsobarOptions {
+            bin: opts.isobar_bin.clone(),
+            manifests_dir: opts.manifests_dir.clone(),
+            certs: Some(certs.clone()),
+            xds_port: ports.xds,
+            http_port: ports.isobar_http,
+            envoy_http_port: ports.envoy_http,
+            envoy_https_port: ports.envoy_https,
+            work_dir: work.clone(),
+            extra_args: Vec::new(),
+        })
+        .await?;
+
+        let bootstrap = work.join("envoy-bootstrap.json");
+        write_bootstrap(
+            &opts.isobar_bin,
+            &bootstrap,
+            &BootstrapArgs::mtls(ports.xds, &certs),
+        )?;
+        let envoy =
+            Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
+        envoy
+            .wait_live(LIVE_TIMEOUT)
+            .await
+            .map_err(|e| e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30))))?;
+        Ok(Stack {
+            envoy,
+            isobar,
+            certs,
+            ports,
+            echo_bin: opts.echo_bin,
+            work_dir,
+        })
+    }
+
+    /// Envoy's HTTP listener address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.envoy_http))
+    }
+
+    /// Envoy's HTTPS listener address.
+    pub fn https_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.envoy_https))
+    }
+
+    /// All ports.
+    pub fn ports(&self) -> StackPorts {
+        self.ports
+    }
+
+    /// The certificates from certgen.
+    pub fn certs(&self) -> &CertPaths {
+        &self.certs
+    }
+
+    /// The temp work dir (logs, certs, bootstrap).
+    pub fn work_dir(&self) -> &Path {
+        self.work_dir.path()
+    }
+
+    /// Starts an echo backend logging into the work dir.
+    pub fn start_echo(&self, name: &str) -> Result<EchoBackend> {
+        EchoBackend::start(&self.echo_bin, name, &self.work_dir.path().join("echo"))
+    }
+
+    /// Envoy's and isobar's log tails, for assertion messages.
+    pub fn log_tails(&self, n: usize) -> String {
+        format!("{}\n{}", self.envoy.log_tail(n), self.isobar.log_tail(n))
+    }
+}
