@@ -1,0 +1,455 @@
+//! gRPC-level tests of the ADS server, no Envoy: a tonic ADS client over mTLS (the harness's probe)
+//! talks to the real server on a loopback socket, and the exact resources are pinned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
+    ConfigSource, SocketAddress,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+    VirtualHost,
+};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+use isobar::dag::{self, DagOptions};
+use isobar::source::file::parse_manifests;
+use isobar::store::Snapshot;
+use isobar::tls::certgen::{self, CertgenOptions};
+use isobar::tls::server::{ReloadingServerConfig, TlsFiles};
+use isobar::xds::cache::XdsCache;
+use isobar::xds::server::{serve, AdsService};
+use isobar::xds::stats::XdsStats;
+use isobar::xds::translate::{self, ListenerConfig};
+use isobar::xds::type_url;
+use isobar_harness::xds_client::{connect_ads, AdsStream, XdsClientTls};
+use prost::Message;
+use tokio::sync::oneshot;
+
+const RECV: Duration = Duration::from_secs(5);
+/// How long a test waits to see that nothing is sent. It bounds a check for absence; nothing
+/// synchronises on it.
+const QUIET: Duration = Duration::from_millis(400);
+
+struct Server {
+    addr: std::net::SocketAddr,
+    cache: Arc<XdsCache>,
+    stats: Arc<XdsStats>,
+    client_tls: XdsClientTls,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+fn fixture_snapshot(extra: &str) -> Snapshot {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/grpc/objects.yaml"
+    ))
+    .unwrap();
+    let mut snapshot = Snapshot::default();
+    for o in parse_manifests("objects.yaml", &format!("{text}\n---\n{extra}")).unwrap() {
+        snapshot.insert(o);
+    }
+    snapshot
+}
+
+fn publish(cache: &XdsCache, snapshot: &Snapshot) -> bool {
+    let (dag, statuses) = dag::build(snapshot, &DagOptions::default());
+    assert!(
+        statuses.iter().all(|s| s.validity == dag::Validity::Valid),
+        "{statuses:?}"
+    );
+    let config = ListenerConfig {
+        http_address: "127.0.0.1".into(),
+        http_port: 18080,
+        https_address: "127.0.0.1".into(),
+        https_port: 18443,
+    };
+    cache.set(translate::translate(&dag, snapshot, &config).by_type())
+}
+
+async fn start() -> Server {
+    isobar::tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let certs =
+        certgen::generate(&CertgenOptions::default(), time::OffsetDateTime::now_utc()).unwrap();
+    certgen::write_to_dir(&certs, dir.path(), false).unwrap();
+    let tls = ReloadingServerConfig::load(TlsFiles {
+        ca: dir.path().join("ca.crt"),
+        cert: dir.path().join("isobar.crt"),
+        key: dir.path().join("isobar.key"),
+    })
+    .unwrap();
+    let cache = Arc::new(XdsCache::new());
+    publish(&cache, &fixture_snapshot(""));
+    let stats = Arc::new(XdsStats::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
+    tokio::spawn(serve(listener, Some(Arc::new(tls)), service, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        cache,
+        stats,
+        client_tls: XdsClientTls {
+            ca_pem: Some(certs.ca_cert.into_bytes()),
+            client_cert_pem: Some(certs.envoy_cert.into_bytes()),
+            client_key_pem: Some(certs.envoy_key.into_bytes()),
+            server_name: "isobar".into(),
+        },
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+async fn client(server: &Server) -> AdsStream {
+    connect_ads(server.addr, Some(server.client_tls.clone()))
+        .await
+        .unwrap()
+}
+
+async fn fetch(stream: &mut AdsStream, type_url: &str, names: &[&str]) -> DiscoveryResponse {
+    stream.subscribe(type_url, names).await.unwrap();
+    let response = stream.recv(RECV).await.unwrap();
+    assert_eq!(response.type_url, type_url);
+    response
+}
+
+fn decode<M: Message + Default>(response: &DiscoveryResponse) -> Vec<M> {
+    response
+        .resources
+        .iter()
+        .map(|any| M::decode(any.value.as_slice()).unwrap())
+        .collect()
+}
+
+fn ads() -> Option<ConfigSource> {
+    Some(ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    })
+}
+
+fn eds_cluster(name: &str, eds_name: &str) -> Cluster {
+    Cluster {
+        name: name.into(),
+        alt_stat_name: name.replace('/', "_"),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: ads(),
+            service_name: eds_name.into(),
+        }),
+        connect_timeout: Some(PbDuration {
+            seconds: 2,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn cds_serves_one_eds_cluster_per_service_port() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let response = fetch(&mut stream, type_url::CLUSTER, &[]).await;
+    assert_eq!(
+        decode::<Cluster>(&response),
+        vec![
+            eds_cluster("shop/api/9000", "shop/api/9000"),
+            eds_cluster("shop/web/80", "shop/web/http")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn eds_serves_the_ready_addresses_of_the_named_port() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let response = fetch(
+        &mut stream,
+        type_url::ENDPOINT,
+        &["shop/web/http", "shop/api/9000"],
+    )
+    .await;
+    let endpoint = |ip: &str, port: u32| LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: ip.into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let assignment = |name: &str, endpoints: Vec<LbEndpoint>| ClusterLoadAssignment {
+        cluster_name: name.into(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: endpoints,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        decode::<ClusterLoadAssignment>(&response),
+        vec![
+            assignment("shop/api/9000", vec![endpoint("127.0.0.13", 9001)]),
+            assignment(
+                "shop/web/http",
+                vec![endpoint("127.0.0.11", 8080), endpoint("127.0.0.12", 8080)]
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn rds_serves_exact_before_prefix_and_the_default_backend_as_star() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let response = fetch(&mut stream, type_url::ROUTE, &["ingress_http"]).await;
+    let to = |cluster: &str, path: route_match::PathSpecifier| Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(path),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let expected = RouteConfiguration {
+        name: "ingress_http".into(),
+        ignore_port_in_host_matching: true,
+        virtual_hosts: vec![
+            VirtualHost {
+                name: "*".into(),
+                domains: vec!["*".into()],
+                routes: vec![to(
+                    "shop/web/80",
+                    route_match::PathSpecifier::Prefix("/".into()),
+                )],
+                ..Default::default()
+            },
+            VirtualHost {
+                name: "shop.example.com".into(),
+                domains: vec!["shop.example.com".into()],
+                routes: vec![
+                    to(
+                        "shop/api/9000",
+                        route_match::PathSpecifier::Path("/api".into()),
+                    ),
+                    to(
+                        "shop/web/80",
+                        route_match::PathSpecifier::Prefix("/".into()),
+                    ),
+                ],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(decode::<RouteConfiguration>(&response), vec![expected]);
+}
+
+#[tokio::test]
+async fn lds_serves_the_http_listener_on_the_configured_port_and_https_only_with_tls() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let response = fetch(&mut stream, type_url::LISTENER, &[]).await;
+    let listeners = decode::<Listener>(&response);
+    assert_eq!(
+        listeners
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ingress_http"]
+    );
+    let Some(address::Address::SocketAddress(a)) = listeners[0]
+        .address
+        .as_ref()
+        .and_then(|a| a.address.clone())
+    else {
+        panic!("listener has no socket address")
+    };
+    assert_eq!(
+        (a.address.as_str(), a.port_specifier),
+        (
+            "127.0.0.1",
+            Some(socket_address::PortSpecifier::PortValue(18080))
+        )
+    );
+
+    // Adding a TLS Ingress brings the HTTPS listener and its secret.
+    let ca = isobar_harness::pki::TestCa::new("fixture-ca").unwrap();
+    let (cert, key) = ca.issue_server(&["secure.example.com"]).unwrap();
+    let indent = |s: &str| s.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let tls = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: tls, namespace: shop}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: secure, namespace: shop}}\nspec:\n  tls: [{{hosts: [secure.example.com], secretName: tls}}]\n  rules:\n  - host: secure.example.com\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}]}}\n",
+        indent(&cert), indent(&key)
+    );
+    stream.ack(&response).await.unwrap();
+    assert!(publish(&server.cache, &fixture_snapshot(&tls)));
+    let response = stream.recv(RECV).await.unwrap();
+    let listeners = decode::<Listener>(&response);
+    assert_eq!(
+        listeners
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ingress_http", "ingress_https"]
+    );
+    let https = &listeners[1];
+    assert_eq!(https.filter_chains.len(), 1);
+    assert_eq!(
+        https.filter_chains[0]
+            .filter_chain_match
+            .as_ref()
+            .unwrap()
+            .server_names,
+        ["secure.example.com"]
+    );
+
+    let secrets = fetch(&mut stream, type_url::SECRET, &["shop/tls"]).await;
+    let secret =
+        decode::<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret>(&secrets);
+    assert_eq!(secret.len(), 1);
+    assert_eq!(secret[0].name, "shop/tls");
+}
+
+#[tokio::test]
+async fn a_nack_is_recorded_and_leaves_the_served_version_unchanged() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let first = fetch(&mut stream, type_url::CLUSTER, &[]).await;
+    stream.ack(&first).await.unwrap();
+    acked(&server, &first).await;
+
+    // A new configuration, which this "Envoy" rejects.
+    let extra = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: more, namespace: shop}\nspec:\n  rules:\n  - host: more.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 9000}}}}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: shop}\nspec: {ports: [{port: 1}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: extra, namespace: shop}\nspec:\n  rules:\n  - host: extra.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: extra, port: {number: 1}}}}]}\n";
+    assert!(publish(&server.cache, &fixture_snapshot(extra)));
+    let second = stream.recv(RECV).await.unwrap();
+    assert_ne!(second.version_info, first.version_info);
+    stream
+        .nack(&second, "cluster shop/extra/1: rejected for the test")
+        .await
+        .unwrap();
+
+    // The NACK is counted and kept visible, with Envoy's words and the version Envoy keeps using.
+    let nack = isobar_harness::wait_for_async(RECV, "the NACK to be recorded", || async {
+        Ok(server.stats.last_nack())
+    })
+    .await
+    .unwrap();
+    assert_eq!(nack.message, "cluster shop/extra/1: rejected for the test");
+    assert_eq!(nack.rejected_version, second.version_info);
+    assert_eq!(nack.version_in_use, first.version_info);
+    assert_eq!(XdsStats::get(&server.stats.nacks), 1);
+    let streams = server.stats.streams();
+    let cds = &streams[0].types[type_url::CLUSTER];
+    assert_eq!(
+        cds.acked_version, first.version_info,
+        "the NACK must not count as accepting the new version"
+    );
+    assert_eq!(cds.sent_version, second.version_info);
+
+    // The rejected version is not pushed again on its own…
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "nothing changed, so nothing may be re-sent"
+    );
+    // …and the next real change is.
+    assert!(publish(&server.cache, &fixture_snapshot("")));
+    let third = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        third.version_info, first.version_info,
+        "content-hashed versions: back to the first content"
+    );
+}
+
+#[tokio::test]
+async fn unchanged_input_sends_no_push_and_an_endpoint_change_pushes_only_eds() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let clusters = fetch(&mut stream, type_url::CLUSTER, &[]).await;
+    stream.ack(&clusters).await.unwrap();
+    let endpoints = fetch(
+        &mut stream,
+        type_url::ENDPOINT,
+        &["shop/web/http", "shop/api/9000"],
+    )
+    .await;
+    stream.ack(&endpoints).await.unwrap();
+
+    assert!(
+        !publish(&server.cache, &fixture_snapshot("")),
+        "same input, same resources"
+    );
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "an unchanged configuration must not be pushed"
+    );
+
+    let mut snapshot = fixture_snapshot("");
+    let key = isobar::store::ObjectKey::new("shop", "api");
+    let ep = snapshot.endpoints.get_mut(&key).unwrap();
+    ep.subsets.as_mut().unwrap()[0].addresses.as_mut().unwrap()[0].ip = "127.0.0.14".into();
+    assert!(publish(&server.cache, &snapshot));
+    let pushed = stream.recv(RECV).await.unwrap();
+    assert_eq!(pushed.type_url, type_url::ENDPOINT, "only EDS changed");
+    let assignments = decode::<ClusterLoadAssignment>(&pushed);
+    assert_eq!(assignments.len(), 2, "SotW: the whole subscribed set");
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "clusters did not change and must not be re-sent"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_to_a_superseded_response_is_ignored() {
+    let server = start().await;
+    let mut stream = client(&server).await;
+    let first = fetch(&mut stream, type_url::CLUSTER, &[]).await;
+    // Two changes before the client answers: its late ACK of the first must not trigger anything.
+    let extra = "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: shop}\nspec: {ports: [{port: 1}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: extra, namespace: shop}\nspec:\n  rules:\n  - host: extra.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: extra, port: {number: 1}}}}]}\n";
+    assert!(publish(&server.cache, &fixture_snapshot(extra)));
+    let second = stream.recv(RECV).await.unwrap();
+    stream.ack(&first).await.unwrap();
+    assert!(stream.recv(QUIET).await.is_err());
+    stream.ack(&second).await.unwrap();
+    acked(&server, &second).await;
+}
+
+/// Waits until the server has recorded the ACK of `response` (an ACK that crosses a newer response is
+/// ignored, as the protocol says, so tests that need it recorded wait for it before changing input).
+async fn acked(server: &Server, response: &DiscoveryResponse) {
+    let type_url = response.type_url.clone();
+    isobar_harness::wait_for_async(RECV, "the server to record the ACK", || async {
+        let streams = server.stats.streams();
+        let version = streams
+            .first()
+            .and_then(|s| s.types.get(&type_url))
+            .map(|t| t.acked_version.clone());
+        Ok(version.filter(|v| *v == response.version_info))
+    })
+    .await
+    .unwrap();
+}
