@@ -131,3 +131,6 @@ impl std::fmt::Debug for TlsSecret {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;
