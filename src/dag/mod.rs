@@ -134,3 +134,6 @@ impl std::fmt::Debug for TlsSecret {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
