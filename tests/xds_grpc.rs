@@ -43,7 +43,7 @@ struct Server {
     cache: Arc<XdsCache>,
     stats: Arc<XdsStats>,
     client_tls: XdsClientTls,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
@@ -87,6 +87,8 @@ async fn start() -> Server {
         key: dir.path().join("isobar.key"),
     })
     .unwrap();
+    let tls = Arc::new(tls);
+    Arc::clone(&tls).spawn_watch(Duration::from_millis(50));
     let cache = Arc::new(XdsCache::new());
     publish(&cache, &fixture_snapshot(""));
     let stats = Arc::new(XdsStats::default());
@@ -94,7 +96,7 @@ async fn start() -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
-    tokio::spawn(serve(listener, Some(Arc::new(tls)), service, async {
+    tokio::spawn(serve(listener, Some(tls), service, async {
         let _ = stopped.await;
     }));
     Server {
@@ -107,7 +109,7 @@ async fn start() -> Server {
             client_key_pem: Some(certs.envoy_key.into_bytes()),
             server_name: "isobar".into(),
         },
-        _dir: dir,
+        dir,
         _stop: stop,
     }
 }
@@ -452,4 +454,42 @@ async fn acked(server: &Server, response: &DiscoveryResponse) {
     })
     .await
     .unwrap();
+}
+
+fn client_tls_of(certs: &certgen::GeneratedCerts) -> XdsClientTls {
+    XdsClientTls {
+        ca_pem: Some(certs.ca_cert.clone().into_bytes()),
+        client_cert_pem: Some(certs.envoy_cert.clone().into_bytes()),
+        client_key_pem: Some(certs.envoy_key.clone().into_bytes()),
+        server_name: "isobar".into(),
+    }
+}
+
+async fn lds_with(server: &Server, tls: XdsClientTls) -> Result<DiscoveryResponse, String> {
+    isobar_harness::xds_client::ads_first_response(server.addr, Some(tls), type_url::LISTENER, RECV)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_new_ca_and_certificate_on_disk_are_served_without_a_restart() {
+    let server = start().await;
+    assert!(lds_with(&server, server.client_tls.clone()).await.is_ok());
+
+    // Rotate everything: a new CA, new server and client certificates.
+    let rotated =
+        certgen::generate(&CertgenOptions::default(), time::OffsetDateTime::now_utc()).unwrap();
+    certgen::write_to_dir(&rotated, server.dir.path(), true).unwrap();
+    isobar_harness::wait_for_async(RECV, "a client of the new CA to be served", || async {
+        Ok(lds_with(&server, client_tls_of(&rotated)).await.ok())
+    })
+    .await
+    .unwrap();
+    // The old identity is now refused.
+    let old = lds_with(&server, server.client_tls.clone()).await;
+    assert!(
+        old.is_err(),
+        "a client of the old CA must be refused after the rotation"
+    );
+    assert!(XdsStats::get(&server.stats.handshake_failures) >= 1);
 }
