@@ -160,11 +160,24 @@ async fn backend_of(stack: &Stack, host: &str, path: &str) -> Option<String> {
 /// Polls until `GET path` with `Host: host` is answered by echo backend `backend`.
 pub async fn wait_routed_to(stack: &Stack, host: &str, path: &str, backend: &str) {
     let what = format!("{host}{path} to be routed to backend {backend}");
-    wait_for_async(CONVERGE, &what, || async {
+    let converged = wait_for_async(CONVERGE, &what, || async {
         Ok((backend_of(stack, host, path).await.as_deref() == Some(backend)).then_some(()))
     })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(30)));
+    .await;
+    if let Err(e) = converged {
+        panic!("{e}\n{}\n{}", last_nack(stack).await, stack.log_tails(30));
+    }
+}
+
+/// isobar's record of the last configuration Envoy rejected, for failure messages.
+pub async fn last_nack(stack: &Stack) -> String {
+    match stack.isobar.get("/debug/xds").await {
+        Ok(body) => {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            format!("isobar /debug/xds last_nack: {}", json["last_nack"])
+        }
+        Err(e) => format!("isobar /debug/xds: {e}"),
+    }
 }
 
 /// Polls until `GET path` with `Host: host` gets status `status`.
