@@ -1,0 +1,220 @@
+//! Shared pieces of the e2e tests: a per-test manifests directory with echo backends, the stack
+//! on top of it, Ingress YAML, and requests that poll until routing converges.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use isobar_harness::echo::EchoBackend;
+use isobar_harness::http::{send, RequestSpec, Response};
+use isobar_harness::manifests::{service_and_endpoints_yaml, write_manifest};
+use isobar_harness::{wait_for_async, Stack, StackOptions};
+
+/// The namespace every fixture lives in.
+pub const NS: &str = "default";
+/// Deadline for routing to converge after a start or an edit (debounce + ADS push + Envoy apply).
+pub const CONVERGE: Duration = Duration::from_secs(20);
+
+pub fn isobar_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_isobar"))
+}
+
+pub fn echo_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_isobar-echo"))
+}
+
+/// A test's own manifests directory, and a separate one for backend logs (so logs never wake
+/// isobar's directory watcher).
+#[derive(Debug)]
+pub struct Fixture {
+    manifests: tempfile::TempDir,
+    logs: tempfile::TempDir,
+    backends: Vec<EchoBackend>,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            manifests: tempfile::Builder::new()
+                .prefix("isobar-e2e-manifests-")
+                .tempdir()
+                .expect("creating the manifests dir"),
+            logs: tempfile::Builder::new()
+                .prefix("isobar-e2e-logs-")
+                .tempdir()
+                .expect("creating the logs dir"),
+            backends: Vec::new(),
+        }
+    }
+
+    pub fn manifests_dir(&self) -> &Path {
+        self.manifests.path()
+    }
+
+    /// Starts echo backend `name` and writes `svc-NAME.yaml`: Service `NAME` (port 80, named
+    /// `http`) whose Endpoints point at the backend.
+    pub fn backend(&mut self, name: &str) {
+        let echo = EchoBackend::start(&echo_bin(), name, self.logs.path())
+            .unwrap_or_else(|e| panic!("starting echo backend {name}: {e}"));
+        self.write(
+            &format!("svc-{name}.yaml"),
+            &service_and_endpoints_yaml(NS, name, "http", 80, echo.port()),
+        );
+        self.backends.push(echo);
+    }
+
+    /// Writes (atomically replaces) a manifest file.
+    pub fn write(&self, file: &str, yaml: &str) -> PathBuf {
+        write_manifest(self.manifests.path(), file, yaml)
+            .unwrap_or_else(|e| panic!("writing {file}: {e}"))
+    }
+
+    /// Removes a manifest file.
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.manifests.path().join(file))
+            .unwrap_or_else(|e| panic!("removing {file}: {e}"));
+    }
+
+    /// isobar + Envoy (LIVE) serving this directory.
+    pub async fn start_stack(&self) -> Stack {
+        Stack::start(StackOptions {
+            isobar_bin: isobar_bin(),
+            echo_bin: echo_bin(),
+            manifests_dir: self.manifests.path().to_path_buf(),
+            envoy_version: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("starting the stack: {e}"))
+    }
+}
+
+/// One path of an Ingress rule: `(path, pathType, service)`; the service's port 80.
+pub type PathSpec<'a> = (&'a str, &'a str, &'a str);
+
+/// An Ingress with one rule for `host` (`None`: every host) and the given paths.
+pub fn ingress_yaml(name: &str, host: Option<&str>, paths: &[PathSpec]) -> String {
+    ingress_with_tls_yaml(name, host, paths, None)
+}
+
+/// Like [`ingress_yaml`], with `tls: [{hosts: [host], secretName}]` when `tls_secret` is given.
+pub fn ingress_with_tls_yaml(
+    name: &str,
+    host: Option<&str>,
+    paths: &[PathSpec],
+    tls_secret: Option<&str>,
+) -> String {
+    let mut y = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: {NS}\nspec:\n"
+    );
+    if let (Some(secret), Some(host)) = (tls_secret, host) {
+        y.push_str(&format!(
+            "  tls:\n  - hosts:\n    - {host:?}\n    secretName: {secret}\n"
+        ));
+    }
+    y.push_str("  rules:\n");
+    match host {
+        Some(h) => y.push_str(&format!("  - host: {h:?}\n    http:\n")),
+        None => y.push_str("  - http:\n"),
+    }
+    y.push_str("      paths:\n");
+    for (path, path_type, service) in paths {
+        y.push_str(&format!(
+            "      - path: {path:?}\n        pathType: {path_type}\n        backend:\n          service:\n            name: {service}\n            port:\n              number: 80\n"
+        ));
+    }
+    y
+}
+
+/// A `kubernetes.io/tls` Secret with the PEMs in `stringData`.
+pub fn tls_secret_yaml(name: &str, cert_pem: &str, key_pem: &str) -> String {
+    let indent = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    };
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NS}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
+        indent(cert_pem),
+        indent(key_pem)
+    )
+}
+
+/// `GET path` with `Host: host` through Envoy's HTTP listener.
+pub async fn get(stack: &Stack, host: &str, path: &str) -> Response {
+    send(&RequestSpec::get(stack.http_addr(), host, path))
+        .await
+        .unwrap_or_else(|e| panic!("GET {host}{path}: {e}\n{}", stack.log_tails(20)))
+}
+
+/// The echo backend answering `GET path` with `Host: host`, `None` for a non-echo answer.
+async fn backend_of(stack: &Stack, host: &str, path: &str) -> Option<String> {
+    send(&RequestSpec::get(stack.http_addr(), host, path))
+        .await
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| r.backend())
+}
+
+/// Polls until `GET path` with `Host: host` is answered by echo backend `backend`.
+pub async fn wait_routed_to(stack: &Stack, host: &str, path: &str, backend: &str) {
+    let what = format!("{host}{path} to be routed to backend {backend}");
+    let converged = wait_for_async(CONVERGE, &what, || async {
+        Ok((backend_of(stack, host, path).await.as_deref() == Some(backend)).then_some(()))
+    })
+    .await;
+    if let Err(e) = converged {
+        panic!("{e}\n{}\n{}", last_nack(stack).await, stack.log_tails(30));
+    }
+}
+
+/// isobar's record of the last configuration Envoy rejected, for failure messages.
+pub async fn last_nack(stack: &Stack) -> String {
+    match stack.isobar.get("/debug/xds").await {
+        Ok(body) => {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            format!("isobar /debug/xds last_nack: {}", json["last_nack"])
+        }
+        Err(e) => format!("isobar /debug/xds: {e}"),
+    }
+}
+
+/// Polls until `GET path` with `Host: host` gets status `status`.
+pub async fn wait_status(stack: &Stack, host: &str, path: &str, status: u16) {
+    let what = format!("{host}{path} to answer {status}");
+    wait_for_async(CONVERGE, &what, || async {
+        let r = send(&RequestSpec::get(stack.http_addr(), host, path)).await;
+        Ok(r.ok().filter(|r| r.status == status).map(|_| ()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(30)));
+}
+
+/// The value of an un-labelled sample in Prometheus text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// isobar's `/debug/xds` as JSON.
+pub async fn debug_xds(stack: &Stack) -> serde_json::Value {
+    let body = stack
+        .isobar
+        .get("/debug/xds")
+        .await
+        .unwrap_or_else(|e| panic!("GET /debug/xds: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/debug/xds is not JSON ({e}): {body}"))
+}
+
+/// isobar's `/debug/status` as JSON.
+pub async fn debug_status(stack: &Stack) -> serde_json::Value {
+    let body = stack
+        .isobar
+        .get("/debug/status")
+        .await
+        .unwrap_or_else(|e| panic!("GET /debug/status: {e}"));
+    serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/debug/status is not JSON ({e}): {body}"))
+}
