@@ -136,6 +136,11 @@ fn tls_incoming(
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
+                    // A TCP health check (a Kubernetes tcpSocket probe) connects and closes without a
+                    // byte: not a refused client.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(%peer, "xDS connection closed before the TLS handshake");
+                    }
                     Ok(Err(e)) => {
                         stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(%peer, error = %e, "xDS client refused: TLS handshake failed");

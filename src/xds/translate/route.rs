@@ -68,10 +68,12 @@ fn wildcard_authority_matcher(host: &str) -> Option<HeaderMatcher> {
         name: ":authority".to_string(),
         header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(StringMatcher {
             match_pattern: Some(MatchPattern::SafeRegex(RegexMatcher {
-                regex: format!("^[^.:]+\\.{}(:[0-9]+)?$", suffix.replace('.', "\\.")),
+                // Host names are case-insensitive; Envoy refuses `ignore_case` with a regex, so the
+                // regex says it itself.
+                regex: format!("(?i)^[^.:]+\\.{}(:[0-9]+)?$", suffix.replace('.', "\\.")),
                 ..Default::default()
             })),
-            ignore_case: true,
+            ignore_case: false,
         })),
         ..Default::default()
     })
