@@ -1,6 +1,7 @@
 //! `isobar serve`: the pipeline from a source to Envoy.
 //!
 //! source ──► snapshot ──► dag::build ──► xds::translate ──► xds::cache ──► ADS server ──► Envoy
+//!                                  └──► statuses ──► status writer (leader only, own task)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,20 +10,40 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 
-use crate::dag::{self, DagOptions, ObjectStatus, Validity};
-use crate::source::file::{self, Loaded, ManifestDir};
+use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
+use crate::source::file::{self, ManifestDir};
+use crate::source::{kube as kube_source, Change};
+use crate::status::{self, LeaderElection, StatusConfig, StatusStats};
+use crate::store::Snapshot;
 use crate::tls::server::{ReloadingServerConfig, TlsFiles};
 use crate::xds::cache::XdsCache;
 use crate::xds::server::{self, AdsService};
 use crate::xds::stats::XdsStats;
 use crate::xds::translate::{self, ListenerConfig};
+use crate::xds::type_url;
 use crate::{Error, Result};
+
+/// Where objects come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// A directory of YAML, re-read when it changes.
+    Manifests(PathBuf),
+    /// A Kubernetes API server: the kubeconfig at this path, or the usual inference (in-cluster
+    /// service account, `KUBECONFIG`, `~/.kube/config`) when `None`.
+    Kube {
+        kubeconfig: Option<PathBuf>,
+        status: StatusConfig,
+        /// `None` disables leader election: this process always writes statuses.
+        leader_election: Option<LeaderElection>,
+    },
+}
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub manifests: PathBuf,
+    pub source: SourceConfig,
     pub xds_address: SocketAddr,
     /// `None` only with `--insecure`.
     pub tls: Option<TlsFiles>,
@@ -35,11 +56,25 @@ pub struct ServeConfig {
 }
 
 /// What the controller knows about its own state, for `/metrics` and `/debug`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ControllerState {
-    pub statuses: Mutex<Vec<ObjectStatus>>,
+    pub statuses: watch::Sender<Arc<Vec<ObjectStatus>>>,
     pub source_errors: Mutex<Vec<String>>,
     pub rebuilds: AtomicU64,
+    pub endpoint_refreshes: AtomicU64,
+    pub status: Arc<StatusStats>,
+}
+
+impl Default for ControllerState {
+    fn default() -> Self {
+        ControllerState {
+            statuses: watch::Sender::new(Arc::new(Vec::new())),
+            source_errors: Mutex::new(Vec::new()),
+            rebuilds: AtomicU64::new(0),
+            endpoint_refreshes: AtomicU64::new(0),
+            status: Arc::new(StatusStats::default()),
+        }
+    }
 }
 
 /// Runs until `shutdown` completes or a server fails.
@@ -74,26 +109,30 @@ pub async fn run(
     let cache = Arc::new(XdsCache::new());
     let stats = Arc::new(XdsStats::default());
     let state = Arc::new(ControllerState::default());
-
-    let mut manifests = ManifestDir::new(&config.manifests);
-    let loaded = manifests.load()?;
-    rebuild(loaded, &config, &cache, &state);
-
-    let (watcher, mut changes) =
-        file::watch_dir(&config.manifests, config.debounce.0, config.debounce.1)?;
-    {
-        let (config, cache, state) = (config.clone(), Arc::clone(&cache), Arc::clone(&state));
-        tokio::spawn(async move {
-            let _watcher = watcher;
-            while changes.recv().await.is_some() {
-                match manifests.load() {
-                    Ok(loaded) => rebuild(loaded, &config, &cache, &state),
-                    Err(e) => {
-                        tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
-                    }
-                }
-            }
-        });
+    let pipeline = Pipeline {
+        listeners: config.listeners.clone(),
+        dag_options: config.dag.clone(),
+        cache: Arc::clone(&cache),
+        state: Arc::clone(&state),
+        dag: Dag::default(),
+    };
+    match &config.source {
+        SourceConfig::Manifests(dir) => run_file_source(dir, &config, pipeline)?,
+        SourceConfig::Kube {
+            kubeconfig,
+            status,
+            leader_election,
+        } => {
+            let client = kube_client(kubeconfig.as_deref()).await?;
+            run_kube_source(
+                client,
+                status.clone(),
+                leader_election.clone(),
+                &config,
+                pipeline,
+            )
+            .await;
+        }
     }
 
     tokio::spawn(crate::ops::serve(
@@ -102,22 +141,163 @@ pub async fn run(
         Arc::clone(&state),
         Arc::clone(&cache),
     ));
-    tracing::info!(xds = %config.xds_address, http = %config.http_address, manifests = %config.manifests.display(),
-        mtls = tls.is_some(), "isobar serving");
+    tracing::info!(xds = %config.xds_address, http = %config.http_address, mtls = tls.is_some(), "isobar serving");
     server::serve(xds_listener, tls, AdsService::new(cache, stats), shutdown).await
 }
 
-/// One pass of the pipeline: build, translate, publish. Logs what changed in objects' statuses.
-pub fn rebuild(loaded: Loaded, config: &ServeConfig, cache: &XdsCache, state: &ControllerState) {
-    let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
-    for e in &errors {
-        tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
+fn run_file_source(
+    dir: &std::path::Path,
+    config: &ServeConfig,
+    mut pipeline: Pipeline,
+) -> Result<()> {
+    let mut manifests = ManifestDir::new(dir);
+    let loaded = manifests.load()?;
+    pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors));
+    let (watcher, mut changes) = file::watch_dir(dir, config.debounce.0, config.debounce.1)?;
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        while changes.recv().await.is_some() {
+            match manifests.load() {
+                Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
+                Err(e) => {
+                    tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn errors_of(errors: &[Error]) -> Vec<String> {
+    errors.iter().map(|e| e.to_string()).collect()
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::KubeConfig(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::KubeConfig(format!("{}: {e}", path.display())))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::KubeConfig(e.to_string()))?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn run_kube_source(
+    client: kube::Client,
+    status_config: StatusConfig,
+    leader_election: Option<LeaderElection>,
+    config: &ServeConfig,
+    mut pipeline: Pipeline,
+) {
+    let source = kube_source::start(client.clone()).await;
+    let kube_source::KubeSource {
+        snapshot,
+        mut changes,
+        mut synced,
+        required,
+    } = source;
+    let (kick_tx, kick_rx) = watch::channel(0u64);
+    let leader = match leader_election {
+        Some(election) => status::elect(client.clone(), election),
+        None => watch::channel(true).1,
+    };
+    tokio::spawn(status::run(
+        client,
+        status_config,
+        Arc::clone(&snapshot),
+        pipeline.state.statuses.subscribe(),
+        leader,
+        kick_rx,
+        Arc::clone(&pipeline.state.status),
+    ));
+    let debounce = config.debounce;
+    tokio::spawn(async move {
+        // Nothing is served before every kind has been listed once: a partial configuration would make
+        // Envoy drop routes it has (after an isobar restart, say).
+        loop {
+            let missing: Vec<&str> = required
+                .iter()
+                .filter(|k| !synced.borrow().contains(*k))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), synced.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => tracing::warn!(
+                    ?missing,
+                    "still waiting for the initial lists; nothing is served until they arrive"
+                ),
+            }
+        }
+        let Ok(first) = snapshot.lock().map(|s| s.clone()) else {
+            return;
+        };
+        pipeline.rebuild(&first, Vec::new());
+        while let Some(change) = next_burst(&mut changes, debounce).await {
+            let current = match snapshot.lock() {
+                Ok(s) => s.clone(),
+                Err(_) => return,
+            };
+            match change {
+                Change::Routing => pipeline.rebuild(&current, Vec::new()),
+                Change::Endpoints => pipeline.refresh_endpoints(&current),
+                Change::StatusOnly => {}
+            }
+            kick_tx.send_modify(|n| *n += 1);
+        }
+    });
+}
+
+/// Waits for a change, then collects the burst that follows (hold-off `quiet`, at most `max`), and
+/// returns the most significant change in it.
+async fn next_burst(
+    changes: &mut mpsc::UnboundedReceiver<Change>,
+    (quiet, max): (Duration, Duration),
+) -> Option<Change> {
+    let mut change = changes.recv().await?;
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, changes.recv()).await {
+            Ok(Some(c)) => change = change.max(c),
+            Ok(None) => return Some(change),
+            Err(_) => return Some(change),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Some(change);
+        }
     }
-    let (dag, statuses) = dag::build(&loaded.snapshot, &config.dag);
-    let resources = translate::translate(&dag, &loaded.snapshot, &config.listeners);
-    let changed = cache.set(resources.by_type());
-    state.rebuilds.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut previous) = state.statuses.lock() {
+}
+
+/// Build, translate, publish; keeps the last DAG so an endpoint change only recomputes EDS.
+pub struct Pipeline {
+    pub listeners: ListenerConfig,
+    pub dag_options: DagOptions,
+    pub cache: Arc<XdsCache>,
+    pub state: Arc<ControllerState>,
+    pub dag: Dag,
+}
+
+impl Pipeline {
+    /// One full pass. Logs what changed in objects' statuses.
+    pub fn rebuild(&mut self, snapshot: &Snapshot, source_errors: Vec<String>) {
+        for e in &source_errors {
+            tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
+        }
+        let (dag, statuses) = dag::build(snapshot, &self.dag_options);
+        let resources = translate::translate(&dag, snapshot, &self.listeners);
+        let changed = self.cache.set(resources.by_type());
+        self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
+        let previous = self.state.statuses.borrow().clone();
         for s in &statuses {
             if !previous.contains(s) {
                 match s.validity {
@@ -130,16 +310,33 @@ pub fn rebuild(loaded: Loaded, config: &ServeConfig, cache: &XdsCache, state: &C
                 }
             }
         }
-        *previous = statuses;
+        self.state.statuses.send_if_modified(|current| {
+            let modified = **current != statuses;
+            if modified {
+                *current = Arc::new(statuses);
+            }
+            modified
+        });
+        if let Ok(mut e) = self.state.source_errors.lock() {
+            *e = source_errors;
+        }
+        tracing::info!(
+            virtual_hosts = dag.virtual_hosts.len(),
+            secure_virtual_hosts = dag.secure_virtual_hosts.len(),
+            clusters = dag.clusters.len(),
+            changed,
+            "configuration rebuilt"
+        );
+        self.dag = dag;
     }
-    if let Ok(mut e) = state.source_errors.lock() {
-        *e = errors;
+
+    /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
+    pub fn refresh_endpoints(&mut self, snapshot: &Snapshot) {
+        let endpoints = translate::endpoints(&self.dag, snapshot);
+        let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
+        self.state
+            .endpoint_refreshes
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(changed, "endpoints refreshed");
     }
-    tracing::info!(
-        virtual_hosts = dag.virtual_hosts.len(),
-        secure_virtual_hosts = dag.secure_virtual_hosts.len(),
-        clusters = dag.clusters.len(),
-        changed,
-        "configuration rebuilt"
-    );
 }

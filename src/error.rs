@@ -33,6 +33,10 @@ pub enum Error {
     Notify(#[from] notify::Error),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Kubernetes client configuration: {0}")]
+    KubeConfig(String),
     #[error("{0}")]
     Config(String),
 }

@@ -7,10 +7,12 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod controller;
+pub mod crd;
 pub mod dag;
 mod error;
 pub mod ops;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod xds;

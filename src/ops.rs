@@ -80,6 +80,24 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     );
     counter(
         &mut out,
+        "isobar_endpoint_refreshes_total",
+        "EDS-only updates (an endpoint change rebuilds nothing else).",
+        ops.state.endpoint_refreshes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_status_writes_total",
+        "Object statuses written to the API server.",
+        ops.state.status.writes.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_status_write_failures_total",
+        "Status writes that failed (retried on the next change).",
+        ops.state.status.failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "isobar_rebuilds_total",
         "Configuration rebuilds.",
         ops.state.rebuilds.load(Ordering::Relaxed),
@@ -99,12 +117,7 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         out,
         "# HELP isobar_objects Objects by status.\n# TYPE isobar_objects gauge"
     );
-    let statuses = ops
-        .state
-        .statuses
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let statuses = ops.state.statuses.borrow().clone();
     for validity in [Validity::Valid, Validity::Invalid, Validity::Orphaned] {
         let n = statuses.iter().filter(|s| s.validity == validity).count();
         let _ = writeln!(out, "isobar_objects{{status=\"{validity}\"}} {n}");
@@ -136,12 +149,7 @@ async fn debug_xds(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 async fn debug_status(State(ops): State<Ops>) -> impl IntoResponse {
-    let statuses = ops
-        .state
-        .statuses
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let statuses = ops.state.statuses.borrow().clone();
     let errors = ops
         .state
         .source_errors

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use isobar::bootstrap::{BootstrapOptions, EnvoyTlsFiles};
-use isobar::controller::{self, ServeConfig};
+use isobar::controller::{self, ServeConfig, SourceConfig};
 use isobar::dag::DagOptions;
 use isobar::tls::certgen::{self, CertgenOptions};
 use isobar::tls::server::TlsFiles;
@@ -83,7 +83,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         manifests.display()
     );
     let config = ServeConfig {
-        manifests: manifests.clone(),
+        source: SourceConfig::Manifests(manifests.clone()),
         xds_address: SocketAddr::new(LOCALHOST, XDS_PORT),
         tls: Some(TlsFiles {
             ca: certs.join("ca.crt"),

@@ -36,6 +36,8 @@ pub enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Generate the CA, isobar's serving certificate and Envoy's client certificate.
     Certgen(certgen::CertgenArgs),
+    /// Print the CustomResourceDefinitions isobar reads (IngressRoute, TLSCertificateDelegation) as YAML.
+    Crds,
     /// Print the version.
     Version,
 }
@@ -59,6 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Bootstrap(args) => bootstrap::run(args),
         Command::Certgen(args) => certgen::run(args),
+        Command::Crds => {
+            print!("{}", crate::crd::crds_yaml());
+            Ok(())
+        }
         Command::Version => {
             println!("isobar {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -5,17 +5,46 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::controller::{self, ServeConfig};
+use crate::controller::{self, ServeConfig, SourceConfig};
 use crate::dag::{DagOptions, DEFAULT_INGRESS_CLASS};
+use crate::status::{LeaderElection, StatusConfig};
+use crate::store::ObjectKey;
 use crate::tls::server::TlsFiles;
 use crate::xds::translate::ListenerConfig;
 
 /// `isobar serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory of Kubernetes YAML to serve (the file source).
+    /// Directory of Kubernetes YAML to serve (the file source). Without it, isobar watches Kubernetes.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "incluster"])]
+    pub manifests: Option<PathBuf>,
+    /// Kubeconfig of the cluster to watch. Without it (and without --manifests): the in-cluster service
+    /// account, or KUBECONFIG / ~/.kube/config.
     #[arg(long)]
-    pub manifests: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    /// Use the in-cluster service account (the default without --kubeconfig; accepted for Contour's
+    /// command lines).
+    #[arg(long)]
+    pub incluster: bool,
+    /// The address written into Ingress status.loadBalancer (an IP or host name). Without it, the load
+    /// balancer addresses of Envoy's Service are used.
+    #[arg(long)]
+    pub ingress_status_address: Option<String>,
+    /// Namespace of Envoy's Service, whose load balancer address Ingresses get.
+    #[arg(long, default_value = "isobar-system")]
+    pub envoy_service_namespace: String,
+    /// Name of Envoy's Service.
+    #[arg(long, default_value = "envoy")]
+    pub envoy_service_name: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, default_value = "isobar-system")]
+    pub leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "isobar-leader")]
+    pub leader_election_lease_name: String,
+    /// Write statuses without electing a leader (only for a single replica).
+    #[arg(long)]
+    pub disable_leader_election: bool,
     /// Address the xDS server binds.
     #[arg(long, default_value = "127.0.0.1")]
     pub xds_address: IpAddr,
@@ -79,8 +108,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => bail!("give all three of --ca-file, --cert-file and --key-file"),
     };
+    let source = match args.manifests {
+        Some(dir) => SourceConfig::Manifests(dir),
+        None => SourceConfig::Kube {
+            kubeconfig: args.kubeconfig,
+            status: StatusConfig {
+                ingress_status_address: args.ingress_status_address,
+                envoy_service: ObjectKey::new(
+                    args.envoy_service_namespace,
+                    args.envoy_service_name,
+                ),
+            },
+            leader_election: (!args.disable_leader_election).then(|| LeaderElection {
+                namespace: args.leader_election_namespace,
+                lease_name: args.leader_election_lease_name,
+                identity: identity(),
+            }),
+        },
+    };
     let config = ServeConfig {
-        manifests: args.manifests,
+        source,
         xds_address: SocketAddr::new(args.xds_address, args.xds_port),
         tls,
         tls_reload_interval: args.tls_reload_interval,
@@ -99,6 +146,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(controller::run(config, shutdown_signal()))?;
     Ok(())
+}
+
+/// This process's name in the leader-election Lease: the pod name where there is one.
+fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "isobar".to_string());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Completes on SIGINT or SIGTERM.

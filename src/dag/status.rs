@@ -6,12 +6,14 @@ use crate::store::ObjectKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectKind {
     Ingress,
+    IngressRoute,
 }
 
 impl std::fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ObjectKind::Ingress => "Ingress",
+            ObjectKind::IngressRoute => "IngressRoute",
         })
     }
 }

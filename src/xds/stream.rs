@@ -119,6 +119,11 @@ fn respond(
     snapshot: &CacheSnapshot,
     nonce: &mut u64,
 ) -> Option<DiscoveryResponse> {
+    if snapshot.generation == 0 {
+        // Nothing built yet (the source is still syncing): an empty answer would make Envoy drop the
+        // configuration it has. It gets the first complete one instead.
+        return None;
+    }
     let resources = snapshot.resources(type_url, &w.names);
     let version = version_of(resources.iter());
     if w.sent_version.as_deref() == Some(version.as_str()) {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Endpoints;
 
 use super::Named;
 use crate::dag::{Cluster, Dag};
-use crate::store::Snapshot;
+use crate::store::{EndpointSlice, ObjectKey, Snapshot};
 
 /// One ClusterLoadAssignment per cluster in the DAG (empty when the Service has no ready endpoints, so
 /// Envoy answers 503 rather than waiting for EDS).
@@ -20,11 +20,7 @@ pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
         .clusters
         .values()
         .map(|c| {
-            let addresses = snapshot
-                .endpoints
-                .get(&c.service)
-                .map(|e| addresses(e, c))
-                .unwrap_or_default();
+            let addresses = cluster_addresses(snapshot, c);
             (
                 c.eds_name.clone(),
                 pack_any(load_assignment(&c.eds_name, addresses)),
@@ -33,6 +29,58 @@ pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
         .collect();
     // Several clusters can share an EDS name only if they are the same Service port.
     out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// The ready addresses of a cluster: from the Service's EndpointSlices when it has any (they are what
+/// current clusters maintain), otherwise from its Endpoints.
+pub fn cluster_addresses(snapshot: &Snapshot, cluster: &Cluster) -> Vec<(String, u16)> {
+    let slices: Vec<&EndpointSlice> = snapshot
+        .endpoint_slices
+        .range(ObjectKey::new(&cluster.service.namespace, "")..)
+        .take_while(|(k, _)| k.namespace == cluster.service.namespace)
+        .map(|(_, s)| s)
+        .filter(|s| s.service_name() == Some(cluster.service.name.as_str()))
+        .collect();
+    if !slices.is_empty() {
+        return slice_addresses(&slices, cluster);
+    }
+    snapshot
+        .endpoints
+        .get(&cluster.service)
+        .map(|e| addresses(e, cluster))
+        .unwrap_or_default()
+}
+
+fn slice_addresses(slices: &[&EndpointSlice], cluster: &Cluster) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for slice in slices {
+        let ports = slice.ports.as_deref().unwrap_or_default();
+        let port = match &cluster.port_name {
+            Some(name) => ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name.as_str())),
+            None if ports.len() == 1 => ports.first(),
+            None => None,
+        };
+        let Some(port) = port
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for endpoint in slice
+            .endpoints
+            .iter()
+            .filter(|e| EndpointSlice::is_ready(e))
+        {
+            for ip in &endpoint.addresses {
+                out.push((ip.clone(), port));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
     out
 }
 

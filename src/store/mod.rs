@@ -2,11 +2,19 @@
 //! directory of YAML, a Kubernetes API server) fill the same [`Snapshot`]; from here on there is one
 //! code path.
 
+mod endpoint_slice;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
+
+pub use endpoint_slice::{
+    EndpointSlice, SliceConditions, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL,
+};
+
+use crate::crd::{IngressRoute, TLSCertificateDelegation};
 
 /// Namespace and name of a namespaced object. Ordered, so iteration over a snapshot is deterministic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +46,9 @@ pub enum KubeObject {
     Secret(Box<Secret>),
     Ingress(Box<Ingress>),
     IngressClass(Box<IngressClass>),
+    EndpointSlice(Box<EndpointSlice>),
+    IngressRoute(Box<IngressRoute>),
+    TLSCertificateDelegation(Box<TLSCertificateDelegation>),
 }
 
 /// Why a document could not become a [`KubeObject`].
@@ -73,6 +84,15 @@ impl KubeObject {
             ("v1", "Secret") => typed(value).map(KubeObject::Secret),
             ("networking.k8s.io/v1", "Ingress") => typed(value).map(KubeObject::Ingress),
             ("networking.k8s.io/v1", "IngressClass") => typed(value).map(KubeObject::IngressClass),
+            ("discovery.k8s.io/v1" | "discovery.k8s.io/v1beta1", "EndpointSlice") => {
+                typed(value).map(KubeObject::EndpointSlice)
+            }
+            ("contour.heptio.com/v1beta1", "IngressRoute") => {
+                typed(value).map(KubeObject::IngressRoute)
+            }
+            ("contour.heptio.com/v1beta1", "TLSCertificateDelegation") => {
+                typed(value).map(KubeObject::TLSCertificateDelegation)
+            }
             ("", _) | (_, "") => Err(ParseOutcome::Invalid(
                 "document has no apiVersion or kind".to_string(),
             )),
@@ -88,10 +108,16 @@ pub struct Snapshot {
     pub endpoints: BTreeMap<ObjectKey, Endpoints>,
     pub secrets: BTreeMap<ObjectKey, Secret>,
     pub ingresses: BTreeMap<ObjectKey, Ingress>,
-    pub ingress_classes: BTreeMap<String, IngressClass>,
+    /// Cluster-scoped: the key's namespace is empty.
+    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
+    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
+    pub ingress_routes: BTreeMap<ObjectKey, IngressRoute>,
+    pub tls_certificate_delegations: BTreeMap<ObjectKey, TLSCertificateDelegation>,
 }
 
-fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectKey {
+/// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
+/// put it.
+pub fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectKey {
     ObjectKey::new(
         meta.namespace
             .clone()
@@ -101,8 +127,7 @@ fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Obj
 }
 
 impl Snapshot {
-    /// Adds (or replaces) an object. Objects without a namespace land in `default`, as `kubectl apply`
-    /// would put them.
+    /// Adds (or replaces) an object.
     pub fn insert(&mut self, object: KubeObject) {
         match object {
             KubeObject::Service(o) => {
@@ -119,7 +144,17 @@ impl Snapshot {
             }
             KubeObject::IngressClass(o) => {
                 let name = o.metadata.name.clone().unwrap_or_default();
-                self.ingress_classes.insert(name, *o);
+                self.ingress_classes.insert(ObjectKey::new("", name), *o);
+            }
+            KubeObject::EndpointSlice(o) => {
+                self.endpoint_slices.insert(key(&o.metadata), *o);
+            }
+            KubeObject::IngressRoute(o) => {
+                self.ingress_routes.insert(key(&o.metadata), *o);
+            }
+            KubeObject::TLSCertificateDelegation(o) => {
+                self.tls_certificate_delegations
+                    .insert(key(&o.metadata), *o);
             }
         }
     }

@@ -1,0 +1,150 @@
+//! One watcher per kind, feeding the shared snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use super::compare::same;
+use crate::source::Change;
+use crate::store::{ObjectKey, Snapshot};
+
+/// How a kind maps into the snapshot.
+pub struct KindSpec<T> {
+    /// The resource's plural name, for logs and sync tracking.
+    pub name: &'static str,
+    /// What a change to one of these objects means.
+    pub change: Change,
+    /// A kind whose absence (CRD not installed) is not an error.
+    pub optional: bool,
+    pub map: fn(&mut Snapshot) -> &mut BTreeMap<ObjectKey, T>,
+    pub key: fn(&T) -> ObjectKey,
+}
+
+/// Watches one kind for as long as the task runs, with kube-rs' backoff on errors.
+pub async fn watch_kind<W, T>(
+    api: Api<W>,
+    spec: KindSpec<T>,
+    snapshot: Arc<Mutex<Snapshot>>,
+    changes: mpsc::UnboundedSender<Change>,
+    synced: Arc<watch::Sender<BTreeSet<&'static str>>>,
+    convert: fn(W) -> T,
+) where
+    W: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    T: Serialize + Clone + Send + 'static,
+{
+    let stream = watcher(api, spec.name);
+    futures::pin_mut!(stream);
+    let mut relist: Option<BTreeMap<ObjectKey, T>> = None;
+    let mut failing = false;
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => {
+                // `Init` comes before the list is read, so only later events show a recovery.
+                if failing && !matches!(e, Event::Init) {
+                    tracing::info!(kind = spec.name, "watch recovered");
+                    failing = false;
+                }
+                e
+            }
+            Err(e) => {
+                let not_found = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404);
+                if not_found && spec.optional {
+                    mark_synced(&synced, spec.name);
+                }
+                if !failing {
+                    if not_found && spec.optional {
+                        tracing::info!(
+                            kind = spec.name,
+                            "not served (CRD not installed?); retrying in the background"
+                        );
+                    } else {
+                        tracing::error!(kind = spec.name, error = %e, "watch failed; the last known objects stay in force while it retries");
+                    }
+                }
+                failing = true;
+                continue;
+            }
+        };
+        let change = match event {
+            Event::Init => {
+                relist = Some(BTreeMap::new());
+                None
+            }
+            Event::InitApply(object) => {
+                let object = convert(object);
+                if let Some(buffer) = relist.as_mut() {
+                    buffer.insert((spec.key)(&object), object);
+                }
+                None
+            }
+            Event::InitDone => {
+                let fresh = relist.take().unwrap_or_default();
+                let changed = {
+                    let Ok(mut s) = snapshot.lock() else { return };
+                    let map = (spec.map)(&mut s);
+                    let changed = map.len() != fresh.len()
+                        || map
+                            .iter()
+                            .zip(fresh.iter())
+                            .any(|((ka, a), (kb, b))| ka != kb || !same(a, b));
+                    *map = fresh;
+                    changed
+                };
+                mark_synced(&synced, spec.name);
+                Some(if changed {
+                    spec.change
+                } else {
+                    Change::StatusOnly
+                })
+            }
+            Event::Apply(object) => {
+                let object = convert(object);
+                let key = (spec.key)(&object);
+                let Ok(mut s) = snapshot.lock() else { return };
+                let map = (spec.map)(&mut s);
+                let changed = map.get(&key).is_none_or(|old| !same(old, &object));
+                map.insert(key, object);
+                Some(if changed {
+                    spec.change
+                } else {
+                    Change::StatusOnly
+                })
+            }
+            Event::Delete(object) => {
+                let object = convert(object);
+                let Ok(mut s) = snapshot.lock() else { return };
+                (spec.map)(&mut s)
+                    .remove(&(spec.key)(&object))
+                    .map(|_| spec.change)
+            }
+        };
+        if let Some(change) = change {
+            if changes.send(change).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn watcher<W>(
+    api: Api<W>,
+    name: &'static str,
+) -> impl futures::Stream<Item = Result<Event<W>, watcher::Error>> + Send
+where
+    W: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    tracing::debug!(kind = name, "starting watch");
+    watcher::watcher(api, watcher::Config::default()).default_backoff()
+}
+
+fn mark_synced(synced: &watch::Sender<BTreeSet<&'static str>>, name: &'static str) {
+    synced.send_if_modified(|s| s.insert(name));
+}
