@@ -149,15 +149,17 @@ mod tests {
         snapshot
             .ingresses
             .insert(ObjectKey::new("ns", "new"), Ingress::default());
-        let mut done = Ingress::default();
-        done.status = Some(IngressStatus {
-            load_balancer: Some(IngressLoadBalancerStatus {
-                ingress: Some(vec![IngressLoadBalancerIngress {
-                    ip: Some("192.0.2.10".into()),
-                    ..Default::default()
-                }]),
+        let done = Ingress {
+            status: Some(IngressStatus {
+                load_balancer: Some(IngressLoadBalancerStatus {
+                    ingress: Some(vec![IngressLoadBalancerIngress {
+                        ip: Some("192.0.2.10".into()),
+                        ..Default::default()
+                    }]),
+                }),
             }),
-        });
+            ..Default::default()
+        };
         snapshot
             .ingresses
             .insert(ObjectKey::new("ns", "done"), done);
