@@ -114,8 +114,11 @@ impl KubeClient {
 
     /// Server-side applies one object (`fieldManager=isobar-e2e`, `force=true`) and returns it
     /// as stored. A namespaced object without `metadata.namespace` goes to `default`.
+    /// Service ports without `protocol` get `TCP` (see [`fill_apply_defaults`]).
     pub async fn apply(&self, object: &Value) -> Result<Value> {
         let id = ObjectId::of(object)?;
+        let mut object = object.clone();
+        fill_apply_defaults(&mut object);
         let rt = self.resource_type(&id.api_version, &id.kind).await?;
         let path = format!(
             "{}?fieldManager={FIELD_MANAGER}&force=true",
@@ -220,6 +223,25 @@ impl KubeClient {
     }
 }
 
+/// Fills in defaults that server-side apply needs before the API server would default them:
+/// kube-apiserver 1.20 rejects (500, "associative list with keys has an element that omits key
+/// field \"protocol\"") a Service port without `protocol`, which is part of the list's key.
+/// `TCP` is the server's own default, so the stored object is the same.
+pub fn fill_apply_defaults(object: &mut Value) {
+    if object["apiVersion"] != "v1" || object["kind"] != "Service" {
+        return;
+    }
+    if let Some(ports) = object
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("ports"))
+        .and_then(Value::as_array_mut)
+    {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            port.entry("protocol").or_insert_with(|| json!("TCP"));
+        }
+    }
+}
+
 /// Splits a multi-document YAML string into objects (empty documents are skipped).
 pub fn parse_yaml_documents(yaml: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
@@ -313,6 +335,21 @@ mod tests {
         assert_eq!(id.kind, "Service");
         assert_eq!(id.namespace.as_deref(), Some("a"));
         assert!(ObjectId::of(&json!({"kind": "Service"})).is_err());
+    }
+
+    #[test]
+    fn service_ports_get_the_default_protocol() {
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [
+            {"port": 80}, {"port": 53, "protocol": "UDP"}]}});
+        fill_apply_defaults(&mut svc);
+        assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
+        assert_eq!(svc["spec"]["ports"][1]["protocol"], "UDP");
+        let mut other = json!({"apiVersion": "v1", "kind": "Endpoints", "subsets": []});
+        fill_apply_defaults(&mut other);
+        assert_eq!(
+            other,
+            json!({"apiVersion": "v1", "kind": "Endpoints", "subsets": []})
+        );
     }
 
     #[test]

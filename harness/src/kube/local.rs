@@ -43,7 +43,8 @@ pub struct KubeClusterOptions {
 
 /// The processes and files of a local cluster.
 ///
-/// Fields drop in declaration order: controller-manager, apiserver, etcd, then the temp dir.
+/// Dropping it kills the controller-manager and the apiserver at once (their graceful
+/// shutdown is slow), then stops etcd (SIGTERM), then removes the temp dir.
 pub(crate) struct LocalCluster {
     kcm: Option<ChildProcess>,
     apiserver: Option<ChildProcess>,
@@ -59,6 +60,20 @@ impl std::fmt::Debug for LocalCluster {
         f.debug_struct("LocalCluster")
             .field("dir", &self.dir.path())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in [self.kcm.take(), self.apiserver.take()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = p.kill_now() {
+                tracing::warn!(name = p.name(), error = %e, "could not kill");
+            }
+        }
+        // etcd, then the temp dir, drop after this in field order.
     }
 }
 
@@ -178,10 +193,10 @@ impl LocalCluster {
         }
     }
 
-    /// Stops kube-apiserver (SIGTERM, then SIGKILL after 5 s) and reaps it.
+    /// Kills kube-apiserver (SIGKILL: its graceful shutdown takes over 30 s) and reaps it.
     pub(crate) fn stop_apiserver(&mut self) -> Result<()> {
         match self.apiserver.take() {
-            Some(p) => p.kill().map(|_| ()),
+            Some(p) => p.kill_now().map(|_| ()),
             None => Err(Error::Invalid("kube-apiserver is not running".into())),
         }
     }

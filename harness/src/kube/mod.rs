@@ -11,10 +11,11 @@ mod local;
 mod netns;
 mod pki;
 mod resources;
+mod testnet;
 mod transport;
 
 pub use binaries::{kube_binaries, KubeBinaries, KUBE_BIN_DIR_ENV};
-pub use client::{parse_yaml_documents, KubeClient, FIELD_MANAGER};
+pub use client::{fill_apply_defaults, parse_yaml_documents, KubeClient, FIELD_MANAGER};
 pub use cluster::{KubeCluster, E2E_KUBECONFIG_ENV};
 pub use kubeconfig::{KubeAuth, KubeEndpoint};
 pub use local::{KubeClusterOptions, SERVICE_ACCOUNT_ISSUER};

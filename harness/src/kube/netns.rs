@@ -12,14 +12,14 @@ use crate::echo::EchoBackend;
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
 
-/// Number of /30 blocks in 192.0.2.0/24.
-const BLOCKS: u8 = 64;
+use super::testnet::lock_free_block;
 
 /// Distinguishes namespaces made by this process.
 static CREATED: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with a veth pair to the host: host side `192.0.2.(4k+1)/30`, namespace
-/// side `192.0.2.(4k+2)/30`, with `k` unique across processes (a lock file per block).
+/// side `192.0.2.(4k+2)/30`, with `k` unique across processes (a lock file per block) and
+/// chosen clear of any address the machine itself uses (see `testnet`).
 /// Dropping it deletes the namespace and the veth pair. Needs root and `ip` (iproute2).
 #[derive(Debug)]
 pub struct NetnsBackendHost {
@@ -35,7 +35,7 @@ impl NetnsBackendHost {
     /// links (and the namespace's loopback) up. `label` only appears in logs.
     pub fn create(label: &str) -> Result<NetnsBackendHost> {
         check_prerequisites()?;
-        let (block, lock) = lock_free_block()?;
+        let (block, lock) = lock_free_block(remove_stale_veth)?;
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let host = NetnsBackendHost {
@@ -51,7 +51,6 @@ impl NetnsBackendHost {
                 host.host_if
             )));
         }
-        remove_stale_block_users(host.host_ip())?;
         // From here on, Drop cleans up whatever part was made.
         let host_cidr = format!("{}/30", host.host_ip());
         let ns_cidr = format!("{}/30", host.ns_ip());
@@ -146,42 +145,34 @@ fn check_prerequisites() -> Result<()> {
     Ok(())
 }
 
-/// Takes the first /30 block whose lock file (`/tmp/isobar-netns-192.0.2.<4k>.lock`) no other
-/// process holds.
-fn lock_free_block() -> Result<(u8, File)> {
-    for k in 0..BLOCKS {
-        let path = format!("/tmp/isobar-netns-192.0.2.{}.lock", 4 * k);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {path}"), e))?;
-        if file.try_lock().is_ok() {
-            return Ok((k, file));
-        }
-    }
-    Err(Error::Invalid(
-        "all 64 /30 blocks of 192.0.2.0/24 are in use by other tests".into(),
-    ))
-}
-
-/// A process that died without cleaning up may have left an interface with our block's host
-/// address: delete it (we hold the block's lock, so it is not in use).
-fn remove_stale_block_users(host_ip: Ipv4Addr) -> Result<()> {
-    let out = Command::new("ip")
+/// A test process that died without cleaning up may have left one of our veth interfaces
+/// (`vi<digits>h`) with the block's host address: delete it (we hold the block's lock, so no
+/// live test uses it). Interfaces with other names are never touched.
+fn remove_stale_veth(host_ip: Ipv4Addr) {
+    let Ok(out) = Command::new("ip")
         .args(["-o", "-4", "addr", "show", "to", &format!("{host_ip}/32")])
         .output()
-        .map_err(|e| Error::io("running ip addr show", e))?;
+    else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // "7: vi1234h    inet 192.0.2.1/30 ..."
-        if let Some(dev) = line.split_whitespace().nth(1) {
-            let dev = dev.split('@').next().unwrap_or(dev);
-            tracing::warn!(dev, %host_ip, "removing a stale interface left by an earlier test");
+        // "7: vi1234h    inet 192.0.2.253/30 ..."
+        let Some(dev) = line.split_whitespace().nth(1) else {
+            continue;
+        };
+        let dev = dev.split('@').next().unwrap_or(dev);
+        if is_our_veth(dev) {
+            tracing::warn!(dev, %host_ip, "removing a stale veth left by an earlier test");
             let _ = ip(&["link", "del", dev]);
         }
     }
-    Ok(())
+}
+
+/// Whether `dev` is named like the host side of a veth this module makes.
+fn is_our_veth(dev: &str) -> bool {
+    dev.strip_prefix("vi")
+        .and_then(|r| r.strip_suffix('h'))
+        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -197,4 +188,18 @@ fn ip(args: &[&str]) -> Result<()> {
         detail: out.status.to_string(),
         log: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_veth_names_count_as_stale() {
+        assert!(is_our_veth("vi12345h"));
+        assert!(is_our_veth("vi123450h"));
+        for other in ["eth0", "vih", "vi12n", "virbr0h", "lo"] {
+            assert!(!is_our_veth(other), "{other}");
+        }
+    }
 }
