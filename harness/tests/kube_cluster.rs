@@ -177,14 +177,16 @@ async fn a_real_apiserver_serves_isobar_s_kinds_enforces_rbac_and_survives_a_res
         }
         other => panic!("expected 403, got {other:?}"),
     }
-    // The controller-manager made the default service account of the new namespace.
+    // The controller-manager made the default service account of the new namespace and
+    // (1.20) its token secret, signed with the EC service-account key.
     isobar_harness::wait_for_async(
         Duration::from_secs(30),
-        "ServiceAccount shop/default",
+        "ServiceAccount shop/default with a token secret",
         || async {
-            client
+            let sa = client
                 .get_json("/api/v1/namespaces/shop/serviceaccounts/default")
-                .await
+                .await?;
+            Ok(sa.filter(|sa| sa["secrets"].as_array().is_some_and(|s| !s.is_empty())))
         },
     )
     .await
@@ -270,4 +272,20 @@ async fn start_cluster_without_kcm() -> KubeCluster {
         .unwrap();
     eprintln!("cluster (etcd, apiserver) ready in {:?}", t0.elapsed());
     cluster
+}
+
+#[tokio::test]
+async fn an_apiserver_that_exits_fails_the_start_at_once_with_its_log() {
+    let err = KubeCluster::start(KubeClusterOptions {
+        extra_apiserver_args: vec!["--no-such-flag=1".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Process { .. }), "{msg}");
+    assert!(
+        msg.contains("kube-apiserver") && msg.contains("unknown flag"),
+        "{msg}"
+    );
 }
