@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use super::binaries::{kube_binaries, KubeBinaries};
 use super::client::KubeClient;
+use super::flags::{apiserver_args, has_insecure_port_flag, kcm_args};
 use super::kubeconfig::{KubeAuth, KubeEndpoint};
 use super::pki::ClusterPki;
 use crate::error::{Error, Result};
@@ -302,76 +303,6 @@ async fn start_etcd(etcd: &Path, dir: &Path) -> Result<(ChildProcess, String)> {
 /// Whether a start failed because another process took the port first.
 fn is_port_clash(e: &Error) -> bool {
     matches!(e, Error::Process { log, .. } if log.contains("address already in use"))
-}
-
-fn apiserver_args(
-    dir: &Path,
-    pki: &ClusterPki,
-    etcd_url: &str,
-    port: u16,
-    opts: &KubeClusterOptions,
-    insecure_port_flag: bool,
-) -> Vec<String> {
-    let p = |p: &Path| p.display().to_string();
-    let mut args = vec![
-        "--bind-address=127.0.0.1".to_string(),
-        "--advertise-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
-        format!("--etcd-servers={etcd_url}"),
-        format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
-        format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
-        format!("--client-ca-file={}", p(&pki.ca_cert)),
-        format!("--service-account-key-file={}", p(&pki.sa_pub)),
-        format!("--service-account-signing-key-file={}", p(&pki.sa_key)),
-        format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
-        "--service-cluster-ip-range=10.96.0.0/12".into(),
-        "--authorization-mode=RBAC".into(),
-        "--allow-privileged=true".into(),
-        format!("--cert-dir={}", p(&dir.join("apiserver-certs"))),
-    ];
-    if insecure_port_flag {
-        args.push("--insecure-port=0".into());
-    }
-    if opts.static_admin_token {
-        args.push(format!(
-            "--token-auth-file={}",
-            p(&dir.join("pki/tokens.csv"))
-        ));
-    }
-    args.extend(opts.extra_apiserver_args.iter().cloned());
-    args
-}
-
-fn kcm_args(dir: &Path, pki: &ClusterPki, kubeconfig: &Path, port: u16) -> Vec<String> {
-    let p = |p: &Path| p.display().to_string();
-    let kc = p(kubeconfig);
-    vec![
-        format!("--kubeconfig={kc}"),
-        format!("--authentication-kubeconfig={kc}"),
-        format!("--authorization-kubeconfig={kc}"),
-        "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={port}"),
-        "--port=0".into(),
-        "--leader-elect=false".into(),
-        format!("--cert-dir={}", p(&dir.join("kcm-certs"))),
-        format!("--service-account-private-key-file={}", p(&pki.sa_key)),
-        format!("--root-ca-file={}", p(&pki.ca_cert)),
-        format!("--cluster-signing-cert-file={}", p(&pki.ca_cert)),
-        format!("--cluster-signing-key-file={}", p(&pki.ca_key)),
-        "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token".into(),
-    ]
-}
-
-/// `--insecure-port` exists up to 1.23 (and must be 0 there); later versions reject it.
-async fn has_insecure_port_flag(apiserver: &Path) -> bool {
-    let out = tokio::process::Command::new(apiserver)
-        .arg("--help")
-        .output()
-        .await;
-    out.is_ok_and(|o| {
-        String::from_utf8_lossy(&o.stdout).contains("--insecure-port")
-            || String::from_utf8_lossy(&o.stderr).contains("--insecure-port")
-    })
 }
 
 /// 24 random bytes, hex.

@@ -6,6 +6,7 @@
 mod binaries;
 mod client;
 mod cluster;
+mod flags;
 mod kubeconfig;
 mod local;
 mod netns;
