@@ -60,6 +60,18 @@ pub enum Error {
     /// An xDS/gRPC exchange failed (connection refused, stream ended, gRPC status…).
     #[error("xDS: {0}")]
     Xds(String),
+    /// The Kubernetes API server answered a request with an error status.
+    #[error("Kubernetes API: {method} {path} -> {status}: {message}")]
+    KubeApi {
+        /// The HTTP method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// The HTTP status code (e.g. 403, 404, 409).
+        status: u16,
+        /// The `message` of the server's `Status` object, or the body.
+        message: String,
+    },
     /// JSON could not be parsed.
     #[error("JSON ({context}): {source}")]
     Json {

@@ -1,6 +1,7 @@
-//! Test harness for isobar: real Envoy, real isobar and echo backend processes, HTTP(S)
-//! requests with chosen Host/SNI, and xDS probes with good and bad TLS clients — all on
-//! 127.0.0.1, synchronised by polling conditions with deadlines (never by sleeping).
+//! Test harness for isobar: real Envoy, real isobar, real kube-apiserver + etcd and echo
+//! backend processes, HTTP(S) requests with chosen Host/SNI, and xDS probes with good and bad
+//! TLS clients — all on 127.0.0.1 (backends that Endpoints must list: TEST-NET-1 addresses in
+//! network namespaces), synchronised by polling conditions with deadlines (never by sleeping).
 
 pub mod certinfo;
 pub mod echo;
@@ -8,6 +9,7 @@ pub mod envoy;
 pub mod error;
 pub mod http;
 pub mod isobar;
+pub mod kube;
 pub mod manifests;
 pub mod pki;
 pub mod ports;

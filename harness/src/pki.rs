@@ -72,6 +72,19 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// Issues a client certificate (EKU clientAuth) with common name `cn` and organization
+    /// `group`: Kubernetes maps them to the user name and a group (e.g. `system:masters`).
+    pub fn issue_client_in_group(&self, cn: &str, group: &str) -> Result<CertAndKeyPem> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params.distinguished_name = dn(cn);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, group);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.issue(params)
+    }
+
     fn issue(&self, params: CertificateParams) -> Result<CertAndKeyPem> {
         let key = KeyPair::generate().map_err(cert_err)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(cert_err)?;

@@ -157,6 +157,17 @@ impl ChildProcess {
             .map_err(|e| Error::io(format!("reaping {}", self.name), e))
     }
 
+    /// Kills the process group at once (SIGKILL, no grace period) and reaps the process: for
+    /// servers whose graceful shutdown is slow and irrelevant to the test (kube-apiserver
+    /// stops listening at SIGTERM but takes more than 30 s to exit).
+    pub fn kill_now(&self) -> Result<ExitStatus> {
+        let mut child = self.lock();
+        signal_group(self.pid, libc::SIGKILL);
+        child
+            .wait()
+            .map_err(|e| Error::io(format!("reaping {}", self.name), e))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Child> {
         // A panic while holding the lock leaves the Child intact: keep using it.
         self.child.lock().unwrap_or_else(|p| p.into_inner())

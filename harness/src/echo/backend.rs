@@ -33,17 +33,27 @@ impl EchoBackend {
         work_dir: &Path,
         tls: Option<(&Path, &Path)>,
     ) -> Result<EchoBackend> {
-        if !echo_bin.is_file() {
-            return Err(Error::MissingComponent {
-                what: format!("the echo binary {}", echo_bin.display()),
-                how: "build it with `cargo build --features e2e --bin isobar-echo`".into(),
-            });
-        }
-        let mut cmd = Command::new(echo_bin);
-        cmd.args(["--name", name, "--listen", "127.0.0.1:0"]);
+        let mut cmd = echo_command(echo_bin, name, "127.0.0.1:0")?;
         if let Some((cert, key)) = tls {
             cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
+        Self::spawn(cmd, name, work_dir)
+    }
+
+    /// Starts `echo_bin --name NAME --listen LISTEN` through `wrap`, which may turn the
+    /// command into another that execs it (e.g. `ip netns exec NS ...`).
+    pub fn start_wrapped(
+        echo_bin: &Path,
+        name: &str,
+        listen: &str,
+        work_dir: &Path,
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> Result<EchoBackend> {
+        let cmd = echo_command(echo_bin, name, listen)?;
+        Self::spawn(wrap(cmd), name, work_dir)
+    }
+
+    fn spawn(cmd: Command, name: &str, work_dir: &Path) -> Result<EchoBackend> {
         let process = ChildProcess::spawn(&format!("echo-{name}"), cmd, work_dir)?;
         let addr = try_wait_for(
             START_TIMEOUT,
@@ -69,7 +79,7 @@ impl EchoBackend {
         &self.name
     }
 
-    /// Its listening address (127.0.0.1:port).
+    /// Its listening address (127.0.0.1:port, or the address it was told to listen on).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -83,6 +93,18 @@ impl EchoBackend {
     pub fn process(&self) -> &ChildProcess {
         &self.process
     }
+}
+
+fn echo_command(echo_bin: &Path, name: &str, listen: &str) -> Result<Command> {
+    if !echo_bin.is_file() {
+        return Err(Error::MissingComponent {
+            what: format!("the echo binary {}", echo_bin.display()),
+            how: "build it with `cargo build --features e2e --bin isobar-echo`".into(),
+        });
+    }
+    let mut cmd = Command::new(echo_bin);
+    cmd.args(["--name", name, "--listen", listen]);
+    Ok(cmd)
 }
 
 fn parse_listening_line(stdout: &str) -> Option<SocketAddr> {
