@@ -129,8 +129,8 @@ async fn a_real_apiserver_serves_isobar_s_kinds_enforces_rbac_and_survives_a_res
     let mut cluster = start_cluster().await;
     let client = cluster.client().clone();
     let dir = tempfile::tempdir().unwrap();
-    let backends = NetnsBackendHost::create("web").unwrap();
-    let backend_ip = backends.ns_ip().to_string();
+    // Only stored, never dialled: the API server just needs an address that is not loopback.
+    let backend_ip = "192.0.2.250".to_string();
 
     client.apply_yaml(CRD).await.unwrap();
     client
@@ -220,6 +220,7 @@ async fn a_real_apiserver_serves_isobar_s_kinds_enforces_rbac_and_survives_a_res
 }
 
 #[tokio::test]
+#[ignore = "adds a veth route inside 192.0.2.0/24, which is the LAN of this project's CI machines; run with --ignored where TEST-NET-1 is unused"]
 async fn an_echo_backend_in_a_network_namespace_answers_from_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let host = NetnsBackendHost::create("echo").unwrap();
