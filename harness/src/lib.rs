@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod isobar;
 pub mod kube;
+pub mod kube_stack;
 pub mod manifests;
 pub mod pki;
 pub mod ports;
@@ -20,5 +21,6 @@ pub mod wait;
 pub mod xds_client;
 
 pub use error::{Error, Result};
+pub use kube_stack::{KubeStack, KubeStackOptions};
 pub use stack::{Stack, StackOptions, StackPorts};
 pub use wait::{try_wait_for, wait_for, wait_for_async};

@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::echo::EchoBackend;
 use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
 use crate::error::{Error, Result};
-use crate::isobar::{certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions};
+use crate::isobar::{
+    certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource,
+};
 use crate::ports::free_port;
 
 /// How long Envoy may take to fetch its initial LDS/CDS and go LIVE.
@@ -20,8 +22,10 @@ pub struct StackOptions {
     pub isobar_bin: PathBuf,
     /// The echo binary (for [`Stack::start_echo`]).
     pub echo_bin: PathBuf,
-    /// The directory of Kubernetes YAML isobar serves from.
-    pub manifests_dir: PathBuf,
+    /// Where isobar reads objects: a manifests directory or a kubeconfig.
+    pub source: IsobarSource,
+    /// Further `isobar serve` arguments, appended verbatim.
+    pub isobar_args: Vec<String>,
     /// Envoy version; `None` uses [`default_envoy_version`].
     pub envoy_version: Option<String>,
 }
@@ -50,6 +54,19 @@ pub struct Stack {
     ports: StackPorts,
     echo_bin: PathBuf,
     work_dir: tempfile::TempDir,
+}
+
+impl StackOptions {
+    /// isobar serving the YAML in `dir`, default Envoy version.
+    pub fn manifests(isobar_bin: PathBuf, echo_bin: PathBuf, dir: PathBuf) -> StackOptions {
+        StackOptions {
+            isobar_bin,
+            echo_bin,
+            source: IsobarSource::Manifests(dir),
+            isobar_args: Vec::new(),
+            envoy_version: None,
+        }
+    }
 }
 
 impl Stack {
@@ -86,14 +103,14 @@ impl Stack {
         };
         let isobar = Isobar::start(IsobarOptions {
             bin: opts.isobar_bin.clone(),
-            manifests_dir: opts.manifests_dir.clone(),
+            source: opts.source.clone(),
             certs: Some(certs.clone()),
             xds_port: ports.xds,
             http_port: ports.isobar_http,
             envoy_http_port: ports.envoy_http,
             envoy_https_port: ports.envoy_https,
             work_dir: work.clone(),
-            extra_args: Vec::new(),
+            extra_args: opts.isobar_args.clone(),
         })
         .await?;
 
@@ -147,6 +164,23 @@ impl Stack {
     /// Starts an echo backend logging into the work dir.
     pub fn start_echo(&self, name: &str) -> Result<EchoBackend> {
         EchoBackend::start(&self.echo_bin, name, &self.work_dir.path().join("echo"))
+    }
+
+    /// Kills isobar (SIGKILL) and starts it again on the same ports with the same certificates
+    /// and source; Envoy is left alone (it reconnects by itself).
+    pub async fn restart_isobar(&mut self) -> Result<()> {
+        self.isobar.restart().await
+    }
+
+    /// Starts another isobar like the stack's (same source, certificates and Envoy listener
+    /// ports, `extra_args` appended) on fresh xDS and ops ports, e.g. a second replica for
+    /// leader election. No Envoy connects to it.
+    pub async fn start_isobar_replica(&self, extra_args: &[String]) -> Result<Isobar> {
+        let mut opts = self.isobar.options().clone();
+        opts.xds_port = free_port()?;
+        opts.http_port = free_port()?;
+        opts.extra_args.extend(extra_args.iter().cloned());
+        Isobar::start(opts).await
     }
 
     /// Envoy's and isobar's log tails, for assertion messages.

@@ -4,6 +4,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod kube;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,12 +81,11 @@ impl Fixture {
 
     /// isobar + Envoy (LIVE) serving this directory.
     pub async fn start_stack(&self) -> Stack {
-        Stack::start(StackOptions {
-            isobar_bin: isobar_bin(),
-            echo_bin: echo_bin(),
-            manifests_dir: self.manifests.path().to_path_buf(),
-            envoy_version: None,
-        })
+        Stack::start(StackOptions::manifests(
+            isobar_bin(),
+            echo_bin(),
+            self.manifests.path().to_path_buf(),
+        ))
         .await
         .unwrap_or_else(|e| panic!("starting the stack: {e}"))
     }

@@ -4,4 +4,4 @@ mod cli;
 mod running;
 
 pub use cli::{certgen, write_bootstrap, BootstrapArgs, CertPaths};
-pub use running::{Isobar, IsobarOptions};
+pub use running::{Isobar, IsobarOptions, IsobarSource};

@@ -14,13 +14,31 @@ use crate::wait::wait_for_async;
 /// How long isobar may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where `isobar serve` reads objects from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IsobarSource {
+    /// `--manifests DIR`: a directory of YAML.
+    Manifests(PathBuf),
+    /// `--kubeconfig FILE`: a Kubernetes API server.
+    Kubeconfig(PathBuf),
+}
+
+impl IsobarSource {
+    fn args(&self) -> [&std::ffi::OsStr; 2] {
+        match self {
+            IsobarSource::Manifests(dir) => ["--manifests".as_ref(), dir.as_os_str()],
+            IsobarSource::Kubeconfig(file) => ["--kubeconfig".as_ref(), file.as_os_str()],
+        }
+    }
+}
+
 /// How to run `isobar serve`.
 #[derive(Debug, Clone)]
 pub struct IsobarOptions {
     /// The isobar binary (e.g. `env!("CARGO_BIN_EXE_isobar")`).
     pub bin: PathBuf,
-    /// `--manifests DIR`
-    pub manifests_dir: PathBuf,
+    /// `--manifests DIR` or `--kubeconfig FILE`
+    pub source: IsobarSource,
     /// Certificates for mTLS xDS; `None` runs with `--insecure`.
     pub certs: Option<CertPaths>,
     /// `--xds-port` (on 127.0.0.1)
@@ -41,6 +59,7 @@ pub struct IsobarOptions {
 #[derive(Debug)]
 pub struct Isobar {
     process: ChildProcess,
+    opts: IsobarOptions,
     xds_addr: SocketAddr,
     http_addr: SocketAddr,
 }
@@ -53,10 +72,35 @@ impl Isobar {
     /// listens. The xDS port itself is not probed: a bare TCP connect counts as a refused TLS
     /// handshake in isobar's `tls_handshake_failures`, which tests assert on.
     pub async fn start(opts: IsobarOptions) -> Result<Isobar> {
+        let process = Self::spawn(&opts)?;
+        let isobar = Isobar {
+            process,
+            xds_addr: SocketAddr::from(([127, 0, 0, 1], opts.xds_port)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
+            opts,
+        };
+        isobar.wait_ready(READY_TIMEOUT).await?;
+        Ok(isobar)
+    }
+
+    /// Kills the process at once (SIGKILL, like a crash: no graceful shutdown) and starts
+    /// `isobar serve` again with the same options (same ports, certificates and source), then
+    /// waits until `/healthz` answers 200. Logs of the new process go to `isobar-N.*.log`.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.process.kill_now()?;
+        self.process = Self::spawn(&self.opts)?;
+        self.wait_ready(READY_TIMEOUT).await
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> &IsobarOptions {
+        &self.opts
+    }
+
+    fn spawn(opts: &IsobarOptions) -> Result<ChildProcess> {
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("serve")
-            .arg("--manifests")
-            .arg(&opts.manifests_dir)
+            .args(opts.source.args())
             .args(["--xds-address", "127.0.0.1"])
             .args(["--xds-port", &opts.xds_port.to_string()]);
         match &opts.certs {
@@ -91,14 +135,7 @@ impl Isobar {
                 how: "build it with `cargo build --bin isobar`".into(),
             });
         }
-        let process = ChildProcess::spawn("isobar", cmd, &opts.work_dir)?;
-        let isobar = Isobar {
-            process,
-            xds_addr: SocketAddr::from(([127, 0, 0, 1], opts.xds_port)),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
-        };
-        isobar.wait_ready(READY_TIMEOUT).await?;
-        Ok(isobar)
+        ChildProcess::spawn("isobar", cmd, &opts.work_dir)
     }
 
     async fn wait_ready(&self, timeout: Duration) -> Result<()> {

@@ -145,6 +145,36 @@ impl KubeClient {
         Ok(applied)
     }
 
+    /// JSON-merge-patches an object, or its `subresource` (e.g. `status`), and returns the
+    /// result (the object as stored).
+    pub async fn merge_patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        patch: &Value,
+    ) -> Result<Value> {
+        let mut path = self
+            .resource_type(api_version, kind)
+            .await?
+            .object_path(namespace, name);
+        if let Some(sub) = subresource {
+            path = format!("{path}/{sub}");
+        }
+        let r = self
+            .transport
+            .send(
+                "PATCH",
+                &path,
+                Some("application/merge-patch+json"),
+                patch.to_string().into_bytes(),
+            )
+            .await?;
+        json_of("PATCH", &path, r)
+    }
+
     /// Deletes an object; `Ok(false)` if it did not exist.
     pub async fn delete(
         &self,
