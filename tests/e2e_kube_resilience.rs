@@ -22,6 +22,9 @@ const AFTER_OUTAGE: Duration = Duration::from_secs(90);
 const LOAD_MAX_TIME: Duration = Duration::from_secs(30);
 const LOAD_MAX_REQUESTS: usize = 6000;
 const LOAD_PERIOD: Duration = Duration::from_millis(5);
+/// Requests the loop sends before isobar is killed, and at least after.
+const LOAD_BEFORE_RESTART: usize = 200;
+const LOAD_AFTER_RESTART: usize = 1500;
 
 #[tokio::test]
 async fn envoy_serves_through_an_apiserver_outage_and_later_changes_apply() {
@@ -196,7 +199,7 @@ async fn isobar_restart_under_load_fails_no_request() {
         Arc::clone(&sent),
     );
     wait_for_async(Duration::from_secs(10), "the load to flow", || async {
-        Ok((sent.load(Ordering::Relaxed) >= 50).then_some(()))
+        Ok((sent.load(Ordering::Relaxed) >= LOAD_BEFORE_RESTART).then_some(()))
     })
     .await
     .expect("load loop");
@@ -217,6 +220,17 @@ async fn isobar_restart_under_load_fails_no_request() {
     apply(&ks, ingress("after", &new_host, &[("/", "b")])).await;
     wait_routed_to(&ks.stack, &new_host, "/", "b").await;
     let converged = restart_started.elapsed();
+    // Keep the load on the new isobar's configuration for a while too.
+    wait_for_async(
+        LOAD_MAX_TIME,
+        "the load loop to send its requests",
+        || async {
+            let n = sent.load(Ordering::Relaxed);
+            Ok((n >= LOAD_AFTER_RESTART + before_restart || load.is_finished()).then_some(()))
+        },
+    )
+    .await
+    .expect("load loop");
 
     stop.store(true, Ordering::Relaxed);
     let report = load.await.expect("load task");

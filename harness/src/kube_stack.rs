@@ -22,6 +22,8 @@ use crate::wait::wait_for_async;
 
 /// How long CRDs may take to become Established.
 const CRD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the deletion of a test namespace on an external cluster is awaited.
+const NAMESPACE_GONE: Duration = Duration::from_secs(60);
 /// The namespace and ServiceAccount of `deploy/rbac.yaml`.
 pub const ISOBAR_NAMESPACE: &str = "isobar-system";
 /// The ServiceAccount isobar runs as.
@@ -279,17 +281,34 @@ impl Drop for KubeStack {
         // thread of its own because drop may run inside the test's runtime).
         let client = self.client().clone();
         let namespace = self.namespace.clone();
+        // Wait until it is gone, so its objects' deletion events don't reach the isobar of the
+        // next test (which may count rebuilds).
         let joined = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime
-                .block_on(client.delete("v1", "Namespace", None, &namespace))
+                .block_on(async {
+                    client.delete("v1", "Namespace", None, &namespace).await?;
+                    wait_for_async(
+                        NAMESPACE_GONE,
+                        "the test namespace to be deleted",
+                        || async {
+                            let ns = client.get("v1", "Namespace", None, &namespace).await?;
+                            Ok(ns.is_none().then_some(()))
+                        },
+                    )
+                    .await
+                })
                 .map_err(std::io::Error::other)
         })
         .join();
-        if !matches!(joined, Ok(Ok(_))) {
-            tracing::warn!(namespace = %self.namespace, "could not delete the test namespace");
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(namespace = %self.namespace, error = %e, "test namespace not deleted")
+            }
+            Err(_) => tracing::warn!(namespace = %self.namespace, "test namespace not deleted"),
         }
     }
 }
