@@ -19,16 +19,29 @@ pub fn resolve(
             "backend names no service".to_string()
         });
     };
-    let key = ObjectKey::new(namespace, &service_ref.name);
+    let wanted = service_ref.port.as_ref();
+    resolve_port(
+        snapshot,
+        namespace,
+        &service_ref.name,
+        wanted.and_then(|p| p.number),
+        wanted.and_then(|p| p.name.as_deref()),
+    )
+}
+
+/// The cluster for port `number` (or the port named `name`) of Service `namespace/service`.
+pub fn resolve_port(
+    snapshot: &Snapshot,
+    namespace: &str,
+    service: &str,
+    number: Option<i32>,
+    name: Option<&str>,
+) -> Result<Cluster, String> {
+    let key = ObjectKey::new(namespace, service);
     let service = snapshot
         .services
         .get(&key)
         .ok_or_else(|| format!("service \"{key}\" not found"))?;
-    let wanted = service_ref.port.as_ref();
-    let (number, name) = (
-        wanted.and_then(|p| p.number),
-        wanted.and_then(|p| p.name.as_deref()),
-    );
     let port = find_port(service, number, name).ok_or_else(|| match (number, name) {
         (Some(n), _) => format!("service \"{key}\" has no port {n}"),
         (None, Some(n)) => format!("service \"{key}\" has no port named {n:?}"),

@@ -6,6 +6,8 @@
 mod backend;
 mod build;
 mod class;
+mod ingress;
+mod ingressroute;
 mod names;
 mod secret;
 mod status;
@@ -23,12 +25,15 @@ use crate::store::ObjectKey;
 pub struct DagOptions {
     /// Objects whose class is set and differs from this are ignored.
     pub ingress_class_name: String,
+    /// Namespaces where root IngressRoutes may be defined; empty means all.
+    pub root_namespaces: Vec<String>,
 }
 
 impl Default for DagOptions {
     fn default() -> Self {
         DagOptions {
             ingress_class_name: DEFAULT_INGRESS_CLASS.to_string(),
+            root_namespaces: Vec::new(),
         }
     }
 }
@@ -66,10 +71,18 @@ pub struct SecureVirtualHost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub path: PathMatch,
-    /// Name of an entry in [`Dag::clusters`].
-    pub cluster: String,
+    /// Where requests go: one cluster, or several sharing the traffic by weight.
+    pub clusters: Vec<WeightedCluster>,
     /// The object that asked for this route.
     pub source: ObjectKey,
+}
+
+/// A cluster and its share of a route's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedCluster {
+    /// Name of an entry in [`Dag::clusters`].
+    pub name: String,
+    pub weight: u32,
 }
 
 /// How a request path is matched.
@@ -137,3 +150,6 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod ingressroute_tests;

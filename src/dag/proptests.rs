@@ -146,7 +146,9 @@ proptest! {
         for vhost in dag.virtual_hosts.values() {
             prop_assert!(!vhost.routes.is_empty());
             for route in &vhost.routes {
-                prop_assert!(dag.clusters.contains_key(&route.cluster), "{} has no cluster", route.cluster);
+                for cluster in &route.clusters {
+                    prop_assert!(dag.clusters.contains_key(&cluster.name), "{} has no cluster", cluster.name);
+                }
             }
         }
         for vhost in dag.secure_virtual_hosts.values() {

@@ -2,12 +2,13 @@
 
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, route::Action, route_action::ClusterSpecifier,
-    route_match::PathSpecifier, HeaderMatcher, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost,
+    route_match::PathSpecifier, weighted_cluster, HeaderMatcher, Route, RouteAction,
+    RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
 };
+use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
 use super::Named;
@@ -79,6 +80,24 @@ fn wildcard_authority_matcher(host: &str) -> Option<HeaderMatcher> {
     })
 }
 
+/// One cluster, or traffic split by weight.
+fn cluster_specifier(clusters: &[dag::WeightedCluster]) -> ClusterSpecifier {
+    match clusters {
+        [one] => ClusterSpecifier::Cluster(one.name.clone()),
+        many => ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|c| weighted_cluster::ClusterWeight {
+                    name: c.name.clone(),
+                    weight: Some(UInt32Value { value: c.weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    }
+}
+
 fn route(r: &dag::Route, authority: Option<HeaderMatcher>) -> Route {
     let path_specifier = match &r.path {
         PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
@@ -94,7 +113,7 @@ fn route(r: &dag::Route, authority: Option<HeaderMatcher>) -> Route {
             ..Default::default()
         }),
         action: Some(Action::Route(RouteAction {
-            cluster_specifier: Some(ClusterSpecifier::Cluster(r.cluster.clone())),
+            cluster_specifier: Some(cluster_specifier(&r.clusters)),
             ..Default::default()
         })),
         ..Default::default()
