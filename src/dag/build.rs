@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ingress, ingressroute, Cluster, Dag, DagOptions, ObjectStatus, PathMatch, Route,
-    SecureVirtualHost, TlsSecret, VirtualHost,
+    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectStatus, PathMatch, Route,
+    SecureVirtualHost, TlsSecret, TlsVersion, VirtualHost, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -25,7 +25,22 @@ pub(super) struct Contribution {
     pub source: ObjectKey,
     pub routes: BTreeMap<(String, PathMatch), Route>,
     pub clusters: Vec<Cluster>,
-    pub tls: BTreeMap<String, TlsSecret>,
+    pub tls: BTreeMap<String, TlsBinding>,
+}
+
+/// TLS for one host: a certificate (none for passthrough), a minimum version, and optionally a TCP
+/// proxy instead of HTTP routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TlsBinding {
+    pub secret: Option<TlsSecret>,
+    pub min_tls_version: TlsVersion,
+    pub tcp_proxy: Option<Vec<WeightedCluster>>,
+}
+
+impl TlsBinding {
+    fn secret_name(&self) -> Option<&str> {
+        self.secret.as_ref().map(|s| s.name.as_str())
+    }
 }
 
 impl Contribution {
@@ -66,8 +81,8 @@ impl Contribution {
 pub(super) struct Builder {
     routes: BTreeMap<String, BTreeMap<PathMatch, Route>>,
     clusters: BTreeMap<String, Cluster>,
-    /// Host → (secret, object that bound it).
-    tls: BTreeMap<String, (TlsSecret, ObjectKey)>,
+    /// Host → (TLS, object that bound it).
+    tls: BTreeMap<String, (TlsBinding, ObjectKey)>,
 }
 
 impl Builder {
@@ -92,12 +107,12 @@ impl Builder {
                 }
             }
         }
-        for (host, secret) in &c.tls {
+        for (host, binding) in &c.tls {
             if let Some((existing, source)) = self.tls.get(host) {
-                if existing.name != secret.name {
+                if existing != binding {
                     errors.push(format!(
-                        "tls host {host:?} already uses secret \"{}\" from \"{source}\"",
-                        existing.name
+                        "tls host {host:?} is already configured by \"{source}\" (secret {:?})",
+                        existing.secret_name().unwrap_or("none: passthrough")
                     ));
                 }
             }
@@ -116,29 +131,64 @@ impl Builder {
         for cluster in c.clusters {
             self.clusters.insert(cluster.name.clone(), cluster);
         }
-        for (host, secret) in c.tls {
-            self.tls.entry(host).or_insert((secret, c.source.clone()));
+        for (host, binding) in c.tls {
+            self.tls.entry(host).or_insert((binding, c.source.clone()));
         }
     }
 
-    fn finish(self) -> Dag {
+    fn finish(mut self) -> Dag {
         let mut dag = Dag::default();
-        for (host, routes) in self.routes {
-            let mut routes: Vec<Route> = routes.into_values().collect();
+        let hosts: std::collections::BTreeSet<String> =
+            self.routes.keys().chain(self.tls.keys()).cloned().collect();
+        for host in hosts {
+            let mut routes: Vec<Route> = self
+                .routes
+                .remove(&host)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
             routes.sort_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
-            if let Some((secret, _)) = self.tls.get(&host) {
-                dag.secrets.insert(secret.name.clone(), secret.clone());
-                dag.secure_virtual_hosts.insert(
+            let tls = self.tls.get(&host).map(|(binding, _)| binding.clone());
+            // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
+            // nowhere), otherwise what each route allows.
+            let insecure: Vec<Route> = routes
+                .iter()
+                .filter(|r| r.insecure != Insecure::Refuse)
+                .cloned()
+                .map(|mut r| {
+                    if tls.is_none() {
+                        r.insecure = Insecure::Serve;
+                    }
+                    r
+                })
+                .collect();
+            if let Some(binding) = tls {
+                if let Some(secret) = &binding.secret {
+                    dag.secrets.insert(secret.name.clone(), secret.clone());
+                }
+                // A TLS host needs something to serve: routes or a TCP proxy.
+                if binding.tcp_proxy.is_some() || !routes.is_empty() {
+                    dag.secure_virtual_hosts.insert(
+                        host.clone(),
+                        SecureVirtualHost {
+                            host: host.clone(),
+                            secret: binding.secret.as_ref().map(|s| s.name.clone()),
+                            min_tls_version: binding.min_tls_version,
+                            routes,
+                            tcp_proxy: binding.tcp_proxy.clone(),
+                        },
+                    );
+                }
+            }
+            if !insecure.is_empty() {
+                dag.virtual_hosts.insert(
                     host.clone(),
-                    SecureVirtualHost {
-                        host: host.clone(),
-                        secret: secret.name.clone(),
-                        routes: routes.clone(),
+                    VirtualHost {
+                        host,
+                        routes: insecure,
                     },
                 );
             }
-            dag.virtual_hosts
-                .insert(host.clone(), VirtualHost { host, routes });
         }
         dag.clusters = self.clusters;
         dag

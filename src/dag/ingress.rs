@@ -2,10 +2,11 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use super::build::{by_age, Builder, Contribution};
+use super::annotations::Annotations;
+use super::build::{by_age, Builder, Contribution, TlsBinding};
 use super::{
-    backend, class, names, secret, DagOptions, ObjectKind, ObjectStatus, PathMatch, Route,
-    Validity, WeightedCluster,
+    backend, class, names, secret, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
+    Route, Validity, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -51,19 +52,21 @@ fn contribution(
     let Some(spec) = ingress.spec.as_ref() else {
         return Err(vec!["Ingress has no spec".to_string()]);
     };
+    let options = RouteOptions::read(&Annotations::new(ingress.metadata.annotations.as_ref()))?;
     let add = |c: &mut Contribution,
                errors: &mut Vec<String>,
                host: &str,
                path: PathMatch,
                cluster: super::Cluster| {
-        let route = Route {
+        let mut route = Route::new(
             path,
-            clusters: vec![WeightedCluster {
+            vec![WeightedCluster {
                 name: cluster.name.clone(),
                 weight: 1,
             }],
-            source: key.clone(),
-        };
+            key.clone(),
+        );
+        options.apply(&mut route);
         if let Err(e) = c.add_route(host, route, vec![cluster]) {
             errors.push(e);
         }
@@ -118,13 +121,23 @@ fn contribution(
                 errors.push(format!("tls: {e}"));
                 continue;
             }
+            let binding = TlsBinding {
+                secret: Some(secret.clone()),
+                min_tls_version: options.min_tls_version,
+                tcp_proxy: None,
+            };
             match c.tls.get(host) {
-                Some(existing) if existing.name != secret.name => errors.push(format!(
+                Some(existing) if *existing != binding => errors.push(format!(
                     "tls host {host:?} is given two secrets, {:?} and {:?}",
-                    existing.name, secret.name
+                    existing
+                        .secret
+                        .as_ref()
+                        .map(|s| s.name.as_str())
+                        .unwrap_or_default(),
+                    secret.name
                 )),
                 _ => {
-                    c.tls.insert(host.clone(), secret.clone());
+                    c.tls.insert(host.clone(), binding);
                 }
             }
         }
@@ -134,4 +147,58 @@ fn contribution(
     } else {
         Err(errors)
     }
+}
+
+/// What an Ingress's annotations ask of its routes.
+struct RouteOptions {
+    insecure: Insecure,
+    timeout: Option<super::Timeout>,
+    retry: Option<super::RetryPolicy>,
+    websocket_paths: Vec<String>,
+    min_tls_version: super::TlsVersion,
+}
+
+impl RouteOptions {
+    /// Reads every annotation, reporting each bad value.
+    fn read(a: &Annotations<'_>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let allow_http = take(&mut errors, a.bool("kubernetes.io/ingress.allow-http"));
+        let force_ssl_redirect = take(
+            &mut errors,
+            a.bool("ingress.kubernetes.io/force-ssl-redirect"),
+        );
+        let timeout = take(&mut errors, a.request_timeout());
+        let retry = take(&mut errors, a.retry_policy());
+        let min_tls_version =
+            take(&mut errors, a.tls_minimum_protocol_version()).unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RouteOptions {
+            insecure: match (allow_http, force_ssl_redirect) {
+                (Some(false), _) => Insecure::Refuse,
+                (_, Some(true)) => Insecure::Redirect,
+                _ => Insecure::Serve,
+            },
+            timeout,
+            retry,
+            websocket_paths: a.websocket_routes(),
+            min_tls_version,
+        })
+    }
+
+    fn apply(&self, route: &mut Route) {
+        route.insecure = self.insecure;
+        route.timeout = self.timeout;
+        route.retry = self.retry.clone();
+        route.websocket = self.websocket_paths.iter().any(|p| p == route.path.path());
+    }
+}
+
+/// The value of `result`, or `None` with its error recorded.
+fn take<T>(errors: &mut Vec<String>, result: Result<Option<T>, String>) -> Option<T> {
+    result.unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    })
 }

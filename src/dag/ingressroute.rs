@@ -4,10 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::build::{by_age, Builder, Contribution};
+use std::time::Duration;
+
+use super::annotations::{parse_duration, parse_timeout, parse_tls_version};
+use super::build::{by_age, Builder, Contribution, TlsBinding};
 use super::{
-    class, names, secret, Cluster, DagOptions, ObjectKind, ObjectStatus, PathMatch, Route,
-    Validity, WeightedCluster,
+    class, names, secret, Cluster, DagOptions, HealthCheck, Insecure, LbPolicy, ObjectKind,
+    ObjectStatus, PathMatch, RetryPolicy, Route, UpstreamSettings, UpstreamValidation, Validity,
+    WeightedCluster,
 };
 use crate::crd::{IngressRoute, RouteService};
 use crate::store::{ObjectKey, Snapshot};
@@ -117,15 +121,54 @@ fn root_contribution(
     }
     names::validate_host(fqdn).map_err(|e| vec![e])?;
     let mut c = Contribution::new(key.clone());
+    let mut binding = None;
     if let Some(tls) = &vhost.tls {
-        if tls.passthrough == Some(true) {
-            return Err(vec!["tls passthrough is not supported yet".to_string()]);
+        let min_tls_version = tls
+            .minimum_protocol_version
+            .as_deref()
+            .map(parse_tls_version)
+            .transpose()
+            .map_err(|e| vec![format!("tls.minimumProtocolVersion: {e}")])?
+            .unwrap_or_default();
+        let passthrough = tls.passthrough == Some(true);
+        let secret = match tls.secret_name.as_deref().filter(|s| !s.is_empty()) {
+            Some(_) if passthrough => {
+                return Err(vec![
+                    "tls: secretName and passthrough can't be used together".to_string(),
+                ])
+            }
+            Some(name) => Some(
+                secret::delegated_tls_secret(snapshot, &key.namespace, name)
+                    .map_err(|e| vec![e])?,
+            ),
+            None if passthrough => None,
+            None => {
+                return Err(vec![
+                    "tls: give a secretName, or passthrough: true".to_string()
+                ])
+            }
+        };
+        if passthrough && root.spec.tcpproxy.is_none() {
+            return Err(vec!["tls passthrough needs a tcpproxy".to_string()]);
         }
-        if let Some(secret_name) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) {
-            let secret = secret::delegated_tls_secret(snapshot, &key.namespace, secret_name)
-                .map_err(|e| vec![e])?;
-            c.tls.insert(fqdn.to_string(), secret);
-        }
+        binding = Some(TlsBinding {
+            secret,
+            min_tls_version,
+            tcp_proxy: None,
+        });
+    }
+    if let Some(tcpproxy) = &root.spec.tcpproxy {
+        let Some(b) = binding.as_mut() else {
+            return Err(vec![
+                "tcpproxy needs virtualhost.tls (a secretName, or passthrough)".to_string(),
+            ]);
+        };
+        let (weighted, clusters) = tcp_proxy_services(snapshot, all, key, tcpproxy, statuses)?;
+        b.tcp_proxy = Some(weighted);
+        c.clusters.extend(clusters);
+    }
+    if let Some(b) = binding {
+        c.tls.insert(fqdn.to_string(), b);
     }
     let mut chain = vec![key.clone()];
     let routes = walk(snapshot, all, key, root, None, &mut chain, statuses)?;
@@ -209,15 +252,46 @@ fn walk(
             }
             continue;
         }
-        match services(snapshot, &key.namespace, &route.services) {
-            Ok((weighted, clusters)) => out.push((
-                Route {
-                    path: PathMatch::StringPrefix(prefix.to_string()),
-                    clusters: weighted,
-                    source: key.clone(),
-                },
-                clusters,
-            )),
+        let built =
+            services(snapshot, &key.namespace, &route.services).and_then(|(weighted, clusters)| {
+                let mut r = Route::new(
+                    PathMatch::StringPrefix(prefix.to_string()),
+                    weighted,
+                    key.clone(),
+                );
+                r.websocket = route.enable_websockets == Some(true);
+                r.insecure = if route.permit_insecure == Some(true) {
+                    Insecure::Serve
+                } else {
+                    Insecure::Redirect
+                };
+                r.prefix_rewrite = route.prefix_rewrite.clone();
+                if let Some(request) = route
+                    .timeout_policy
+                    .as_ref()
+                    .and_then(|t| t.request.as_deref())
+                {
+                    r.timeout = Some(
+                        parse_timeout(request)
+                            .map_err(|e| format!("timeoutPolicy.request: {e}"))?,
+                    );
+                }
+                if let Some(retry) = &route.retry_policy {
+                    r.retry = Some(RetryPolicy {
+                        retry_on: "5xx".to_string(),
+                        num_retries: retry.count.unwrap_or(1),
+                        per_try_timeout: retry
+                            .per_try_timeout
+                            .as_deref()
+                            .map(parse_duration)
+                            .transpose()
+                            .map_err(|e| format!("retryPolicy.perTryTimeout: {e}"))?,
+                    });
+                }
+                Ok((r, clusters))
+            });
+        match built {
+            Ok(r) => out.push(r),
             Err(e) => errors.push(e),
         }
     }
@@ -242,9 +316,22 @@ fn services(
     let mut clusters = Vec::new();
     let mut seen = BTreeSet::new();
     for s in services {
-        let cluster =
-            super::backend::resolve_port(snapshot, namespace, &s.name, Some(s.port), None)
-                .map_err(|_| format!("Service [{}:{}] is invalid or missing", s.name, s.port))?;
+        let settings = upstream_settings(snapshot, namespace, s)?;
+        let cluster = super::backend::resolve_port(
+            snapshot,
+            namespace,
+            &s.name,
+            Some(s.port),
+            None,
+            settings,
+        )
+        .map_err(|e| {
+            if e.contains("not found") || e.contains("has no port") {
+                format!("Service [{}:{}] is invalid or missing", s.name, s.port)
+            } else {
+                e
+            }
+        })?;
         if !seen.insert(cluster.name.clone()) {
             continue;
         }
@@ -258,4 +345,148 @@ fn services(
         weighted.iter_mut().for_each(|w| w.weight = 1);
     }
     Ok((weighted, clusters))
+}
+
+/// What a route's service entry asks of the upstream: load balancing, health checks, validation.
+fn upstream_settings(
+    snapshot: &Snapshot,
+    namespace: &str,
+    s: &RouteService,
+) -> Result<UpstreamSettings, String> {
+    let lb_policy = match s.strategy.as_deref() {
+        None | Some("RoundRobin") => LbPolicy::RoundRobin,
+        Some("WeightedLeastRequest") => LbPolicy::WeightedLeastRequest,
+        Some("Random") => LbPolicy::Random,
+        Some("Cookie") => LbPolicy::Cookie,
+        Some(other) => {
+            return Err(format!(
+                "service {:?}: strategy {other:?} is not one of RoundRobin, WeightedLeastRequest, Random, Cookie",
+                s.name
+            ))
+        }
+    };
+    let health_check = s.health_check.as_ref().map(|h| {
+        let seconds = |v: Option<i64>, default: u64| {
+            Duration::from_secs(
+                v.and_then(|v| u64::try_from(v).ok())
+                    .filter(|v| *v > 0)
+                    .unwrap_or(default),
+            )
+        };
+        HealthCheck {
+            path: h.path.clone(),
+            host: h
+                .host
+                .clone()
+                .unwrap_or_else(|| "contour-envoy-healthcheck".to_string()),
+            interval: seconds(h.interval_seconds, 10),
+            timeout: seconds(h.timeout_seconds, 2),
+            unhealthy_threshold: h.unhealthy_threshold_count.filter(|v| *v > 0).unwrap_or(3),
+            healthy_threshold: h.healthy_threshold_count.filter(|v| *v > 0).unwrap_or(2),
+        }
+    });
+    if let Some(h) = &health_check {
+        if !h.path.starts_with('/') {
+            return Err(format!(
+                "service {:?}: healthCheck.path {:?} must start with \"/\"",
+                s.name, h.path
+            ));
+        }
+    }
+    let validation = match &s.validation {
+        None => None,
+        Some(v) => {
+            let key = ObjectKey::new(namespace, &v.ca_secret);
+            let ca_pem = snapshot
+                .secrets
+                .get(&key)
+                .and_then(|secret| {
+                    let from_data = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("ca.crt"))
+                        .map(|b| b.0.clone());
+                    from_data.or_else(|| {
+                        secret
+                            .string_data
+                            .as_ref()
+                            .and_then(|d| d.get("ca.crt"))
+                            .map(|s| s.as_bytes().to_vec())
+                    })
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "service {:?}: validation CA secret \"{key}\" not found or has no ca.crt",
+                        s.name
+                    )
+                })?;
+            crate::tls::pem::certs("ca.crt", &ca_pem).map_err(|e| {
+                format!("service {:?}: validation CA secret \"{key}\": {e}", s.name)
+            })?;
+            if v.subject_name.is_empty() {
+                return Err(format!(
+                    "service {:?}: validation.subjectName is empty",
+                    s.name
+                ));
+            }
+            Some(UpstreamValidation {
+                ca_pem,
+                subject_name: v.subject_name.clone(),
+            })
+        }
+    };
+    Ok(UpstreamSettings {
+        lb_policy,
+        health_check,
+        validation,
+        ..UpstreamSettings::default()
+    })
+}
+
+/// The clusters of a root's `tcpproxy`: its services, or those of the IngressRoute it delegates to.
+fn tcp_proxy_services(
+    snapshot: &Snapshot,
+    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    key: &ObjectKey,
+    tcpproxy: &crate::crd::TcpProxy,
+    statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
+) -> Result<(Vec<WeightedCluster>, Vec<Cluster>), Vec<String>> {
+    if let Some(delegate) = &tcpproxy.delegate {
+        let target = ObjectKey::new(
+            delegate
+                .namespace
+                .clone()
+                .unwrap_or_else(|| key.namespace.clone()),
+            &delegate.name,
+        );
+        let child = all
+            .get(&target)
+            .ok_or_else(|| vec![format!("tcpproxy delegate \"{target}\" not found")])?;
+        let Some(child_proxy) = child
+            .spec
+            .tcpproxy
+            .as_ref()
+            .filter(|p| p.delegate.is_none())
+        else {
+            return Err(vec![format!(
+                "tcpproxy delegate \"{target}\" has no tcpproxy services"
+            )]);
+        };
+        return match services(snapshot, &target.namespace, &child_proxy.services) {
+            Ok(r) => {
+                statuses
+                    .entry(target)
+                    .or_insert((Validity::Valid, "valid IngressRoute".to_string()));
+                Ok(r)
+            }
+            Err(e) => {
+                statuses
+                    .entry(target)
+                    .or_insert((Validity::Invalid, e.clone()));
+                Err(vec![format!("tcpproxy delegate is invalid: {e}")])
+            }
+        };
+    }
+    services(snapshot, &key.namespace, &tcpproxy.services)
+        .map_err(|e| vec![format!("tcpproxy: {e}")])
 }

@@ -166,7 +166,7 @@ fn tls_makes_a_secure_virtual_host_with_the_same_routes() {
     let (dag, statuses) = build_yaml(&yaml);
     assert_eq!(statuses[0].validity, Validity::Valid, "{}", statuses[0]);
     let secure = &dag.secure_virtual_hosts["a.example.com"];
-    assert_eq!(secure.secret, "t/cert");
+    assert_eq!(secure.secret.as_deref(), Some("t/cert"));
     assert_eq!(secure.routes, dag.virtual_hosts["a.example.com"].routes);
     assert!(dag.secrets.contains_key("t/cert"));
 }
