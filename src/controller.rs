@@ -63,6 +63,8 @@ pub struct ControllerState {
     pub rebuilds: AtomicU64,
     pub endpoint_refreshes: AtomicU64,
     pub status: Arc<StatusStats>,
+    /// The DAG of the last rebuild, for `/debug/dag`.
+    pub dag: Mutex<Arc<Dag>>,
 }
 
 impl Default for ControllerState {
@@ -73,6 +75,7 @@ impl Default for ControllerState {
             rebuilds: AtomicU64::new(0),
             endpoint_refreshes: AtomicU64::new(0),
             status: Arc::new(StatusStats::default()),
+            dag: Mutex::new(Arc::new(Dag::default())),
         }
     }
 }
@@ -114,7 +117,7 @@ pub async fn run(
         dag_options: config.dag.clone(),
         cache: Arc::clone(&cache),
         state: Arc::clone(&state),
-        dag: Dag::default(),
+        dag: Arc::new(Dag::default()),
     };
     let leadership = match &config.source {
         SourceConfig::Manifests(dir) => {
@@ -295,7 +298,7 @@ pub struct Pipeline {
     pub dag_options: DagOptions,
     pub cache: Arc<XdsCache>,
     pub state: Arc<ControllerState>,
-    pub dag: Dag,
+    pub dag: Arc<Dag>,
 }
 
 impl Pipeline {
@@ -338,7 +341,10 @@ impl Pipeline {
             changed,
             "configuration rebuilt"
         );
-        self.dag = dag;
+        self.dag = Arc::new(dag);
+        if let Ok(mut shared) = self.state.dag.lock() {
+            *shared = Arc::clone(&self.dag);
+        }
     }
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.

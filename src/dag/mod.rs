@@ -7,6 +7,7 @@ mod annotations;
 mod backend;
 mod build;
 mod class;
+mod dot;
 mod ingress;
 mod ingressroute;
 mod names;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use build::build;
 pub use class::DEFAULT_INGRESS_CLASS;
+pub use dot::dot;
 pub use status::{ObjectKind, ObjectStatus, Validity};
 
 use crate::store::ObjectKey;
