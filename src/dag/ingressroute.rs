@@ -52,17 +52,21 @@ pub(super) fn apply(
         let Some(vhost) = route.spec.virtualhost.as_ref() else {
             continue;
         };
+        // The oldest root keeps its fqdn; a newcomer that claims it too is the one reported, so adding
+        // an IngressRoute never takes a host away from one that was serving it (Contour invalidates
+        // all of them).
         let owners = &fqdn_owners[vhost.fqdn.as_str()];
-        if owners.len() > 1 {
+        if owners.len() > 1 && owners[0] != key {
             let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
             statuses.insert(
                 key.clone(),
                 (
                     Validity::Invalid,
                     format!(
-                        "fqdn {:?} is used in multiple IngressRoutes: {}",
+                        "fqdn {:?} is used in multiple IngressRoutes: {}; it stays with {}",
                         vhost.fqdn,
-                        names.join(", ")
+                        names.join(", "),
+                        owners[0]
                     ),
                 ),
             );
@@ -80,11 +84,11 @@ pub(super) fn apply(
             continue;
         }
         let outcome = root_contribution(snapshot, &ours, key, route, &mut statuses)
-            .and_then(|c| builder.try_apply(c));
+            .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
         statuses.insert(
             key.clone(),
             match outcome {
-                Ok(()) => (Validity::Valid, "valid IngressRoute".to_string()),
+                Ok(notes) => (Validity::Valid, valid_description(&notes)),
                 Err(reasons) => (Validity::Invalid, reasons.join("; ")),
             },
         );
@@ -111,7 +115,7 @@ fn root_contribution(
     key: &ObjectKey,
     root: &IngressRoute,
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
-) -> Result<Contribution, Vec<String>> {
+) -> Result<(Contribution, Vec<String>), Vec<String>> {
     let vhost = root.spec.virtualhost.as_ref().ok_or_else(Vec::new)?;
     let fqdn = vhost.fqdn.as_str();
     if fqdn.contains('*') {
@@ -171,14 +175,28 @@ fn root_contribution(
         c.tls.insert(fqdn.to_string(), b);
     }
     let mut chain = vec![key.clone()];
-    let routes = walk(snapshot, all, key, root, None, &mut chain, statuses)?;
-    for (route, clusters) in routes {
+    let walked = walk(snapshot, all, key, root, None, &mut chain, statuses)?;
+    for (route, clusters) in walked.routes {
         c.add_route(fqdn, route, clusters).map_err(|e| vec![e])?;
     }
-    Ok(c)
+    Ok((c, walked.notes))
 }
 
 type RouteWithClusters = (Route, Vec<Cluster>);
+
+/// The routes a walk found, and what its status should mention without being invalid.
+struct Walked {
+    routes: Vec<RouteWithClusters>,
+    notes: Vec<String>,
+}
+
+/// "valid IngressRoute", with anything worth knowing appended.
+fn valid_description(notes: &[String]) -> String {
+    std::iter::once("valid IngressRoute".to_string())
+        .chain(notes.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// The routes of `route` and of the children it delegates to. Errors are `route`'s own; a child's
 /// errors make the child invalid (its routes left out) without failing its parent.
@@ -190,9 +208,10 @@ fn walk(
     parent_prefix: Option<&str>,
     chain: &mut Vec<ObjectKey>,
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
-) -> Result<Vec<RouteWithClusters>, Vec<String>> {
+) -> Result<Walked, Vec<String>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    let mut notes = Vec::new();
     for route in &ir.spec.routes {
         let prefix = route.match_.as_str();
         if !prefix.starts_with('/') {
@@ -225,7 +244,9 @@ fn walk(
                 continue;
             }
             let Some(child) = all.get(&target) else {
-                errors.push(format!("delegate \"{target}\" not found"));
+                // Not an error of this IngressRoute: the route waits for its delegate, and the rest
+                // is served. The status says so.
+                notes.push(format!("route {prefix:?}: delegate \"{target}\" not found"));
                 continue;
             };
             if child.spec.virtualhost.is_some() {
@@ -238,11 +259,11 @@ fn walk(
             let child_routes = walk(snapshot, all, &target, child, Some(prefix), chain, statuses);
             chain.pop();
             match child_routes {
-                Ok(routes) => {
+                Ok(walked) => {
                     statuses
                         .entry(target)
-                        .or_insert((Validity::Valid, "valid IngressRoute".to_string()));
-                    out.extend(routes);
+                        .or_insert((Validity::Valid, valid_description(&walked.notes)));
+                    out.extend(walked.routes);
                 }
                 Err(reasons) => {
                     statuses
@@ -296,7 +317,7 @@ fn walk(
         }
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok(Walked { routes: out, notes })
     } else {
         Err(errors)
     }

@@ -37,7 +37,7 @@ const ROOT: &str =
     Validity::Valid,
     "valid IngressRoute"
 )]
-#[case::duplicate_fqdn_invalidates_both(format!("{}{}", ir("t", "other", ROOT), ir("t", "subject", ROOT)), Validity::Invalid, "fqdn \"a.example.com\" is used in multiple IngressRoutes: t/other, t/subject")]
+#[case::a_second_root_for_an_fqdn_is_refused_and_the_first_keeps_it(format!("{}{}", ir("t", "other", ROOT), ir("t", "subject", ROOT)), Validity::Invalid, "fqdn \"a.example.com\" is used in multiple IngressRoutes: t/other, t/subject")]
 #[case::an_ingressroute_no_root_reaches_is_orphaned(
     ir(
         "t",
@@ -60,6 +60,9 @@ const ROOT: &str =
 #[case::a_root_cannot_delegate_to_a_root(
     format!("{}{}", ir("t", "subject", "{virtualhost: {fqdn: a.example.com}, routes: [{match: /, delegate: {name: other}}]}"), ir("t", "other", "{virtualhost: {fqdn: b.example.com}, routes: [{match: /, services: [{name: web, port: 80}]}]}")),
     Validity::Invalid, "cannot delegate to another root")]
+#[case::a_missing_delegate_is_noted_and_the_rest_served(
+    ir("t", "subject", "{virtualhost: {fqdn: a.example.com}, routes: [{match: /, services: [{name: web, port: 80}]}, {match: /x, delegate: {name: later}}]}"),
+    Validity::Valid, "valid IngressRoute; route \"/x\": delegate \"t/later\" not found")]
 #[case::a_wildcard_fqdn_is_refused(ir("t", "subject", "{virtualhost: {fqdn: '*.example.com'}, routes: [{match: /, services: [{name: web, port: 80}]}]}"), Validity::Invalid, "wildcard")]
 #[case::a_secret_in_another_namespace_needs_a_delegation(ir("t", "subject", "{virtualhost: {fqdn: a.example.com, tls: {secretName: certs/wild}}, routes: [{match: /, services: [{name: web, port: 80}]}]}"), Validity::Invalid, "is not delegated to namespace \"t\"")]
 fn ingressroute_rule(#[case] yaml: String, #[case] validity: Validity, #[case] description: &str) {
@@ -114,4 +117,18 @@ fn roots_outside_the_root_namespaces_are_refused() {
     let (dag, statuses) = build_yaml(&ir("t", "root", ROOT), &options);
     assert_eq!(status(&statuses, "root").validity, Validity::Invalid);
     assert!(dag.virtual_hosts.is_empty());
+}
+
+#[test]
+fn the_first_root_keeps_a_contested_fqdn() {
+    let (dag, statuses) = build_yaml(
+        &format!("{}{}", ir("t", "first", ROOT), ir("t", "second", ROOT)),
+        &DagOptions::default(),
+    );
+    assert_eq!(status(&statuses, "first").validity, Validity::Valid);
+    assert_eq!(status(&statuses, "second").validity, Validity::Invalid);
+    assert_eq!(
+        dag.virtual_hosts["a.example.com"].routes[0].source.name,
+        "first"
+    );
 }
