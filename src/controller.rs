@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
 use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
-use crate::status::{self, LeaderElection, StatusConfig, StatusStats};
+use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
 use crate::store::Snapshot;
 use crate::tls::server::{ReloadingServerConfig, TlsFiles};
 use crate::xds::cache::XdsCache;
@@ -63,6 +63,8 @@ pub struct ControllerState {
     pub rebuilds: AtomicU64,
     pub endpoint_refreshes: AtomicU64,
     pub status: Arc<StatusStats>,
+    /// The DAG of the last rebuild, for `/debug/dag`.
+    pub dag: Mutex<Arc<Dag>>,
 }
 
 impl Default for ControllerState {
@@ -73,6 +75,7 @@ impl Default for ControllerState {
             rebuilds: AtomicU64::new(0),
             endpoint_refreshes: AtomicU64::new(0),
             status: Arc::new(StatusStats::default()),
+            dag: Mutex::new(Arc::new(Dag::default())),
         }
     }
 }
@@ -114,10 +117,13 @@ pub async fn run(
         dag_options: config.dag.clone(),
         cache: Arc::clone(&cache),
         state: Arc::clone(&state),
-        dag: Dag::default(),
+        dag: Arc::new(Dag::default()),
     };
-    match &config.source {
-        SourceConfig::Manifests(dir) => run_file_source(dir, &config, pipeline)?,
+    let leadership = match &config.source {
+        SourceConfig::Manifests(dir) => {
+            run_file_source(dir, &config, pipeline)?;
+            None
+        }
         SourceConfig::Kube {
             kubeconfig,
             status,
@@ -131,9 +137,9 @@ pub async fn run(
                 &config,
                 pipeline,
             )
-            .await;
+            .await
         }
-    }
+    };
 
     tokio::spawn(crate::ops::serve(
         http_listener,
@@ -142,7 +148,11 @@ pub async fn run(
         Arc::clone(&cache),
     ));
     tracing::info!(xds = %config.xds_address, http = %config.http_address, mtls = tls.is_some(), "isobar serving");
-    server::serve(xds_listener, tls, AdsService::new(cache, stats), shutdown).await
+    let served = server::serve(xds_listener, tls, AdsService::new(cache, stats), shutdown).await;
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    served
 }
 
 fn run_file_source(
@@ -194,7 +204,7 @@ async fn run_kube_source(
     leader_election: Option<LeaderElection>,
     config: &ServeConfig,
     mut pipeline: Pipeline,
-) {
+) -> Option<LeaderHandle> {
     let source = kube_source::start(client.clone()).await;
     let kube_source::KubeSource {
         snapshot,
@@ -203,9 +213,12 @@ async fn run_kube_source(
         required,
     } = source;
     let (kick_tx, kick_rx) = watch::channel(0u64);
-    let leader = match leader_election {
-        Some(election) => status::elect(client.clone(), election),
-        None => watch::channel(true).1,
+    let (leader, leadership) = match leader_election {
+        Some(election) => {
+            let (leader, handle) = status::elect(client.clone(), election);
+            (leader, Some(handle))
+        }
+        None => (watch::channel(true).1, None),
     };
     tokio::spawn(status::run(
         client,
@@ -255,6 +268,7 @@ async fn run_kube_source(
             kick_tx.send_modify(|n| *n += 1);
         }
     });
+    leadership
 }
 
 /// Waits for a change, then collects the burst that follows (hold-off `quiet`, at most `max`), and
@@ -284,7 +298,7 @@ pub struct Pipeline {
     pub dag_options: DagOptions,
     pub cache: Arc<XdsCache>,
     pub state: Arc<ControllerState>,
-    pub dag: Dag,
+    pub dag: Arc<Dag>,
 }
 
 impl Pipeline {
@@ -327,7 +341,10 @@ impl Pipeline {
             changed,
             "configuration rebuilt"
         );
-        self.dag = dag;
+        self.dag = Arc::new(dag);
+        if let Ok(mut shared) = self.state.dag.lock() {
+            *shared = Arc::clone(&self.dag);
+        }
     }
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.

@@ -5,7 +5,7 @@ fn main() -> std::process::ExitCode {
     isobar::cli::init_tracing(cli.log_format, &cli.log_level);
     isobar::tls::install_default_provider();
     match isobar::cli::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("isobar: error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -35,6 +35,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/debug/xds", get(debug_xds))
         .route("/debug/status", get(debug_status))
+        .route("/debug/dag", get(debug_dag))
         .with_state(Ops {
             stats,
             state,
@@ -163,4 +164,17 @@ async fn debug_status(State(ops): State<Ops>) -> impl IntoResponse {
         })).collect::<Vec<_>>(),
         "source_errors": errors,
     }))
+}
+
+async fn debug_dag(State(ops): State<Ops>) -> impl IntoResponse {
+    let dag = ops
+        .state
+        .dag
+        .lock()
+        .map(|d| std::sync::Arc::clone(&d))
+        .unwrap_or_default();
+    (
+        [("content-type", "text/vnd.graphviz")],
+        crate::dag::dot(&dag),
+    )
 }

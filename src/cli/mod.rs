@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod certgen;
+mod check;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,6 +37,11 @@ pub enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Generate the CA, isobar's serving certificate and Envoy's client certificate.
     Certgen(certgen::CertgenArgs),
+    /// Offline: build the DAG from a directory of YAML and print each object's status (exit 0 when all
+    /// are valid, 1 otherwise, 2 when the directory can't be read).
+    Check(check::CheckArgs),
+    /// Offline: print the DAG built from a directory of YAML, as Graphviz dot.
+    Dag(check::DagArgs),
     /// Print the CustomResourceDefinitions isobar reads (IngressRoute, TLSCertificateDelegation) as YAML.
     Crds,
     /// Print the version.
@@ -56,18 +62,21 @@ pub fn init_tracing(format: LogFormat, filter: &str) {
 }
 
 /// Runs the chosen command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let done = std::process::ExitCode::SUCCESS;
     match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Bootstrap(args) => bootstrap::run(args),
-        Command::Certgen(args) => certgen::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| done),
+        Command::Bootstrap(args) => bootstrap::run(args).map(|()| done),
+        Command::Certgen(args) => certgen::run(args).map(|()| done),
+        Command::Check(args) => Ok(check::run_check(args)),
+        Command::Dag(args) => Ok(check::run_dag(args)),
         Command::Crds => {
             print!("{}", crate::crd::crds_yaml());
-            Ok(())
+            Ok(done)
         }
         Command::Version => {
             println!("isobar {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            Ok(done)
         }
     }
 }

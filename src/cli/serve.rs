@@ -75,6 +75,9 @@ pub struct ServeArgs {
     pub envoy_service_https_address: String,
     #[arg(long, default_value_t = 8443)]
     pub envoy_service_https_port: u16,
+    /// Namespaces where root IngressRoutes may be defined (comma-separated); all when empty.
+    #[arg(long, value_delimiter = ',')]
+    pub ingressroute_root_namespaces: Vec<String>,
     /// Act on Ingresses of this class (and on those with no class).
     #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
     pub ingress_class_name: String,
@@ -139,6 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         dag: DagOptions {
             ingress_class_name: args.ingress_class_name,
+            root_namespaces: args.ingressroute_root_namespaces,
         },
         http_address: SocketAddr::new(args.http_address, args.http_port),
         debounce: (Duration::from_millis(100), Duration::from_millis(500)),

@@ -1,9 +1,13 @@
-//! Resolving a backend reference to a Service port, and so to a cluster.
+//! Resolving a backend reference to a Service port, and so to a cluster with the upstream settings the
+//! Service's annotations and the route ask for.
 
-use k8s_openapi::api::core::v1::Service;
+use std::hash::{Hash, Hasher};
+
+use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::networking::v1::IngressBackend;
 
-use super::Cluster;
+use super::annotations::Annotations;
+use super::{Cluster, Limits, UpstreamProtocol, UpstreamSettings};
 use crate::store::{ObjectKey, Snapshot};
 
 /// The cluster an Ingress backend leads to, or why it leads nowhere.
@@ -19,16 +23,33 @@ pub fn resolve(
             "backend names no service".to_string()
         });
     };
-    let key = ObjectKey::new(namespace, &service_ref.name);
+    let wanted = service_ref.port.as_ref();
+    resolve_port(
+        snapshot,
+        namespace,
+        &service_ref.name,
+        wanted.and_then(|p| p.number),
+        wanted.and_then(|p| p.name.as_deref()),
+        UpstreamSettings::default(),
+    )
+}
+
+/// The cluster for port `number` (or the port named `name`) of Service `namespace/service`. `route`
+/// carries what the route asks for (load balancing, health checks, validation); the protocol and the
+/// limits come from the Service's annotations.
+pub fn resolve_port(
+    snapshot: &Snapshot,
+    namespace: &str,
+    service: &str,
+    number: Option<i32>,
+    name: Option<&str>,
+    route: UpstreamSettings,
+) -> Result<Cluster, String> {
+    let key = ObjectKey::new(namespace, service);
     let service = snapshot
         .services
         .get(&key)
         .ok_or_else(|| format!("service \"{key}\" not found"))?;
-    let wanted = service_ref.port.as_ref();
-    let (number, name) = (
-        wanted.and_then(|p| p.number),
-        wanted.and_then(|p| p.name.as_deref()),
-    );
     let port = find_port(service, number, name).ok_or_else(|| match (number, name) {
         (Some(n), _) => format!("service \"{key}\" has no port {n}"),
         (None, Some(n)) => format!("service \"{key}\" has no port named {n:?}"),
@@ -39,25 +60,73 @@ pub fn resolve(
             "service \"{key}\" is of type ExternalName, which is not supported yet"
         ));
     }
+    let annotations = Annotations::new(service.metadata.annotations.as_ref());
+    let service_settings =
+        service_settings(&annotations, port).map_err(|e| format!("service \"{key}\": {e}"))?;
+    let settings = UpstreamSettings {
+        protocol: if route.validation.is_some() && service_settings.0 == UpstreamProtocol::Http1 {
+            UpstreamProtocol::Tls
+        } else {
+            service_settings.0
+        },
+        limits: service_settings.1,
+        ..route
+    };
     let port_id = port
         .name
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| port.port.to_string());
+    let base = format!("{}/{}/{}", key.namespace, key.name, port.port);
+    let name = if settings == UpstreamSettings::default() {
+        base
+    } else {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        settings.hash(&mut hasher);
+        format!("{base}/{:08x}", hasher.finish() as u32)
+    };
     Ok(Cluster {
-        name: format!("{}/{}/{}", key.namespace, key.name, port.port),
+        name,
         eds_name: format!("{}/{}/{}", key.namespace, key.name, port_id),
         service: key,
         port_name: port.name.clone().filter(|n| !n.is_empty()),
         port: port.port,
+        settings,
     })
+}
+
+/// The protocol and limits a Service's annotations give one of its ports.
+fn service_settings(
+    annotations: &Annotations<'_>,
+    port: &ServicePort,
+) -> Result<(UpstreamProtocol, Limits), String> {
+    let mut protocol = UpstreamProtocol::Http1;
+    for (proto, ports) in annotations.upstream_protocols() {
+        let listed = ports
+            .iter()
+            .any(|p| Some(p.as_str()) == port.name.as_deref() || *p == port.port.to_string());
+        if listed {
+            protocol = match proto {
+                "h2" => UpstreamProtocol::H2,
+                "h2c" => UpstreamProtocol::H2c,
+                _ => UpstreamProtocol::Tls,
+            };
+        }
+    }
+    let limits = Limits {
+        max_connections: annotations.count("max-connections")?,
+        max_pending_requests: annotations.count("max-pending-requests")?,
+        max_requests: annotations.count("max-requests")?,
+        max_retries: annotations.count("max-retries")?,
+    };
+    Ok((protocol, limits))
 }
 
 fn find_port<'a>(
     service: &'a Service,
     number: Option<i32>,
     name: Option<&str>,
-) -> Option<&'a k8s_openapi::api::core::v1::ServicePort> {
+) -> Option<&'a ServicePort> {
     let ports = service.spec.as_ref()?.ports.as_ref()?;
     match (number, name) {
         (Some(n), _) => ports.iter().find(|p| p.port == n),

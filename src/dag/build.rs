@@ -2,202 +2,117 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::networking::v1::Ingress;
-
 use super::{
-    backend, class, names, secret, Cluster, Dag, DagOptions, ObjectKind, ObjectStatus, PathMatch,
-    Route, SecureVirtualHost, TlsSecret, Validity, VirtualHost,
+    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectStatus, PathMatch, Route,
+    SecureVirtualHost, TlsSecret, TlsVersion, VirtualHost, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
 /// Builds the DAG and one status per object this controller owns.
 ///
-/// Objects are applied oldest first (then by namespace/name), and the first object to claim a route or
-/// a host's certificate keeps it: a newcomer that conflicts is the one reported invalid, so adding an
-/// object never takes routes away from an existing one.
+/// Objects are applied oldest first (then by namespace/name), Ingresses before IngressRoutes, and the
+/// first object to claim a route or a host's certificate keeps it: a newcomer that conflicts is the one
+/// reported invalid, so adding an object never takes routes away from an existing one.
 pub fn build(snapshot: &Snapshot, options: &DagOptions) -> (Dag, Vec<ObjectStatus>) {
-    let mut ingresses: Vec<(&ObjectKey, &Ingress)> = snapshot
-        .ingresses
-        .iter()
-        .filter(|(_, i)| class::is_ours(i, &options.ingress_class_name))
-        .collect();
-    ingresses.sort_by_key(|(key, i)| (i.metadata.creation_timestamp.as_ref().map(|t| t.0), *key));
-
     let mut builder = Builder::default();
-    let mut statuses = Vec::with_capacity(ingresses.len());
-    for (key, ingress) in ingresses {
-        let outcome = contribution(snapshot, key, ingress).and_then(|c| {
-            builder.check(&c)?;
-            builder.apply(c);
-            Ok(())
-        });
-        statuses.push(ObjectStatus {
-            kind: ObjectKind::Ingress,
-            object: key.clone(),
-            validity: if outcome.is_ok() {
-                Validity::Valid
-            } else {
-                Validity::Invalid
-            },
-            description: match outcome {
-                Ok(()) => "valid Ingress".to_string(),
-                Err(reasons) => reasons.join("; "),
-            },
-        });
-    }
+    let mut statuses = ingress::apply(snapshot, options, &mut builder);
+    statuses.extend(ingressroute::apply(snapshot, options, &mut builder));
     (builder.finish(), statuses)
 }
 
-/// What one valid object adds.
-struct Contribution {
-    source: ObjectKey,
-    routes: BTreeMap<(String, PathMatch), Route>,
-    clusters: Vec<Cluster>,
-    tls: BTreeMap<String, TlsSecret>,
+/// What one valid object (or delegation tree) adds.
+pub(super) struct Contribution {
+    pub source: ObjectKey,
+    pub routes: BTreeMap<(String, PathMatch), Route>,
+    pub clusters: Vec<Cluster>,
+    pub tls: BTreeMap<String, TlsBinding>,
 }
 
-/// Everything `ingress` asks for, or every reason it can't have it.
-fn contribution(
-    snapshot: &Snapshot,
-    key: &ObjectKey,
-    ingress: &Ingress,
-) -> Result<Contribution, Vec<String>> {
-    let mut c = Contribution {
-        source: key.clone(),
-        routes: BTreeMap::new(),
-        clusters: Vec::new(),
-        tls: BTreeMap::new(),
-    };
-    let mut errors = Vec::new();
-    let Some(spec) = ingress.spec.as_ref() else {
-        return Err(vec!["Ingress has no spec".to_string()]);
-    };
-    let add_route = |c: &mut Contribution,
-                     errors: &mut Vec<String>,
-                     host: &str,
-                     path: PathMatch,
-                     cluster: Cluster| {
-        let route = Route {
-            path: path.clone(),
-            cluster: cluster.name.clone(),
-            source: key.clone(),
-        };
-        match c.routes.get(&(host.to_string(), path.clone())) {
-            Some(existing) if existing.cluster != route.cluster => errors.push(format!(
+/// TLS for one host: a certificate (none for passthrough), a minimum version, and optionally a TCP
+/// proxy instead of HTTP routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TlsBinding {
+    pub secret: Option<TlsSecret>,
+    pub min_tls_version: TlsVersion,
+    pub tcp_proxy: Option<Vec<WeightedCluster>>,
+}
+
+impl TlsBinding {
+    fn secret_name(&self) -> Option<&str> {
+        self.secret.as_ref().map(|s| s.name.as_str())
+    }
+}
+
+impl Contribution {
+    pub fn new(source: ObjectKey) -> Self {
+        Contribution {
+            source,
+            routes: BTreeMap::new(),
+            clusters: Vec::new(),
+            tls: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a route; the same path given twice with different backends is an error.
+    pub fn add_route(
+        &mut self,
+        host: &str,
+        route: Route,
+        clusters: Vec<Cluster>,
+    ) -> Result<(), String> {
+        match self.routes.get(&(host.to_string(), route.path.clone())) {
+            Some(existing) if existing.clusters != route.clusters => Err(format!(
                 "path {:?} on host {host:?} is given twice with different backends",
-                path.path()
+                route.path.path()
             )),
-            Some(_) => {}
+            Some(_) => Ok(()),
             None => {
-                c.routes.insert((host.to_string(), path), route);
-                c.clusters.push(cluster);
+                self.routes
+                    .insert((host.to_string(), route.path.clone()), route);
+                self.clusters.extend(clusters);
+                Ok(())
             }
         }
-    };
-
-    if let Some(default_backend) = spec.default_backend.as_ref() {
-        match backend::resolve(snapshot, &key.namespace, default_backend) {
-            Ok(cluster) => add_route(
-                &mut c,
-                &mut errors,
-                "*",
-                PathMatch::StringPrefix("/".into()),
-                cluster,
-            ),
-            Err(e) => errors.push(format!("default backend: {e}")),
-        }
-    }
-    for rule in spec.rules.iter().flatten() {
-        let host = match rule.host.as_deref() {
-            None | Some("") => "*",
-            Some(h) => match names::validate_host(h) {
-                Ok(()) => h,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            },
-        };
-        for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-            let matched = names::path_match(path);
-            let cluster = backend::resolve(snapshot, &key.namespace, &path.backend);
-            match (matched, cluster) {
-                (Ok(m), Ok(cluster)) => add_route(&mut c, &mut errors, host, m, cluster),
-                (Err(e), _) | (_, Err(e)) => errors.push(e),
-            }
-        }
-    }
-    for tls in spec.tls.iter().flatten() {
-        let Some(secret_name) = tls.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-            errors.push("a tls entry has no secretName".to_string());
-            continue;
-        };
-        if secret_name.contains('/') {
-            errors.push(format!(
-                "TLS secret {secret_name:?} is in another namespace; that needs a TLSCertificateDelegation, which is not supported yet"
-            ));
-            continue;
-        }
-        let secret =
-            match secret::tls_secret(snapshot, &ObjectKey::new(&key.namespace, secret_name)) {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-        for host in tls.hosts.iter().flatten() {
-            if let Err(e) = names::validate_host(host) {
-                errors.push(format!("tls: {e}"));
-                continue;
-            }
-            match c.tls.get(host) {
-                Some(existing) if existing.name != secret.name => errors.push(format!(
-                    "tls host {host:?} is given two secrets, {:?} and {:?}",
-                    existing.name, secret.name
-                )),
-                _ => {
-                    c.tls.insert(host.clone(), secret.clone());
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(c)
-    } else {
-        Err(errors)
     }
 }
 
+/// The routing model under construction.
 #[derive(Default)]
-struct Builder {
+pub(super) struct Builder {
     routes: BTreeMap<String, BTreeMap<PathMatch, Route>>,
     clusters: BTreeMap<String, Cluster>,
-    /// Host → (secret, object that bound it).
-    tls: BTreeMap<String, (TlsSecret, ObjectKey)>,
+    /// Host → (TLS, object that bound it).
+    tls: BTreeMap<String, (TlsBinding, ObjectKey)>,
 }
 
 impl Builder {
-    /// Reasons `c` can't be added without taking something from an object already applied.
+    /// Checks `c` against what is there and adds it, or says why it can't be added without taking
+    /// something from an object already applied.
+    pub fn try_apply(&mut self, c: Contribution) -> Result<(), Vec<String>> {
+        self.check(&c)?;
+        self.apply(c);
+        Ok(())
+    }
+
     fn check(&self, c: &Contribution) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
         for ((host, path), route) in &c.routes {
             if let Some(existing) = self.routes.get(host).and_then(|r| r.get(path)) {
                 if existing.source != route.source {
                     errors.push(format!(
-                        "path {:?} on host {host:?} is already routed by Ingress \"{}\"",
+                        "path {:?} on host {host:?} is already routed by \"{}\"",
                         path.path(),
                         existing.source
                     ));
                 }
             }
         }
-        for (host, secret) in &c.tls {
+        for (host, binding) in &c.tls {
             if let Some((existing, source)) = self.tls.get(host) {
-                if existing.name != secret.name {
+                if existing != binding {
                     errors.push(format!(
-                        "tls host {host:?} already uses secret \"{}\" from Ingress \"{source}\"",
-                        existing.name
+                        "tls host {host:?} is already configured by \"{source}\" (secret {:?})",
+                        existing.secret_name().unwrap_or("none: passthrough")
                     ));
                 }
             }
@@ -216,31 +131,75 @@ impl Builder {
         for cluster in c.clusters {
             self.clusters.insert(cluster.name.clone(), cluster);
         }
-        for (host, secret) in c.tls {
-            self.tls.entry(host).or_insert((secret, c.source.clone()));
+        for (host, binding) in c.tls {
+            self.tls.entry(host).or_insert((binding, c.source.clone()));
         }
     }
 
-    fn finish(self) -> Dag {
+    fn finish(mut self) -> Dag {
         let mut dag = Dag::default();
-        for (host, routes) in self.routes {
-            let mut routes: Vec<Route> = routes.into_values().collect();
+        let hosts: std::collections::BTreeSet<String> =
+            self.routes.keys().chain(self.tls.keys()).cloned().collect();
+        for host in hosts {
+            let mut routes: Vec<Route> = self
+                .routes
+                .remove(&host)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
             routes.sort_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
-            if let Some((secret, _)) = self.tls.get(&host) {
-                dag.secrets.insert(secret.name.clone(), secret.clone());
-                dag.secure_virtual_hosts.insert(
+            let tls = self.tls.get(&host).map(|(binding, _)| binding.clone());
+            // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
+            // nowhere), otherwise what each route allows.
+            let insecure: Vec<Route> = routes
+                .iter()
+                .filter(|r| r.insecure != Insecure::Refuse)
+                .cloned()
+                .map(|mut r| {
+                    if tls.is_none() {
+                        r.insecure = Insecure::Serve;
+                    }
+                    r
+                })
+                .collect();
+            if let Some(binding) = tls {
+                if let Some(secret) = &binding.secret {
+                    dag.secrets.insert(secret.name.clone(), secret.clone());
+                }
+                // A TLS host needs something to serve: routes or a TCP proxy.
+                if binding.tcp_proxy.is_some() || !routes.is_empty() {
+                    dag.secure_virtual_hosts.insert(
+                        host.clone(),
+                        SecureVirtualHost {
+                            host: host.clone(),
+                            secret: binding.secret.as_ref().map(|s| s.name.clone()),
+                            min_tls_version: binding.min_tls_version,
+                            routes,
+                            tcp_proxy: binding.tcp_proxy.clone(),
+                        },
+                    );
+                }
+            }
+            if !insecure.is_empty() {
+                dag.virtual_hosts.insert(
                     host.clone(),
-                    SecureVirtualHost {
-                        host: host.clone(),
-                        secret: secret.name.clone(),
-                        routes: routes.clone(),
+                    VirtualHost {
+                        host,
+                        routes: insecure,
                     },
                 );
             }
-            dag.virtual_hosts
-                .insert(host.clone(), VirtualHost { host, routes });
         }
         dag.clusters = self.clusters;
         dag
     }
+}
+
+/// Objects in the order they are applied: oldest first, then by namespace/name.
+pub(super) fn by_age<'a, T: kube::Resource + 'a>(
+    objects: impl Iterator<Item = (&'a ObjectKey, &'a T)>,
+) -> Vec<(&'a ObjectKey, &'a T)> {
+    let mut v: Vec<_> = objects.collect();
+    v.sort_by_key(|(key, o)| (o.meta().creation_timestamp.clone(), *key));
+    v
 }

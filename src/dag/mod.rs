@@ -3,17 +3,23 @@
 //! No I/O, no clocks, no globals. Every rule of Ingress semantics lives here; an invalid object gets a
 //! status with a reason and contributes nothing, so it never disturbs other objects.
 
+mod annotations;
 mod backend;
 mod build;
 mod class;
+mod dot;
+mod ingress;
+mod ingressroute;
 mod names;
 mod secret;
 mod status;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub use build::build;
 pub use class::DEFAULT_INGRESS_CLASS;
+pub use dot::dot;
 pub use status::{ObjectKind, ObjectStatus, Validity};
 
 use crate::store::ObjectKey;
@@ -23,12 +29,15 @@ use crate::store::ObjectKey;
 pub struct DagOptions {
     /// Objects whose class is set and differs from this are ignored.
     pub ingress_class_name: String,
+    /// Namespaces where root IngressRoutes may be defined; empty means all.
+    pub root_namespaces: Vec<String>,
 }
 
 impl Default for DagOptions {
     fn default() -> Self {
         DagOptions {
             ingress_class_name: DEFAULT_INGRESS_CLASS.to_string(),
+            root_namespaces: Vec::new(),
         }
     }
 }
@@ -53,23 +62,94 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
 }
 
-/// A virtual host served over TLS with the certificate in `secret`.
+/// A virtual host served over TLS (SNI): HTTP routes with the certificate in `secret`, or a TCP proxy
+/// (TLS terminated with `secret`, or passed through to the backend when `secret` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecureVirtualHost {
     pub host: String,
-    /// Name of an entry in [`Dag::secrets`].
-    pub secret: String,
+    /// Name of an entry in [`Dag::secrets`]; `None` only for TLS passthrough.
+    pub secret: Option<String>,
+    pub min_tls_version: TlsVersion,
     pub routes: Vec<Route>,
+    pub tcp_proxy: Option<Vec<WeightedCluster>>,
 }
 
 /// A path match and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub path: PathMatch,
-    /// Name of an entry in [`Dag::clusters`].
-    pub cluster: String,
+    /// Where requests go: one cluster, or several sharing the traffic by weight.
+    pub clusters: Vec<WeightedCluster>,
     /// The object that asked for this route.
     pub source: ObjectKey,
+    pub websocket: bool,
+    /// Replaces the matched prefix before the request goes upstream.
+    pub prefix_rewrite: Option<String>,
+    pub timeout: Option<Timeout>,
+    pub retry: Option<RetryPolicy>,
+    /// What plain HTTP gets on a host that also has TLS.
+    pub insecure: Insecure,
+}
+
+impl Route {
+    /// A route with no options.
+    pub fn new(path: PathMatch, clusters: Vec<WeightedCluster>, source: ObjectKey) -> Self {
+        Route {
+            path,
+            clusters,
+            source,
+            websocket: false,
+            prefix_rewrite: None,
+            timeout: None,
+            retry: None,
+            insecure: Insecure::Serve,
+        }
+    }
+}
+
+/// How a route of a TLS host answers plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insecure {
+    /// Served on HTTP too.
+    Serve,
+    /// `301` to the same URL over HTTPS.
+    Redirect,
+    /// Not on the HTTP listener at all.
+    Refuse,
+}
+
+/// A request timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    After(Duration),
+    Infinite,
+}
+
+/// Retries of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Envoy retry conditions, comma-separated.
+    pub retry_on: String,
+    pub num_retries: u32,
+    pub per_try_timeout: Option<Duration>,
+}
+
+/// A minimum TLS version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum TlsVersion {
+    V1_1,
+    /// isobar's default (Contour v0.14 defaulted to 1.1).
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+/// A cluster and its share of a route's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedCluster {
+    /// Name of an entry in [`Dag::clusters`].
+    pub name: String,
+    pub weight: u32,
 }
 
 /// How a request path is matched.
@@ -103,7 +183,8 @@ impl PathMatch {
     }
 }
 
-/// An upstream: one port of one Service.
+/// An upstream: one port of one Service, with how to talk to it. Two routes that use the same Service
+/// port with different settings get two clusters (the name carries a hash of the settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
@@ -113,6 +194,77 @@ pub struct Cluster {
     pub port: i32,
     /// The name Envoy asks EDS for.
     pub eds_name: String,
+    pub settings: UpstreamSettings,
+}
+
+/// How Envoy talks to an upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct UpstreamSettings {
+    pub protocol: UpstreamProtocol,
+    pub lb_policy: LbPolicy,
+    pub health_check: Option<HealthCheck>,
+    /// Verify the upstream's certificate against this CA and subject name (implies TLS).
+    pub validation: Option<UpstreamValidation>,
+    pub limits: Limits,
+}
+
+/// The protocol spoken to an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2 over TLS.
+    H2,
+    /// HTTP/2 in cleartext.
+    H2c,
+    /// HTTP/1.1 over TLS.
+    Tls,
+}
+
+/// Load balancing between an upstream's endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    WeightedLeastRequest,
+    Random,
+    /// Session affinity by a cookie (ring hash).
+    Cookie,
+}
+
+/// An active HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    pub path: String,
+    pub host: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+/// Verification of an upstream's certificate.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamValidation {
+    pub ca_pem: Vec<u8>,
+    pub subject_name: String,
+}
+
+impl std::fmt::Debug for UpstreamValidation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamValidation")
+            .field("subject_name", &self.subject_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Circuit breakers (Service annotations `max-connections` and friends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Limits {
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
+    pub max_retries: Option<u32>,
 }
 
 /// A certificate and key from a `kubernetes.io/tls` Secret, already checked to parse.
@@ -137,3 +289,6 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod ingressroute_tests;

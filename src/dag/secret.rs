@@ -9,6 +9,39 @@ use rustls::sign::CertifiedKey;
 use super::TlsSecret;
 use crate::store::{ObjectKey, Snapshot};
 
+/// The Secret an object in `namespace` names as `name` (same namespace) or `other/name` (allowed only by
+/// a TLSCertificateDelegation in `other` that lists `name` for `namespace` or `*`), checked.
+pub fn delegated_tls_secret(
+    snapshot: &Snapshot,
+    namespace: &str,
+    reference: &str,
+) -> Result<TlsSecret, String> {
+    let key = match reference.split_once('/') {
+        None => ObjectKey::new(namespace, reference),
+        Some((other, name)) if other == namespace => ObjectKey::new(namespace, name),
+        Some((other, name)) => {
+            let delegated = snapshot
+                .tls_certificate_delegations
+                .iter()
+                .filter(|(k, _)| k.namespace == other)
+                .flat_map(|(_, d)| d.spec.delegations.iter())
+                .any(|d| {
+                    d.secret_name == name
+                        && d.target_namespaces
+                            .iter()
+                            .any(|t| t == namespace || t == "*")
+                });
+            if !delegated {
+                return Err(format!(
+                    "TLS secret \"{other}/{name}\" is not delegated to namespace {namespace:?} (no TLSCertificateDelegation in {other:?} allows it)"
+                ));
+            }
+            ObjectKey::new(other, name)
+        }
+    };
+    tls_secret(snapshot, &key)
+}
+
 /// The certificate and key of Secret `key`, or why they can't be served.
 pub fn tls_secret(snapshot: &Snapshot, key: &ObjectKey) -> Result<TlsSecret, String> {
     let secret = snapshot

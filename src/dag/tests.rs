@@ -78,7 +78,7 @@ fn tls_secret_yaml(name: &str, host: &str) -> String {
 #[case::tls_secret_in_another_namespace(ingress("subject", &format!("{{tls: [{{hosts: [a.example.com], secretName: other/tls}}], {}", &rule("a.example.com", "/", "Prefix", WEB)[1..])), Validity::Invalid, "TLSCertificateDelegation")]
 #[case::route_already_owned_by_an_older_ingress(
     format!("{}{}", ingress("aaa-older", &rule("a.example.com", "/", "Prefix", "{name: api, port: {number: 9000}}")), ingress("subject", &rule("a.example.com", "/", "Prefix", WEB))),
-    Validity::Invalid, "already routed by Ingress \"t/aaa-older\"")]
+    Validity::Invalid, "already routed by \"t/aaa-older\"")]
 #[case::same_host_other_path_merges(
     format!("{}{}", ingress("aaa-older", &rule("a.example.com", "/api", "Prefix", "{name: api, port: {number: 9000}}")), ingress("subject", &rule("a.example.com", "/", "Prefix", WEB))),
     Validity::Valid, "valid")]
@@ -125,7 +125,7 @@ fn default_backend_serves_the_star_host() {
     assert_eq!(statuses[0].validity, Validity::Valid);
     let star = &dag.virtual_hosts["*"];
     assert_eq!(star.routes.len(), 1);
-    assert_eq!(star.routes[0].cluster, "t/web/80");
+    assert_eq!(star.routes[0].clusters[0].name, "t/web/80");
     assert_eq!(dag.clusters["t/web/80"].eds_name, "t/web/http");
 }
 
@@ -166,7 +166,7 @@ fn tls_makes_a_secure_virtual_host_with_the_same_routes() {
     let (dag, statuses) = build_yaml(&yaml);
     assert_eq!(statuses[0].validity, Validity::Valid, "{}", statuses[0]);
     let secure = &dag.secure_virtual_hosts["a.example.com"];
-    assert_eq!(secure.secret, "t/cert");
+    assert_eq!(secure.secret.as_deref(), Some("t/cert"));
     assert_eq!(secure.routes, dag.virtual_hosts["a.example.com"].routes);
     assert!(dag.secrets.contains_key("t/cert"));
 }
@@ -220,6 +220,7 @@ fn ingresses_of_another_class_are_ignored() {
         &snapshot(&yaml),
         &DagOptions {
             ingress_class_name: "nginx".into(),
+            ..DagOptions::default()
         },
     );
     assert_eq!(statuses.len(), 1);

@@ -18,11 +18,28 @@ pub struct LeaderElection {
 const LEASE_SECONDS: u64 = 15;
 const GRACE_SECONDS: u64 = 5;
 
+/// Gives up the Lease on shutdown, so another replica takes over at once instead of after the lease
+/// expires.
+#[derive(Debug)]
+pub struct LeaderHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaderHandle {
+    /// Releases the Lease (if held) and waits, at most a few seconds, for that to be done.
+    pub async fn release(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+    }
+}
+
 /// A channel that says whether this process is the leader. Keeps trying (with a pause) when the Lease
 /// can't be reached, so a follower takes over when the leader goes away.
-pub fn elect(client: Client, election: LeaderElection) -> watch::Receiver<bool> {
+pub fn elect(client: Client, election: LeaderElection) -> (watch::Receiver<bool>, LeaderHandle) {
     let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
         loop {
             let manager = LeaseManagerBuilder::new(client.clone(), &election.lease_name)
                 .with_namespace(&election.namespace)
@@ -42,21 +59,30 @@ pub fn elect(client: Client, election: LeaderElection) -> watch::Receiver<bool> 
                 }
             };
             let (mut state, task) = manager.watch().await;
+            let mut stopping = false;
             loop {
                 let leading = *state.borrow_and_update();
                 if tx.send_if_modified(|l| std::mem::replace(l, leading) != leading) {
                     tracing::info!(leading, identity = %election.identity, "leadership changed");
                 }
-                if state.changed().await.is_err() {
-                    break;
+                tokio::select! {
+                    changed = state.changed() => if changed.is_err() { break },
+                    _ = stopped.changed() => { stopping = true; break }
                 }
             }
+            // Closing the channel makes the manager release the Lease and end.
+            drop(state);
             if let Ok(Err(e)) = task.await {
-                tracing::warn!(error = %e, "leader election stopped; restarting it");
+                tracing::warn!(error = %e, "leader election stopped");
+            }
+            if stopping {
+                tx.send_if_modified(|l| std::mem::replace(l, false));
+                tracing::info!(identity = %election.identity, "leadership released");
+                return;
             }
             tx.send_if_modified(|l| std::mem::replace(l, false));
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
-    rx
+    (rx, LeaderHandle { stop, task })
 }

@@ -8,7 +8,7 @@
 mod leader;
 mod pending;
 
-pub use leader::{elect, LeaderElection};
+pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};
 
 use std::sync::atomic::{AtomicU64, Ordering};

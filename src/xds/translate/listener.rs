@@ -24,7 +24,8 @@ use envoy_types::util::pack_any;
 
 use super::route::{https_route_config_name, HTTP_ROUTE_CONFIG};
 use super::{ads_config_source, ListenerConfig, Named};
-use crate::dag::Dag;
+use crate::dag::{Dag, TlsVersion, WeightedCluster};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 
 /// The plain HTTP listener.
 pub const HTTP_LISTENER: &str = "ingress_http";
@@ -54,11 +55,18 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
                     server_names: vec![vhost.host.clone()],
                     ..Default::default()
                 }),
-                transport_socket: Some(downstream_tls(&vhost.secret)),
-                filters: vec![http_connection_manager(
-                    HTTPS_LISTENER,
-                    &https_route_config_name(&vhost.host),
-                )],
+                // No secret: TLS passthrough, the backend terminates.
+                transport_socket: vhost
+                    .secret
+                    .as_deref()
+                    .map(|secret| downstream_tls(secret, vhost.min_tls_version)),
+                filters: vec![match &vhost.tcp_proxy {
+                    Some(clusters) => tcp_proxy(&vhost.host, clusters),
+                    None => http_connection_manager(
+                        HTTPS_LISTENER,
+                        &https_route_config_name(&vhost.host),
+                    ),
+                }],
                 ..Default::default()
             })
             .collect();
@@ -124,11 +132,41 @@ fn http_connection_manager(stat_prefix: &str, route_config_name: &str) -> Filter
     }
 }
 
-fn downstream_tls(secret: &str) -> TransportSocket {
+fn tcp_proxy(host: &str, clusters: &[WeightedCluster]) -> Filter {
+    let cluster_specifier = match clusters {
+        [one] => tcp_proxy::ClusterSpecifier::Cluster(one.name.clone()),
+        many => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|c| tcp_proxy::weighted_cluster::ClusterWeight {
+                    name: c.name.clone(),
+                    weight: c.weight,
+                    ..Default::default()
+                })
+                .collect(),
+        }),
+    };
+    let proxy = TcpProxy {
+        stat_prefix: format!("tcp_{host}"),
+        cluster_specifier: Some(cluster_specifier),
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.tcp_proxy".to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(pack_any(proxy))),
+    }
+}
+
+fn downstream_tls(secret: &str, min_version: TlsVersion) -> TransportSocket {
+    let minimum = match min_version {
+        TlsVersion::V1_1 => TlsProtocol::TlSv11,
+        TlsVersion::V1_2 => TlsProtocol::TlSv12,
+        TlsVersion::V1_3 => TlsProtocol::TlSv13,
+    };
     let context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_params: Some(TlsParameters {
-                tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+                tls_minimum_protocol_version: minimum as i32,
                 ..Default::default()
             }),
             tls_certificate_sds_secret_configs: vec![SdsSecretConfig {

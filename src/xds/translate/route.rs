@@ -1,17 +1,19 @@
 //! RouteConfigurations: `ingress_http` for the HTTP listener, and one per secure virtual host.
 
 use envoy_types::pb::envoy::config::route::v3::{
-    header_matcher::HeaderMatchSpecifier, route::Action, route_action::ClusterSpecifier,
-    route_match::PathSpecifier, HeaderMatcher, Route, RouteAction, RouteConfiguration, RouteMatch,
-    VirtualHost,
+    header_matcher::HeaderMatchSpecifier, redirect_action, route::Action, route_action,
+    route_action::ClusterSpecifier, route_match::PathSpecifier, weighted_cluster, HeaderMatcher,
+    RedirectAction, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    WeightedCluster,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
 };
+use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
 use super::Named;
-use crate::dag::{self, Dag, PathMatch};
+use crate::dag::{self, Dag, Insecure, LbPolicy, PathMatch, Timeout};
 
 /// The route configuration the HTTP listener uses.
 pub const HTTP_ROUTE_CONFIG: &str = "ingress_http";
@@ -27,13 +29,20 @@ pub fn routes(dag: &Dag) -> Named {
         HTTP_ROUTE_CONFIG,
         dag.virtual_hosts
             .values()
-            .map(|v| virtual_host(&v.host, &v.routes))
+            .map(|v| virtual_host(dag, &v.host, &v.routes, false))
             .collect(),
     );
     let mut out = vec![(HTTP_ROUTE_CONFIG.to_string(), pack_any(http))];
-    for vhost in dag.secure_virtual_hosts.values() {
+    for vhost in dag
+        .secure_virtual_hosts
+        .values()
+        .filter(|v| v.tcp_proxy.is_none())
+    {
         let name = https_route_config_name(&vhost.host);
-        let config = route_configuration(&name, vec![virtual_host(&vhost.host, &vhost.routes)]);
+        let config = route_configuration(
+            &name,
+            vec![virtual_host(dag, &vhost.host, &vhost.routes, true)],
+        );
         out.push((name, pack_any(config)));
     }
     out
@@ -50,12 +59,15 @@ fn route_configuration(name: &str, virtual_hosts: Vec<VirtualHost>) -> RouteConf
     }
 }
 
-fn virtual_host(host: &str, routes: &[dag::Route]) -> VirtualHost {
+fn virtual_host(dag: &Dag, host: &str, routes: &[dag::Route], secure: bool) -> VirtualHost {
     let authority = wildcard_authority_matcher(host);
     VirtualHost {
         name: host.to_string(),
         domains: vec![host.to_string()],
-        routes: routes.iter().map(|r| route(r, authority.clone())).collect(),
+        routes: routes
+            .iter()
+            .map(|r| route(dag, r, authority.clone(), secure))
+            .collect(),
         ..Default::default()
     }
 }
@@ -79,7 +91,28 @@ fn wildcard_authority_matcher(host: &str) -> Option<HeaderMatcher> {
     })
 }
 
-fn route(r: &dag::Route, authority: Option<HeaderMatcher>) -> Route {
+/// One cluster, or traffic split by weight.
+fn cluster_specifier(clusters: &[dag::WeightedCluster]) -> ClusterSpecifier {
+    match clusters {
+        [one] => ClusterSpecifier::Cluster(one.name.clone()),
+        many => ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|c| weighted_cluster::ClusterWeight {
+                    name: c.name.clone(),
+                    weight: Some(UInt32Value { value: c.weight }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The cookie that pins a client to an endpoint of a `Cookie`-strategy upstream (Contour's name).
+const AFFINITY_COOKIE: &str = "X-Contour-Session-Affinity";
+
+fn route(dag: &Dag, r: &dag::Route, authority: Option<HeaderMatcher>, secure: bool) -> Route {
     let path_specifier = match &r.path {
         PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
         // `path_separated_prefix` can't be "/"; a plain "/" prefix matches the same requests.
@@ -87,16 +120,81 @@ fn route(r: &dag::Route, authority: Option<HeaderMatcher>) -> Route {
         PathMatch::SegmentPrefix(p) => PathSpecifier::PathSeparatedPrefix(p.clone()),
         PathMatch::StringPrefix(p) => PathSpecifier::Prefix(p.clone()),
     };
+    let action = if !secure && r.insecure == Insecure::Redirect {
+        Action::Redirect(RedirectAction {
+            scheme_rewrite_specifier: Some(redirect_action::SchemeRewriteSpecifier::HttpsRedirect(
+                true,
+            )),
+            response_code: redirect_action::RedirectResponseCode::MovedPermanently as i32,
+            ..Default::default()
+        })
+    } else {
+        Action::Route(route_action(dag, r))
+    };
     Route {
         r#match: Some(RouteMatch {
             path_specifier: Some(path_specifier),
             headers: authority.into_iter().collect(),
             ..Default::default()
         }),
-        action: Some(Action::Route(RouteAction {
-            cluster_specifier: Some(ClusterSpecifier::Cluster(r.cluster.clone())),
-            ..Default::default()
-        })),
+        action: Some(action),
         ..Default::default()
+    }
+}
+
+fn route_action(dag: &Dag, r: &dag::Route) -> RouteAction {
+    let affinity = r.clusters.iter().any(|c| {
+        dag.clusters
+            .get(&c.name)
+            .is_some_and(|c| c.settings.lb_policy == LbPolicy::Cookie)
+    });
+    RouteAction {
+        cluster_specifier: Some(cluster_specifier(&r.clusters)),
+        upgrade_configs: if r.websocket {
+            vec![route_action::UpgradeConfig {
+                upgrade_type: "websocket".to_string(),
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        prefix_rewrite: r.prefix_rewrite.clone().unwrap_or_default(),
+        timeout: r.timeout.map(|t| match t {
+            // Zero disables Envoy's route timeout.
+            Timeout::Infinite => duration(std::time::Duration::ZERO),
+            Timeout::After(d) => duration(d),
+        }),
+        retry_policy: r.retry.as_ref().map(|p| RetryPolicy {
+            retry_on: p.retry_on.clone(),
+            num_retries: Some(UInt32Value {
+                value: p.num_retries,
+            }),
+            per_try_timeout: p.per_try_timeout.map(duration),
+            ..Default::default()
+        }),
+        hash_policy: if affinity {
+            vec![route_action::HashPolicy {
+                policy_specifier: Some(route_action::hash_policy::PolicySpecifier::Cookie(
+                    route_action::hash_policy::Cookie {
+                        name: AFFINITY_COOKIE.to_string(),
+                        ttl: Some(duration(std::time::Duration::ZERO)),
+                        path: "/".to_string(),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
+    }
+}
+
+/// A protobuf duration.
+pub(crate) fn duration(d: std::time::Duration) -> envoy_types::pb::google::protobuf::Duration {
+    envoy_types::pb::google::protobuf::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }

@@ -1,0 +1,115 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::dag::{self, DagOptions, Validity, DEFAULT_INGRESS_CLASS};
+use crate::source::file::ManifestDir;
+
+/// `isobar check`: the statuses `serve` would write, offline.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Directory of Kubernetes YAML.
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
+    pub ingress_class_name: String,
+    #[arg(long, value_delimiter = ',')]
+    pub ingressroute_root_namespaces: Vec<String>,
+}
+
+/// How `check` prints.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// `isobar dag`: the DAG as Graphviz dot.
+#[derive(Debug, Args)]
+pub struct DagArgs {
+    /// Directory of Kubernetes YAML.
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Dot)]
+    pub format: Format,
+    #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
+    pub ingress_class_name: String,
+}
+
+/// Output formats of `dag`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Dot,
+}
+
+/// Exit codes: 0 all valid, 1 any object not valid (or a file that does not parse), 2 DIR unreadable.
+pub fn run_check(args: CheckArgs) -> ExitCode {
+    let mut dir = ManifestDir::new(&args.dir);
+    let loaded = match dir.load() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("isobar: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for e in &loaded.errors {
+        eprintln!("isobar: {e}");
+    }
+    let options = DagOptions {
+        ingress_class_name: args.ingress_class_name,
+        root_namespaces: args.ingressroute_root_namespaces,
+    };
+    let (_, statuses) = dag::build(&loaded.snapshot, &options);
+    match args.output {
+        Output::Text => {
+            for s in &statuses {
+                println!("{s}");
+            }
+        }
+        Output::Json => {
+            let objects: Vec<serde_json::Value> = statuses
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "kind": s.kind.to_string(),
+                        "namespace": s.object.namespace,
+                        "name": s.object.name,
+                        "status": s.validity.to_string(),
+                        "description": s.description,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(objects));
+        }
+    }
+    if loaded.errors.is_empty() && statuses.iter().all(|s| s.validity == Validity::Valid) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Prints the DAG; exit 2 when DIR can't be read.
+pub fn run_dag(args: DagArgs) -> ExitCode {
+    let mut dir = ManifestDir::new(&args.dir);
+    let loaded = match dir.load() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("isobar: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for e in &loaded.errors {
+        eprintln!("isobar: {e}");
+    }
+    let options = DagOptions {
+        ingress_class_name: args.ingress_class_name,
+        ..DagOptions::default()
+    };
+    let (dag, _) = dag::build(&loaded.snapshot, &options);
+    match args.format {
+        Format::Dot => print!("{}", dag::dot(&dag)),
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,513 @@
+//! IngressRoute (`contour.heptio.com/v1beta1`) → contributions to the DAG, with Contour v0.14's rules:
+//! roots own an fqdn (unique across roots), routes delegate to children whose prefixes must extend the
+//! parent's, cycles are reported, and IngressRoutes no root reaches are orphaned.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use std::time::Duration;
+
+use super::annotations::{parse_duration, parse_timeout, parse_tls_version};
+use super::build::{by_age, Builder, Contribution, TlsBinding};
+use super::{
+    class, names, secret, Cluster, DagOptions, HealthCheck, Insecure, LbPolicy, ObjectKind,
+    ObjectStatus, PathMatch, RetryPolicy, Route, UpstreamSettings, UpstreamValidation, Validity,
+    WeightedCluster,
+};
+use crate::crd::{IngressRoute, RouteService};
+use crate::store::{ObjectKey, Snapshot};
+
+/// What Contour calls an orphan, in its words.
+pub const ORPHANED: &str =
+    "this IngressRoute is not part of a delegation chain from a root IngressRoute";
+
+/// Applies every IngressRoute of our class; one status each.
+pub(super) fn apply(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+    builder: &mut Builder,
+) -> Vec<ObjectStatus> {
+    let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
+        .ingress_routes
+        .iter()
+        .filter(|(_, r)| {
+            let annotations = r.metadata.annotations.as_ref();
+            class::requested_class(annotations, None)
+                .is_none_or(|c| c == options.ingress_class_name)
+        })
+        .collect();
+    let mut statuses: BTreeMap<ObjectKey, (Validity, String)> = BTreeMap::new();
+
+    let roots = by_age(
+        ours.iter()
+            .map(|(k, r)| (*k, *r))
+            .filter(|(_, r)| r.spec.virtualhost.is_some()),
+    );
+    let mut fqdn_owners: BTreeMap<&str, Vec<&ObjectKey>> = BTreeMap::new();
+    for (key, route) in &roots {
+        if let Some(vh) = &route.spec.virtualhost {
+            fqdn_owners.entry(vh.fqdn.as_str()).or_default().push(key);
+        }
+    }
+    for (key, route) in roots {
+        let Some(vhost) = route.spec.virtualhost.as_ref() else {
+            continue;
+        };
+        // The oldest root keeps its fqdn; a newcomer that claims it too is the one reported, so adding
+        // an IngressRoute never takes a host away from one that was serving it (Contour invalidates
+        // all of them).
+        let owners = &fqdn_owners[vhost.fqdn.as_str()];
+        if owners.len() > 1 && owners[0] != key {
+            let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
+            statuses.insert(
+                key.clone(),
+                (
+                    Validity::Invalid,
+                    format!(
+                        "fqdn {:?} is used in multiple IngressRoutes: {}; it stays with {}",
+                        vhost.fqdn,
+                        names.join(", "),
+                        owners[0]
+                    ),
+                ),
+            );
+            continue;
+        }
+        if !options.root_namespaces.is_empty() && !options.root_namespaces.contains(&key.namespace)
+        {
+            statuses.insert(
+                key.clone(),
+                (
+                    Validity::Invalid,
+                    "root IngressRoute cannot be defined in this namespace".to_string(),
+                ),
+            );
+            continue;
+        }
+        let outcome = root_contribution(snapshot, &ours, key, route, &mut statuses)
+            .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
+        statuses.insert(
+            key.clone(),
+            match outcome {
+                Ok(notes) => (Validity::Valid, valid_description(&notes)),
+                Err(reasons) => (Validity::Invalid, reasons.join("; ")),
+            },
+        );
+    }
+    ours.keys()
+        .map(|key| {
+            let (validity, description) = statuses
+                .get(*key)
+                .cloned()
+                .unwrap_or((Validity::Orphaned, ORPHANED.to_string()));
+            ObjectStatus {
+                kind: ObjectKind::IngressRoute,
+                object: (*key).clone(),
+                validity,
+                description,
+            }
+        })
+        .collect()
+}
+
+fn root_contribution(
+    snapshot: &Snapshot,
+    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    key: &ObjectKey,
+    root: &IngressRoute,
+    statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
+) -> Result<(Contribution, Vec<String>), Vec<String>> {
+    let vhost = root.spec.virtualhost.as_ref().ok_or_else(Vec::new)?;
+    let fqdn = vhost.fqdn.as_str();
+    if fqdn.contains('*') {
+        return Err(vec![format!(
+            "fqdn {fqdn:?}: wildcard hosts are not supported by IngressRoute"
+        )]);
+    }
+    names::validate_host(fqdn).map_err(|e| vec![e])?;
+    let mut c = Contribution::new(key.clone());
+    let mut binding = None;
+    if let Some(tls) = &vhost.tls {
+        let min_tls_version = tls
+            .minimum_protocol_version
+            .as_deref()
+            .map(parse_tls_version)
+            .transpose()
+            .map_err(|e| vec![format!("tls.minimumProtocolVersion: {e}")])?
+            .unwrap_or_default();
+        let passthrough = tls.passthrough == Some(true);
+        let secret = match tls.secret_name.as_deref().filter(|s| !s.is_empty()) {
+            Some(_) if passthrough => {
+                return Err(vec![
+                    "tls: secretName and passthrough can't be used together".to_string(),
+                ])
+            }
+            Some(name) => Some(
+                secret::delegated_tls_secret(snapshot, &key.namespace, name)
+                    .map_err(|e| vec![e])?,
+            ),
+            None if passthrough => None,
+            None => {
+                return Err(vec![
+                    "tls: give a secretName, or passthrough: true".to_string()
+                ])
+            }
+        };
+        if passthrough && root.spec.tcpproxy.is_none() {
+            return Err(vec!["tls passthrough needs a tcpproxy".to_string()]);
+        }
+        binding = Some(TlsBinding {
+            secret,
+            min_tls_version,
+            tcp_proxy: None,
+        });
+    }
+    if let Some(tcpproxy) = &root.spec.tcpproxy {
+        let Some(b) = binding.as_mut() else {
+            return Err(vec![
+                "tcpproxy needs virtualhost.tls (a secretName, or passthrough)".to_string(),
+            ]);
+        };
+        let (weighted, clusters) = tcp_proxy_services(snapshot, all, key, tcpproxy, statuses)?;
+        b.tcp_proxy = Some(weighted);
+        c.clusters.extend(clusters);
+    }
+    if let Some(b) = binding {
+        c.tls.insert(fqdn.to_string(), b);
+    }
+    let mut chain = vec![key.clone()];
+    let walked = walk(snapshot, all, key, root, None, &mut chain, statuses)?;
+    for (route, clusters) in walked.routes {
+        c.add_route(fqdn, route, clusters).map_err(|e| vec![e])?;
+    }
+    Ok((c, walked.notes))
+}
+
+type RouteWithClusters = (Route, Vec<Cluster>);
+
+/// The routes a walk found, and what its status should mention without being invalid.
+struct Walked {
+    routes: Vec<RouteWithClusters>,
+    notes: Vec<String>,
+}
+
+/// "valid IngressRoute", with anything worth knowing appended.
+fn valid_description(notes: &[String]) -> String {
+    std::iter::once("valid IngressRoute".to_string())
+        .chain(notes.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The routes of `route` and of the children it delegates to. Errors are `route`'s own; a child's
+/// errors make the child invalid (its routes left out) without failing its parent.
+fn walk(
+    snapshot: &Snapshot,
+    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    key: &ObjectKey,
+    ir: &IngressRoute,
+    parent_prefix: Option<&str>,
+    chain: &mut Vec<ObjectKey>,
+    statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
+) -> Result<Walked, Vec<String>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    for route in &ir.spec.routes {
+        let prefix = route.match_.as_str();
+        if !prefix.starts_with('/') {
+            errors.push(format!("route match {prefix:?} must start with \"/\""));
+            continue;
+        }
+        if let Some(parent) = parent_prefix {
+            if !prefix.starts_with(parent) {
+                errors.push(format!(
+                    "the path prefix {prefix:?} does not match the parent's path prefix {parent:?}"
+                ));
+                continue;
+            }
+        }
+        if let Some(delegate) = &route.delegate {
+            let target = ObjectKey::new(
+                delegate
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| key.namespace.clone()),
+                &delegate.name,
+            );
+            if chain.contains(&target) {
+                let mut path: Vec<String> = chain.iter().map(|k| k.to_string()).collect();
+                path.push(target.to_string());
+                errors.push(format!(
+                    "route creates a delegation cycle: {}",
+                    path.join(" -> ")
+                ));
+                continue;
+            }
+            let Some(child) = all.get(&target) else {
+                // Not an error of this IngressRoute: the route waits for its delegate, and the rest
+                // is served. The status says so.
+                notes.push(format!("route {prefix:?}: delegate \"{target}\" not found"));
+                continue;
+            };
+            if child.spec.virtualhost.is_some() {
+                errors.push(format!(
+                    "root IngressRoute cannot delegate to another root IngressRoute (\"{target}\")"
+                ));
+                continue;
+            }
+            chain.push(target.clone());
+            let child_routes = walk(snapshot, all, &target, child, Some(prefix), chain, statuses);
+            chain.pop();
+            match child_routes {
+                Ok(walked) => {
+                    statuses
+                        .entry(target)
+                        .or_insert((Validity::Valid, valid_description(&walked.notes)));
+                    out.extend(walked.routes);
+                }
+                Err(reasons) => {
+                    statuses
+                        .entry(target)
+                        .or_insert((Validity::Invalid, reasons.join("; ")));
+                }
+            }
+            continue;
+        }
+        let built =
+            services(snapshot, &key.namespace, &route.services).and_then(|(weighted, clusters)| {
+                let mut r = Route::new(
+                    PathMatch::StringPrefix(prefix.to_string()),
+                    weighted,
+                    key.clone(),
+                );
+                r.websocket = route.enable_websockets == Some(true);
+                r.insecure = if route.permit_insecure == Some(true) {
+                    Insecure::Serve
+                } else {
+                    Insecure::Redirect
+                };
+                r.prefix_rewrite = route.prefix_rewrite.clone();
+                if let Some(request) = route
+                    .timeout_policy
+                    .as_ref()
+                    .and_then(|t| t.request.as_deref())
+                {
+                    r.timeout = Some(
+                        parse_timeout(request)
+                            .map_err(|e| format!("timeoutPolicy.request: {e}"))?,
+                    );
+                }
+                if let Some(retry) = &route.retry_policy {
+                    r.retry = Some(RetryPolicy {
+                        retry_on: "5xx".to_string(),
+                        num_retries: retry.count.unwrap_or(1),
+                        per_try_timeout: retry
+                            .per_try_timeout
+                            .as_deref()
+                            .map(parse_duration)
+                            .transpose()
+                            .map_err(|e| format!("retryPolicy.perTryTimeout: {e}"))?,
+                    });
+                }
+                Ok((r, clusters))
+            });
+        match built {
+            Ok(r) => out.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Walked { routes: out, notes })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The clusters of a route's services, weighted; no weights at all means an equal split.
+fn services(
+    snapshot: &Snapshot,
+    namespace: &str,
+    services: &[RouteService],
+) -> Result<(Vec<WeightedCluster>, Vec<Cluster>), String> {
+    if services.is_empty() {
+        return Err("route has neither services nor a delegate".to_string());
+    }
+    let any_weight = services.iter().any(|s| s.weight.is_some());
+    let mut weighted = Vec::new();
+    let mut clusters = Vec::new();
+    let mut seen = BTreeSet::new();
+    for s in services {
+        let settings = upstream_settings(snapshot, namespace, s)?;
+        let cluster = super::backend::resolve_port(
+            snapshot,
+            namespace,
+            &s.name,
+            Some(s.port),
+            None,
+            settings,
+        )
+        .map_err(|e| {
+            if e.contains("not found") || e.contains("has no port") {
+                format!("Service [{}:{}] is invalid or missing", s.name, s.port)
+            } else {
+                e
+            }
+        })?;
+        if !seen.insert(cluster.name.clone()) {
+            continue;
+        }
+        weighted.push(WeightedCluster {
+            name: cluster.name.clone(),
+            weight: if any_weight { s.weight.unwrap_or(0) } else { 1 },
+        });
+        clusters.push(cluster);
+    }
+    if weighted.iter().all(|w| w.weight == 0) {
+        weighted.iter_mut().for_each(|w| w.weight = 1);
+    }
+    Ok((weighted, clusters))
+}
+
+/// What a route's service entry asks of the upstream: load balancing, health checks, validation.
+fn upstream_settings(
+    snapshot: &Snapshot,
+    namespace: &str,
+    s: &RouteService,
+) -> Result<UpstreamSettings, String> {
+    let lb_policy = match s.strategy.as_deref() {
+        None | Some("RoundRobin") => LbPolicy::RoundRobin,
+        Some("WeightedLeastRequest") => LbPolicy::WeightedLeastRequest,
+        Some("Random") => LbPolicy::Random,
+        Some("Cookie") => LbPolicy::Cookie,
+        Some(other) => {
+            return Err(format!(
+                "service {:?}: strategy {other:?} is not one of RoundRobin, WeightedLeastRequest, Random, Cookie",
+                s.name
+            ))
+        }
+    };
+    let health_check = s.health_check.as_ref().map(|h| {
+        let seconds = |v: Option<i64>, default: u64| {
+            Duration::from_secs(
+                v.and_then(|v| u64::try_from(v).ok())
+                    .filter(|v| *v > 0)
+                    .unwrap_or(default),
+            )
+        };
+        HealthCheck {
+            path: h.path.clone(),
+            host: h
+                .host
+                .clone()
+                .unwrap_or_else(|| "contour-envoy-healthcheck".to_string()),
+            interval: seconds(h.interval_seconds, 10),
+            timeout: seconds(h.timeout_seconds, 2),
+            unhealthy_threshold: h.unhealthy_threshold_count.filter(|v| *v > 0).unwrap_or(3),
+            healthy_threshold: h.healthy_threshold_count.filter(|v| *v > 0).unwrap_or(2),
+        }
+    });
+    if let Some(h) = &health_check {
+        if !h.path.starts_with('/') {
+            return Err(format!(
+                "service {:?}: healthCheck.path {:?} must start with \"/\"",
+                s.name, h.path
+            ));
+        }
+    }
+    let validation = match &s.validation {
+        None => None,
+        Some(v) => {
+            let key = ObjectKey::new(namespace, &v.ca_secret);
+            let ca_pem = snapshot
+                .secrets
+                .get(&key)
+                .and_then(|secret| {
+                    let from_data = secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("ca.crt"))
+                        .map(|b| b.0.clone());
+                    from_data.or_else(|| {
+                        secret
+                            .string_data
+                            .as_ref()
+                            .and_then(|d| d.get("ca.crt"))
+                            .map(|s| s.as_bytes().to_vec())
+                    })
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "service {:?}: validation CA secret \"{key}\" not found or has no ca.crt",
+                        s.name
+                    )
+                })?;
+            crate::tls::pem::certs("ca.crt", &ca_pem).map_err(|e| {
+                format!("service {:?}: validation CA secret \"{key}\": {e}", s.name)
+            })?;
+            if v.subject_name.is_empty() {
+                return Err(format!(
+                    "service {:?}: validation.subjectName is empty",
+                    s.name
+                ));
+            }
+            Some(UpstreamValidation {
+                ca_pem,
+                subject_name: v.subject_name.clone(),
+            })
+        }
+    };
+    Ok(UpstreamSettings {
+        lb_policy,
+        health_check,
+        validation,
+        ..UpstreamSettings::default()
+    })
+}
+
+/// The clusters of a root's `tcpproxy`: its services, or those of the IngressRoute it delegates to.
+fn tcp_proxy_services(
+    snapshot: &Snapshot,
+    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    key: &ObjectKey,
+    tcpproxy: &crate::crd::TcpProxy,
+    statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
+) -> Result<(Vec<WeightedCluster>, Vec<Cluster>), Vec<String>> {
+    if let Some(delegate) = &tcpproxy.delegate {
+        let target = ObjectKey::new(
+            delegate
+                .namespace
+                .clone()
+                .unwrap_or_else(|| key.namespace.clone()),
+            &delegate.name,
+        );
+        let child = all
+            .get(&target)
+            .ok_or_else(|| vec![format!("tcpproxy delegate \"{target}\" not found")])?;
+        let Some(child_proxy) = child
+            .spec
+            .tcpproxy
+            .as_ref()
+            .filter(|p| p.delegate.is_none())
+        else {
+            return Err(vec![format!(
+                "tcpproxy delegate \"{target}\" has no tcpproxy services"
+            )]);
+        };
+        return match services(snapshot, &target.namespace, &child_proxy.services) {
+            Ok(r) => {
+                statuses
+                    .entry(target)
+                    .or_insert((Validity::Valid, "valid IngressRoute".to_string()));
+                Ok(r)
+            }
+            Err(e) => {
+                statuses
+                    .entry(target)
+                    .or_insert((Validity::Invalid, e.clone()));
+                Err(vec![format!("tcpproxy delegate is invalid: {e}")])
+            }
+        };
+    }
+    services(snapshot, &key.namespace, &tcpproxy.services)
+        .map_err(|e| vec![format!("tcpproxy: {e}")])
+}
