@@ -25,7 +25,14 @@ pub struct BootstrapOptions {
     pub xds_server_name: String,
     pub node_id: String,
     pub node_cluster: String,
+    /// With a directory, Envoy's client certificate and the CA are file-based SDS resources written
+    /// there, which Envoy reloads when the certificate files change: rotation without restarting Envoy.
+    pub resources_dir: Option<PathBuf>,
 }
+
+/// Names of the file-based SDS secrets.
+pub const CLIENT_CERT_SECRET: &str = "envoy-client-cert";
+pub const XDS_CA_SECRET: &str = "xds-ca";
 
 /// Envoy's side of the mTLS connection, as file paths Envoy reads.
 #[derive(Debug, Clone)]
@@ -59,25 +66,40 @@ pub fn render(options: &BootstrapOptions) -> Value {
         "upstream_connection_options": {"tcp_keepalive": {"keepalive_probes": 3, "keepalive_time": 30, "keepalive_interval": 5}},
     });
     if let Some(tls) = &options.tls {
+        let san = json!([{"san_type": "DNS", "matcher": {"exact": options.xds_server_name}}]);
+        let common_tls_context = match &options.resources_dir {
+            None => json!({
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [{
+                    "certificate_chain": {"filename": path(&tls.cert_file)},
+                    "private_key": {"filename": path(&tls.key_file)}
+                }],
+                "validation_context": {
+                    "trusted_ca": {"filename": path(&tls.ca_file)},
+                    "match_typed_subject_alt_names": san
+                }
+            }),
+            Some(dir) => json!({
+                "alpn_protocols": ["h2"],
+                "tls_certificate_sds_secret_configs": [{
+                    "name": CLIENT_CERT_SECRET,
+                    "sds_config": file_config_source(&dir.join(format!("{CLIENT_CERT_SECRET}.json")), dir)
+                }],
+                "combined_validation_context": {
+                    "default_validation_context": {"match_typed_subject_alt_names": san},
+                    "validation_context_sds_secret_config": {
+                        "name": XDS_CA_SECRET,
+                        "sds_config": file_config_source(&dir.join(format!("{XDS_CA_SECRET}.json")), dir)
+                    }
+                }
+            }),
+        };
         cluster["transport_socket"] = json!({
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
                 "sni": options.xds_server_name,
-                "common_tls_context": {
-                    "alpn_protocols": ["h2"],
-                    "tls_certificates": [{
-                        "certificate_chain": {"filename": path(&tls.cert_file)},
-                        "private_key": {"filename": path(&tls.key_file)}
-                    }],
-                    "validation_context": {
-                        "trusted_ca": {"filename": path(&tls.ca_file)},
-                        "match_typed_subject_alt_names": [{
-                            "san_type": "DNS",
-                            "matcher": {"exact": options.xds_server_name}
-                        }]
-                    }
-                }
+                "common_tls_context": common_tls_context
             }
         });
     }
@@ -105,6 +127,47 @@ pub fn render(options: &BootstrapOptions) -> Value {
     })
 }
 
+/// A file-based config source Envoy reloads when an entry of `watched` is moved into place.
+fn file_config_source(file: &Path, watched: &Path) -> Value {
+    json!({
+        "path_config_source": {"path": path(file), "watched_directory": {"path": path(watched)}},
+        "resource_api_version": "V3"
+    })
+}
+
+/// The file-based SDS resources `--resources-dir` needs: Envoy's client certificate and the CA it
+/// trusts, each pointing at the certificate files (whose directory Envoy watches, so a Kubernetes
+/// Secret volume update or an atomic rename reloads them).
+pub fn sds_resources(tls: &EnvoyTlsFiles, dir: &Path) -> Vec<(PathBuf, Value)> {
+    let parent = |p: &Path| p.parent().map(path).unwrap_or_else(|| ".".to_string());
+    let secret = |body: Value| json!({"resources": [body]});
+    vec![
+        (
+            dir.join(format!("{CLIENT_CERT_SECRET}.json")),
+            secret(json!({
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": CLIENT_CERT_SECRET,
+                "tls_certificate": {
+                    "certificate_chain": {"filename": path(&tls.cert_file)},
+                    "private_key": {"filename": path(&tls.key_file)},
+                    "watched_directory": {"path": parent(&tls.cert_file)}
+                }
+            })),
+        ),
+        (
+            dir.join(format!("{XDS_CA_SECRET}.json")),
+            secret(json!({
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": XDS_CA_SECRET,
+                "validation_context": {
+                    "trusted_ca": {"filename": path(&tls.ca_file)},
+                    "watched_directory": {"path": parent(&tls.ca_file)}
+                }
+            })),
+        ),
+    ]
+}
+
 fn socket_address(address: &str, port: u16) -> Value {
     json!({"socket_address": {"address": address, "port_value": port}})
 }
@@ -113,8 +176,16 @@ fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Writes the bootstrap to `out` (pretty JSON).
+/// Writes the bootstrap to `out` (pretty JSON), and the SDS resources when `resources_dir` is set.
 pub fn write(options: &BootstrapOptions, out: &Path) -> Result<()> {
+    if let (Some(dir), Some(tls)) = (&options.resources_dir, &options.tls) {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        for (file, resource) in sds_resources(tls, dir) {
+            let mut text = serde_json::to_string_pretty(&resource)?;
+            text.push('\n');
+            crate::tls::certgen::write_atomically(&file, text.as_bytes(), 0o644)?;
+        }
+    }
     let mut text = serde_json::to_string_pretty(&render(options))?;
     text.push('\n');
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -141,6 +212,7 @@ mod tests {
             xds_server_name: "isobar".into(),
             node_id: "envoy".into(),
             node_cluster: "isobar".into(),
+            resources_dir: None,
         }
     }
 

@@ -121,6 +121,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
             xds_server_name: "isobar".into(),
             node_id: "demo-envoy".into(),
             node_cluster: "isobar".into(),
+            resources_dir: None,
         },
         &bootstrap,
     )?;

@@ -39,6 +39,10 @@ pub struct BootstrapArgs {
     /// Envoy's node cluster.
     #[arg(long, default_value = "isobar")]
     pub node_cluster: String,
+    /// Write Envoy's client certificate and CA as file-based SDS resources into this directory, so Envoy
+    /// reloads them when the files change (certificate rotation without restarting Envoy).
+    #[arg(long)]
+    pub resources_dir: Option<PathBuf>,
     /// Connect to isobar in plaintext (no certificates). Only for a local test.
     #[arg(long)]
     pub insecure: bool,
@@ -67,6 +71,7 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         xds_server_name: args.xds_server_name,
         node_id: args.node_id,
         node_cluster: args.node_cluster,
+        resources_dir: args.resources_dir,
     };
     bootstrap::write(&options, &args.path)?;
     Ok(())

@@ -76,8 +76,36 @@ pub fn service_dns_names(name: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
+/// A CA: its certificate and the key that signs with it (kept so leaves can be re-issued).
+#[derive(Clone)]
+pub struct Ca {
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca").finish_non_exhaustive()
+    }
+}
+
 /// Generates a CA and the two leaf certificates it signs, valid from `now`.
 pub fn generate(options: &CertgenOptions, now: OffsetDateTime) -> Result<GeneratedCerts> {
+    let ca = generate_ca(options, now)?;
+    let (isobar_cert, isobar_key) = issue_leaf(&ca, Leaf::Isobar, options, now)?;
+    let (envoy_cert, envoy_key) = issue_leaf(&ca, Leaf::Envoy, options, now)?;
+    Ok(GeneratedCerts {
+        ca_cert: ca.cert,
+        ca_key: ca.key,
+        isobar_cert,
+        isobar_key,
+        envoy_cert,
+        envoy_key,
+    })
+}
+
+/// A new self-signed CA.
+pub fn generate_ca(options: &CertgenOptions, now: OffsetDateTime) -> Result<Ca> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = name("isobar-ca");
@@ -90,49 +118,31 @@ pub fn generate(options: &CertgenOptions, now: OffsetDateTime) -> Result<Generat
     ca_params.not_before = now - Duration::minutes(5);
     ca_params.not_after = now + Duration::days(i64::from(options.ca_lifetime_days));
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
-
-    let (isobar_cert, isobar_key) = leaf(
-        &ca,
-        "isobar",
-        &options.namespace,
-        ExtendedKeyUsagePurpose::ServerAuth,
-        now,
-        options.lifetime_days,
-    )?;
-    let (envoy_cert, envoy_key) = leaf(
-        &ca,
-        "envoy",
-        &options.namespace,
-        ExtendedKeyUsagePurpose::ClientAuth,
-        now,
-        options.lifetime_days,
-    )?;
-    Ok(GeneratedCerts {
-        ca_cert: ca.pem(),
-        ca_key: ca.key().serialize_pem(),
-        isobar_cert,
-        isobar_key,
-        envoy_cert,
-        envoy_key,
+    Ok(Ca {
+        cert: ca.pem(),
+        key: ca.key().serialize_pem(),
     })
 }
 
-fn name(common_name: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    dn
+/// The two leaf certificates of the split model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// isobar's serving certificate.
+    Isobar,
+    /// Envoy's client certificate.
+    Envoy,
 }
 
-fn leaf(
-    ca: &CertifiedIssuer<'_, KeyPair>,
-    common_name: &str,
-    namespace: &str,
-    usage: ExtendedKeyUsagePurpose,
-    now: OffsetDateTime,
-    lifetime_days: u32,
-) -> Result<(String, String)> {
+/// Issues a leaf from `ca` (a kept CA works as well as a new one); returns (certificate, key) PEM.
+pub fn issue_leaf(ca: &Ca, leaf: Leaf, options: &CertgenOptions, now: OffsetDateTime) -> Result<(String, String)> {
+    let ca_key = KeyPair::from_pem(&ca.key)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
+    let (common_name, usage) = match leaf {
+        Leaf::Isobar => ("isobar", ExtendedKeyUsagePurpose::ServerAuth),
+        Leaf::Envoy => ("envoy", ExtendedKeyUsagePurpose::ClientAuth),
+    };
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(service_dns_names(common_name, namespace))?;
+    let mut params = CertificateParams::new(service_dns_names(common_name, &options.namespace))?;
     params.distinguished_name = name(common_name);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -141,9 +151,15 @@ fn leaf(
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - Duration::minutes(5);
-    params.not_after = now + Duration::days(i64::from(lifetime_days));
-    let cert = params.signed_by(&key, ca)?;
+    params.not_after = now + Duration::days(i64::from(options.lifetime_days));
+    let cert = params.signed_by(&key, &issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn
 }
 
 /// Writes the six files into `dir` (created if missing). Without `overwrite`, refuses before writing
