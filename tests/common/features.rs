@@ -101,12 +101,14 @@ pub async fn wait_response(
     .await;
     match result {
         Ok(r) => r,
-        Err(e) => panic!(
-            "{e}\nlast outcome: {}\n{}\n{}",
-            last.lock().unwrap(),
-            xds_summary(stack).await,
-            stack.log_tails(30)
-        ),
+        Err(e) => {
+            let last = last.lock().unwrap().clone();
+            panic!(
+                "{e}\nlast outcome: {last}\n{}\n{}",
+                xds_summary(stack).await,
+                stack.log_tails(30)
+            )
+        }
     }
 }
 
