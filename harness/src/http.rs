@@ -54,6 +54,8 @@ pub struct RequestSpec {
     pub trust: Trust,
     /// Bound on the whole exchange (connect, handshake, request, body).
     pub timeout: Duration,
+    /// HTTPS only: offer only this TLS version (`None`: TLS 1.2 and 1.3).
+    pub tls_version: Option<tls::TlsVersion>,
 }
 
 impl RequestSpec {
@@ -70,6 +72,7 @@ impl RequestSpec {
             body: Vec::new(),
             trust: Trust::Any,
             timeout: Duration::from_secs(10),
+            tls_version: None,
         }
     }
 
@@ -178,7 +181,8 @@ async fn send_inner(req: &RequestSpec) -> Result<Response> {
                 Trust::Any => None,
                 Trust::CaPem(pem) => Some(pem.as_slice()),
             };
-            let config = tls::client_config(ca, None, &[b"http/1.1"])?;
+            let config =
+                tls::client_config_with_version(ca, None, &[b"http/1.1"], req.tls_version)?;
             let sni = req.effective_sni();
             let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
             let stream = connector

@@ -110,9 +110,32 @@ pub fn client_config(
     client_identity: Option<(&[u8], &[u8])>,
     alpn: &[&[u8]],
 ) -> Result<ClientConfig> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(format!("protocol versions: {e}")))?;
+    client_config_with_version(ca_pem, client_identity, alpn, None)
+}
+
+/// A TLS protocol version a client can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 only.
+    V1_2,
+    /// TLS 1.3 only.
+    V1_3,
+}
+
+/// Like [`client_config`], offering only `version` when given (otherwise TLS 1.2 and 1.3).
+pub fn client_config_with_version(
+    ca_pem: Option<&[u8]>,
+    client_identity: Option<(&[u8], &[u8])>,
+    alpn: &[&[u8]],
+    version: Option<TlsVersion>,
+) -> Result<ClientConfig> {
+    let builder = ClientConfig::builder_with_provider(provider());
+    let builder = match version {
+        None => builder.with_safe_default_protocol_versions(),
+        Some(TlsVersion::V1_2) => builder.with_protocol_versions(&[&rustls::version::TLS12]),
+        Some(TlsVersion::V1_3) => builder.with_protocol_versions(&[&rustls::version::TLS13]),
+    }
+    .map_err(|e| Error::Tls(format!("protocol versions: {e}")))?;
     let builder = match ca_pem {
         Some(pem) => {
             let mut roots = RootCertStore::empty();
