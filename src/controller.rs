@@ -65,6 +65,8 @@ pub struct ControllerState {
     pub status: Arc<StatusStats>,
     /// The DAG of the last rebuild, for `/debug/dag`.
     pub dag: Mutex<Arc<Dag>>,
+    /// The xDS server's TLS, for the certificate expiry metrics.
+    pub tls: Mutex<Option<Arc<ReloadingServerConfig>>>,
 }
 
 impl Default for ControllerState {
@@ -76,6 +78,7 @@ impl Default for ControllerState {
             endpoint_refreshes: AtomicU64::new(0),
             status: Arc::new(StatusStats::default()),
             dag: Mutex::new(Arc::new(Dag::default())),
+            tls: Mutex::new(None),
         }
     }
 }
@@ -112,6 +115,9 @@ pub async fn run(
     let cache = Arc::new(XdsCache::new());
     let stats = Arc::new(XdsStats::default());
     let state = Arc::new(ControllerState::default());
+    if let Ok(mut t) = state.tls.lock() {
+        t.clone_from(&tls);
+    }
     let pipeline = Pipeline {
         listeners: config.listeners.clone(),
         dag_options: config.dag.clone(),

@@ -123,6 +123,20 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         let n = statuses.iter().filter(|s| s.validity == validity).count();
         let _ = writeln!(out, "isobar_objects{{status=\"{validity}\"}} {n}");
     }
+    let tls = ops.state.tls.lock().ok().and_then(|t| t.clone());
+    if let Some(tls) = tls {
+        let expiries = tls.expiries();
+        let _ = writeln!(out, "# HELP isobar_certificate_expiry_seconds When the xDS server's certificates expire (Unix time).\n# TYPE isobar_certificate_expiry_seconds gauge");
+        for (cert, list) in [("serving", &expiries.serving), ("ca", &expiries.ca)] {
+            for e in list {
+                let _ = writeln!(
+                    out,
+                    "isobar_certificate_expiry_seconds{{cert=\"{cert}\",serial=\"{}\"}} {}",
+                    e.serial, e.not_after
+                );
+            }
+        }
+    }
     let errors = ops
         .state
         .source_errors

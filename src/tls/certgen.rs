@@ -134,7 +134,12 @@ pub enum Leaf {
 }
 
 /// Issues a leaf from `ca` (a kept CA works as well as a new one); returns (certificate, key) PEM.
-pub fn issue_leaf(ca: &Ca, leaf: Leaf, options: &CertgenOptions, now: OffsetDateTime) -> Result<(String, String)> {
+pub fn issue_leaf(
+    ca: &Ca,
+    leaf: Leaf,
+    options: &CertgenOptions,
+    now: OffsetDateTime,
+) -> Result<(String, String)> {
     let ca_key = KeyPair::from_pem(&ca.key)?;
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
     let (common_name, usage) = match leaf {

@@ -3,6 +3,7 @@
 
 pub mod certgen;
 pub mod pem;
+pub mod rotation;
 pub mod server;
 
 use std::sync::Arc;

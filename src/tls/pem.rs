@@ -36,3 +36,29 @@ pub fn private_key(label: &str, pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
+
+/// When a certificate stops being valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// Serial number, hex.
+    pub serial: String,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+}
+
+/// The expiry of every certificate in a PEM document (a bundle lists several).
+pub fn expiries(label: &str, pem: &[u8]) -> Result<Vec<Expiry>> {
+    certs(label, pem)?
+        .iter()
+        .map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| Error::Pem {
+                path: label.to_string(),
+                reason: format!("not an X.509 certificate: {e}"),
+            })?;
+            Ok(Expiry {
+                serial: cert.raw_serial_as_string().replace(':', ""),
+                not_after: cert.validity().not_after.timestamp(),
+            })
+        })
+        .collect()
+}

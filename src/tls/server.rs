@@ -11,6 +11,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
 
+use super::pem::Expiry;
 use super::{pem, provider, PROTOCOL_VERSIONS};
 use crate::{Error, Result};
 
@@ -47,6 +48,27 @@ pub struct ReloadingServerConfig {
     files: TlsFiles,
     current: ArcSwap<ServerConfig>,
     fingerprint: std::sync::Mutex<[u8; 32]>,
+    expiries: ArcSwap<CertificateExpiries>,
+}
+
+/// When the certificates in force expire, for `isobar_certificate_expiry_seconds`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateExpiries {
+    pub serving: Vec<Expiry>,
+    pub ca: Vec<Expiry>,
+}
+
+impl CertificateExpiries {
+    fn read(ca_pem: &[u8], cert_pem: &[u8]) -> Result<Self> {
+        Ok(CertificateExpiries {
+            // The leaf only: a chain's intermediates are not isobar's to rotate.
+            serving: pem::expiries("server certificate", cert_pem)?
+                .into_iter()
+                .take(1)
+                .collect(),
+            ca: pem::expiries("CA bundle", ca_pem)?,
+        })
+    }
 }
 
 impl std::fmt::Debug for ReloadingServerConfig {
@@ -62,10 +84,12 @@ impl ReloadingServerConfig {
     pub fn load(files: TlsFiles) -> Result<Self> {
         let (contents, fingerprint) = read_all(&files)?;
         let config = server_config(&contents[0], &contents[1], &contents[2])?;
+        let expiries = CertificateExpiries::read(&contents[0], &contents[1])?;
         Ok(ReloadingServerConfig {
             files,
             current: ArcSwap::from_pointee(config),
             fingerprint: std::sync::Mutex::new(fingerprint),
+            expiries: ArcSwap::from_pointee(expiries),
         })
     }
 
@@ -87,9 +111,16 @@ impl ReloadingServerConfig {
             return Ok(false);
         }
         let config = server_config(&contents[0], &contents[1], &contents[2])?;
+        let expiries = CertificateExpiries::read(&contents[0], &contents[1])?;
         self.current.store(Arc::new(config));
+        self.expiries.store(Arc::new(expiries));
         *last = fingerprint;
         Ok(true)
+    }
+
+    /// Expiry of the certificates in force.
+    pub fn expiries(&self) -> Arc<CertificateExpiries> {
+        self.expiries.load_full()
     }
 
     /// Polls the files every `interval` for as long as the returned task runs. Polling (rather than

@@ -66,9 +66,26 @@ fn virtual_host(dag: &Dag, host: &str, routes: &[dag::Route], secure: bool) -> V
         domains: vec![host.to_string()],
         routes: routes
             .iter()
-            .map(|r| route(dag, r, authority.clone(), secure))
+            .flat_map(|r| with_rewrite_boundary(r))
+            .map(|r| route(dag, &r, authority.clone(), secure))
             .collect(),
         ..Default::default()
+    }
+}
+
+/// Envoy's prefix rewrite replaces the matched text literally: `match: /api` with `prefixRewrite: /`
+/// turns `/api/v1` into `//v1`. A route for `/api/` (rewritten to `/`) ahead of the one for `/api`
+/// makes the backend see `/v1`, and `/api` itself still becomes `/`.
+fn with_rewrite_boundary(r: &dag::Route) -> Vec<dag::Route> {
+    match (&r.path, r.prefix_rewrite.as_deref()) {
+        (PathMatch::StringPrefix(p), Some(rewrite))
+            if rewrite.ends_with('/') && !p.ends_with('/') =>
+        {
+            let mut boundary = r.clone();
+            boundary.path = PathMatch::StringPrefix(format!("{p}/"));
+            vec![boundary, r.clone()]
+        }
+        _ => vec![r.clone()],
     }
 }
 
