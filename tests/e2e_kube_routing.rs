@@ -1,6 +1,6 @@
 #![cfg(feature = "e2e")]
 //! Ingresses through a real kube-apiserver: isobar (running as ServiceAccount isobar-system/isobar
-//! with exactly deploy/rbac.yaml) routes them on a real Envoy, follows edits and deletes, writes
+//! with exactly deploy/base/rbac.yaml) routes them on a real Envoy, follows edits and deletes, writes
 //! their status, ignores other classes and reports invalid ones.
 
 mod common;

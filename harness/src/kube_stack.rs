@@ -1,7 +1,7 @@
-//! isobar watching a real Kubernetes API, with exactly the RBAC of `deploy/`, plus Envoy.
+//! isobar watching a real Kubernetes API, with exactly the RBAC of `deploy/base`, plus Envoy.
 //!
 //! [`KubeStack::start`]: an API server (local, or the cluster of `$ISOBAR_E2E_KUBECONFIG`) →
-//! `deploy/namespace.yaml`, `deploy/crds.yaml` (Established), `deploy/rbac.yaml` → a token of
+//! `namespace.yaml`, `crds.yaml` (Established), `rbac.yaml` of `deploy/base` → a token of
 //! ServiceAccount `isobar-system/isobar` in a kubeconfig → isobar (`--kubeconfig`, a fixed
 //! `--ingress-status-address`) + Envoy (LIVE). Each stack gets a namespace of its own for its
 //! objects. Backends are echo processes on 127.0.0.1 published as EndpointSlices (the API
@@ -24,7 +24,7 @@ use crate::wait::wait_for_async;
 const CRD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the deletion of a test namespace on an external cluster is awaited.
 const NAMESPACE_GONE: Duration = Duration::from_secs(60);
-/// The namespace and ServiceAccount of `deploy/rbac.yaml`.
+/// The namespace and ServiceAccount of `deploy/base/rbac.yaml`.
 pub const ISOBAR_NAMESPACE: &str = "isobar-system";
 /// The ServiceAccount isobar runs as.
 pub const ISOBAR_SERVICE_ACCOUNT: &str = "isobar";

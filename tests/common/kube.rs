@@ -1,4 +1,4 @@
-//! Shared pieces of the Kubernetes e2e tests: a [`KubeStack`] with this repository's `deploy/`,
+//! Shared pieces of the Kubernetes e2e tests: a [`KubeStack`] with this repository's `deploy/base`,
 //! Ingress objects, isobar's counters, and reading isobar's whole log.
 
 use std::path::PathBuf;
@@ -19,12 +19,17 @@ pub fn lb_ingress() -> Value {
     json!([{"hostname": LB_HOSTNAME}])
 }
 
-/// API server + isobar (with exactly deploy/'s RBAC) + Envoy.
+/// The kustomize base whose `namespace.yaml`, `crds.yaml` and `rbac.yaml` the kube stack applies.
+pub fn deploy_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/base"))
+}
+
+/// API server + isobar (with exactly deploy/base's RBAC) + Envoy.
 pub async fn start_kube_stack() -> KubeStack {
     KubeStack::start(KubeStackOptions {
         isobar_bin: isobar_bin(),
         echo_bin: echo_bin(),
-        deploy_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")),
+        deploy_dir: deploy_dir(),
         ingress_status_address: LB_HOSTNAME.to_string(),
         isobar_args: Vec::new(),
     })
