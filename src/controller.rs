@@ -188,7 +188,9 @@ fn errors_of(errors: &[Error]) -> Vec<String> {
     errors.iter().map(|e| e.to_string()).collect()
 }
 
-async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
+/// A client for the kubeconfig at `kubeconfig`, or the usual inference (in-cluster, KUBECONFIG,
+/// ~/.kube/config).
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

@@ -14,7 +14,7 @@ pub use ingressroute::{
 
 use kube::CustomResourceExt;
 
-/// The CustomResourceDefinitions, as multi-document YAML (what `deploy/crds.yaml` holds).
+/// The CustomResourceDefinitions, as multi-document YAML (what `deploy/base/crds.yaml` holds).
 pub fn crds_yaml() -> String {
     let crds = [IngressRoute::crd(), TLSCertificateDelegation::crd()];
     let mut out = String::from(

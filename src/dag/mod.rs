@@ -17,6 +17,7 @@ mod status;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use annotations::parse_duration;
 pub use build::build;
 pub use class::DEFAULT_INGRESS_CLASS;
 pub use dot::dot;
