@@ -66,7 +66,7 @@ fn virtual_host(dag: &Dag, host: &str, routes: &[dag::Route], secure: bool) -> V
         domains: vec![host.to_string()],
         routes: routes
             .iter()
-            .flat_map(|r| with_rewrite_boundary(r))
+            .flat_map(with_rewrite_boundary)
             .map(|r| route(dag, &r, authority.clone(), secure))
             .collect(),
         ..Default::default()
