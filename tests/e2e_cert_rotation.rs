@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use isobar::tls::certgen::{generate_ca, issue_leaf, write_atomically, Ca, CertgenOptions, Leaf};
 use isobar_harness::http::{send, RequestSpec};
-use isobar_harness::xds_client::LISTENER_TYPE;
+use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE};
 use isobar_harness::{wait_for_async, Stack, StackOptions};
 use time::OffsetDateTime;
 
@@ -363,6 +363,36 @@ async fn leaf_and_ca_rotation_keep_envoy_serving_and_receiving_config() {
     );
     wait_routed_to(&stack, "rot-c.example.com", "/", "web").await;
     load.wait_some().await;
+
+    // Control: isobar now trusts the new CA only. A client leaf from the old CA is refused, one
+    // from the new CA gets listeners (so the rollover really happened, on both sides).
+    let probe = |ca: &Ca| {
+        let (cert, key) = issue_leaf(
+            ca,
+            Leaf::Envoy,
+            &CertgenOptions::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .expect("issuing a probe leaf");
+        XdsClientTls {
+            ca_pem: Some(ca2.cert.clone().into_bytes()),
+            client_cert_pem: Some(cert.into_bytes()),
+            client_key_pem: Some(key.into_bytes()),
+            server_name: "isobar".into(),
+        }
+    };
+    let probe_timeout = Duration::from_secs(10);
+    let xds = stack.isobar.xds_addr();
+    let accepted = ads_first_response(xds, Some(probe(&ca2)), LISTENER_TYPE, probe_timeout).await;
+    assert!(
+        accepted.as_ref().is_ok_and(|r| !r.resources.is_empty()),
+        "a new-CA client leaf got no listeners: {accepted:?}"
+    );
+    let refused = ads_first_response(xds, Some(probe(&ca1)), LISTENER_TYPE, probe_timeout).await;
+    assert!(
+        refused.is_err(),
+        "isobar still accepts a client leaf from the removed CA: {refused:?}"
+    );
 
     let tally = load.finish().await;
     let finished = Instant::now();
