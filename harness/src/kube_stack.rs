@@ -118,6 +118,7 @@ impl KubeStack {
             source: IsobarSource::Kubeconfig(isobar_kubeconfig.clone()),
             isobar_args,
             envoy_version: None,
+            envoy_sds_files: false,
         })
         .await
         .map_err(|e| e.with_log(cluster.log_tails(20)))?;

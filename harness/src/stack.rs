@@ -28,6 +28,10 @@ pub struct StackOptions {
     pub isobar_args: Vec<String>,
     /// Envoy version; `None` uses [`default_envoy_version`].
     pub envoy_version: Option<String>,
+    /// Bootstrap Envoy with `--resources-dir` (the `sds` dir of the work dir): its client
+    /// certificate and CA become file-based SDS resources it reloads when the files in the
+    /// certificates' directory are replaced by a rename.
+    pub envoy_sds_files: bool,
 }
 
 /// The ports the stack uses, all on 127.0.0.1.
@@ -65,6 +69,7 @@ impl StackOptions {
             source: IsobarSource::Manifests(dir),
             isobar_args: Vec::new(),
             envoy_version: None,
+            envoy_sds_files: false,
         }
     }
 }
@@ -115,11 +120,11 @@ impl Stack {
         .await?;
 
         let bootstrap = work.join("envoy-bootstrap.json");
-        write_bootstrap(
-            &opts.isobar_bin,
-            &bootstrap,
-            &BootstrapArgs::mtls(ports.xds, &certs),
-        )?;
+        let mut bootstrap_args = BootstrapArgs::mtls(ports.xds, &certs);
+        if opts.envoy_sds_files {
+            bootstrap_args.resources_dir = Some(work.join("sds"));
+        }
+        write_bootstrap(&opts.isobar_bin, &bootstrap, &bootstrap_args)?;
         let envoy =
             Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
         envoy

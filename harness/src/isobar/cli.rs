@@ -83,6 +83,9 @@ pub struct BootstrapArgs {
     pub admin_port: u16,
     /// `--xds-server-name`
     pub xds_server_name: Option<String>,
+    /// `--resources-dir`: Envoy's client certificate and CA as file-based SDS resources written
+    /// there, which Envoy reloads when the certificate files are moved into place.
+    pub resources_dir: Option<PathBuf>,
     /// Further arguments, appended verbatim.
     pub extra_args: Vec<String>,
 }
@@ -99,6 +102,7 @@ impl BootstrapArgs {
             admin_address: "127.0.0.1".into(),
             admin_port: 0,
             xds_server_name: None,
+            resources_dir: None,
             extra_args: Vec::new(),
         }
     }
@@ -124,6 +128,9 @@ pub fn write_bootstrap(isobar_bin: &Path, out: &Path, args: &BootstrapArgs) -> R
         .args(["--admin-port", &args.admin_port.to_string()]);
     if let Some(name) = &args.xds_server_name {
         cmd.args(["--xds-server-name", name]);
+    }
+    if let Some(dir) = &args.resources_dir {
+        cmd.arg("--resources-dir").arg(dir);
     }
     cmd.args(&args.extra_args);
     run(isobar_bin, &mut cmd, "isobar bootstrap")?;
