@@ -293,6 +293,7 @@ fn assert_split_deployment(objects: &[Value]) {
             "--envoy-key-file=/certs/tls.key",
             "--admin-address=127.0.0.1",
             "--admin-port=9001",
+            "--resources-dir=/config/sds",
         ]
     );
     let envoy = container(pod, "containers", "envoy");
