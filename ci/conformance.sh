@@ -14,7 +14,7 @@ mkdir -p "$out"
 if [ "$#" -gt 0 ]; then
     versions=("$@")
 else
-    mapfile -t versions < <(grep -v '^[[:space:]]*\(#\|$\)' conformance/envoy-versions | tr -d '[:space:]' | sed '/^$/d')
+    mapfile -t versions < <(grep -v '^[[:space:]]*\(#\|$\)' conformance/envoy-versions | sed 's/[[:space:]]//g; /^$/d')
 fi
 [ "${#versions[@]}" -gt 0 ] || { echo "no Envoy versions" >&2; exit 2; }
 
@@ -83,6 +83,8 @@ if not failures:
     lines.append("None.")
 for r in failures:
     reason = r["reason"].replace("|", "\\|").replace("\n", " ")
+    if len(reason) > 500:
+        reason = reason[:500] + "… (full reason in report.json)"
     lines.append(f"* `{r['case']}` on Envoy {r['version']}: {reason}")
 missing = [(c, v) for c in cases for v in versions if (c, v) not in by]
 for c, v in missing:

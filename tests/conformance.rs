@@ -193,7 +193,11 @@ impl CaseEnv {
     fn tls_secret(&self, name: &str, hosts: &[&str]) -> Result<String, String> {
         let (ns, name) = name.split_once('/').unwrap_or(("default", name));
         let (cert, key) = self.ca.issue_server(hosts).map_err(|e| e.to_string())?;
-        let indent = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+        let indent = |pem: &str| {
+            pem.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        };
         Ok(format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}",
             indent(&cert),
@@ -248,7 +252,9 @@ impl CaseEnv {
                 let refs: Vec<&str> = h.iter().map(String::as_str).collect();
                 Ok(self.tls_backend_port(name, &refs)?.to_string())
             }
-            other => Err(format!("unknown placeholder kind {other:?} in ${{{placeholder}}}")),
+            other => Err(format!(
+                "unknown placeholder kind {other:?} in ${{{placeholder}}}"
+            )),
         }
     }
 
@@ -260,10 +266,10 @@ impl CaseEnv {
             Err(_) => return Ok(()),
         };
         files.sort();
-        for file in files.iter().filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "yaml" || x == "yml")
-        }) {
+        for file in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("reading {}: {e}", file.display()))?;
             let text = self.substitute(&text)?;
@@ -288,7 +294,11 @@ fn unique_token() -> String {
     )
 }
 
-fn build_spec(stack: &Stack, env: &CaseEnv, r: &CaseRequest) -> Result<(RequestSpec, String), String> {
+fn build_spec(
+    stack: &Stack,
+    env: &CaseEnv,
+    r: &CaseRequest,
+) -> Result<(RequestSpec, String), String> {
     let https = match r.scheme.as_deref().unwrap_or("http") {
         "http" => false,
         "https" => true,
@@ -323,9 +333,15 @@ async fn attempt(stack: &Stack, env: &CaseEnv, r: &CaseRequest) -> Result<(), St
     let (spec, _) = build_spec(stack, env, r)?;
     let e = &r.expect;
     if r.websocket {
-        let out = websocket_echo(spec.connect, &r.host, &r.path, "conformance", REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| format!("websocket: {e}"))?;
+        let out = websocket_echo(
+            spec.connect,
+            &r.host,
+            &r.path,
+            "conformance",
+            REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|e| format!("websocket: {e}"))?;
         return match (out, e.status) {
             (WebSocketOutcome::Upgraded { reply, backend }, Some(101)) => {
                 if reply != "conformance" {
@@ -401,7 +417,9 @@ async fn check_response(
         }
     }
     for (k, v) in &e.backend_headers {
-        let got = body["headers"].get(k.to_ascii_lowercase()).and_then(|x| x.as_str());
+        let got = body["headers"]
+            .get(k.to_ascii_lowercase())
+            .and_then(|x| x.as_str());
         if got != Some(v.as_str()) {
             diffs.push(format!("backend header {k} {got:?} (expected {v:?})"));
         }
@@ -443,7 +461,10 @@ async fn check_response(
         );
         match send(&count).await {
             Ok(c) if c.text().trim() == n.to_string() => {}
-            Ok(c) => diffs.push(format!("backend attempts {} (expected {n})", c.text().trim())),
+            Ok(c) => diffs.push(format!(
+                "backend attempts {} (expected {n})",
+                c.text().trim()
+            )),
             Err(err) => diffs.push(format!("reading the attempt count: {err}")),
         }
     }
@@ -555,8 +576,29 @@ async fn nack_check(stack: &Stack) -> Result<(), String> {
         serde_json::from_str(&body).map_err(|e| format!("/debug/xds is not JSON ({e})"))?;
     match j["nacks"].as_u64() {
         Some(0) => Ok(()),
-        Some(n) => Err(format!("Envoy NACKed {n} time(s): last_nack {}", j["last_nack"])),
+        Some(n) => Err(format!(
+            "Envoy NACKed {n} time(s): last_nack {}",
+            j["last_nack"]
+        )),
         None => Err(format!("no nacks count in /debug/xds: {body}")),
+    }
+}
+
+/// The running Envoy reports `version` (so the matrix really tests each version).
+async fn envoy_is(stack: &Stack, version: &str) -> Result<(), String> {
+    let info = stack
+        .envoy
+        .admin_get("/server_info")
+        .await
+        .map_err(|e| format!("Envoy /server_info: {e}"))?;
+    let j: serde_json::Value = serde_json::from_str(&info).unwrap_or_default();
+    let reported = j["version"].as_str().unwrap_or_default();
+    if reported.contains(&format!("/{version}/")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Envoy reports version {reported:?}, expected {version}"
+        ))
     }
 }
 
@@ -572,16 +614,14 @@ async fn run_case(dir: &Path, version: &str) -> Result<Option<String>, String> {
     let _ = &case.description;
     let mut env = CaseEnv::new(&name)?;
     env.write_manifests(dir)?;
-    let mut opts = StackOptions::manifests(
-        isobar_bin(),
-        echo_bin(),
-        env.manifests.path().to_path_buf(),
-    );
+    let mut opts =
+        StackOptions::manifests(isobar_bin(), echo_bin(), env.manifests.path().to_path_buf());
     opts.envoy_version = Some(version.to_string());
     let stack = Stack::start(opts)
         .await
         .map_err(|e| format!("starting the stack: {e}"))?;
     let outcome = async {
+        envoy_is(&stack, version).await?;
         match case.kind.as_deref().unwrap_or("http") {
             "http" => {
                 for (i, r) in case.requests.iter().enumerate() {
@@ -638,7 +678,11 @@ fn discover() -> Vec<PathBuf> {
 async fn conformance_cases_pass_on_this_envoy() {
     let version = default_envoy_version();
     let cases = discover();
-    assert!(!cases.is_empty(), "no cases under {}", cases_dir().display());
+    assert!(
+        !cases.is_empty(),
+        "no cases under {}",
+        cases_dir().display()
+    );
     let mut report = std::env::var_os("ISOBAR_CONFORMANCE_REPORT")
         .filter(|p| !p.is_empty())
         .map(|p| {
