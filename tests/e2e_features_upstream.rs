@@ -13,9 +13,7 @@ use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::pki::TestCa;
 
 use common::Fixture;
-use features::{
-    assert_no_nacks, ingress_route_yaml, tls_backend, wait_echo, wait_response, with_annotations,
-};
+use features::{assert_no_nacks, ingress_route_yaml, tls_backend, wait_echo, wait_response};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
