@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::dag::{self, DagOptions, Validity, DEFAULT_INGRESS_CLASS};
-use crate::source::file::ManifestDir;
+use crate::source::file::{Loaded, ManifestDir};
 
 /// `isobar check`: the statuses `serve` would write, offline.
 #[derive(Debug, Args)]
@@ -43,19 +43,24 @@ pub enum Format {
     Dot,
 }
 
-/// Exit codes: 0 all valid, 1 any object not valid (or a file that does not parse), 2 DIR unreadable.
-pub fn run_check(args: CheckArgs) -> ExitCode {
-    let mut dir = ManifestDir::new(&args.dir);
-    let loaded = match dir.load() {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("isobar: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Reads DIR, reporting files that do not parse; exit code 2 when DIR itself can't be read.
+fn load(dir: &std::path::Path) -> Result<Loaded, ExitCode> {
+    let loaded = ManifestDir::new(dir).load().map_err(|e| {
+        eprintln!("isobar: error: {e}");
+        ExitCode::from(2)
+    })?;
     for e in &loaded.errors {
         eprintln!("isobar: {e}");
     }
+    Ok(loaded)
+}
+
+/// Exit codes: 0 all valid, 1 any object not valid (or a file that does not parse), 2 DIR unreadable.
+pub fn run_check(args: CheckArgs) -> ExitCode {
+    let loaded = match load(&args.dir) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let options = DagOptions {
         ingress_class_name: args.ingress_class_name,
         root_namespaces: args.ingressroute_root_namespaces,
@@ -92,17 +97,10 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
 
 /// Prints the DAG; exit 2 when DIR can't be read.
 pub fn run_dag(args: DagArgs) -> ExitCode {
-    let mut dir = ManifestDir::new(&args.dir);
-    let loaded = match dir.load() {
+    let loaded = match load(&args.dir) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("isobar: error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    for e in &loaded.errors {
-        eprintln!("isobar: {e}");
-    }
     let options = DagOptions {
         ingress_class_name: args.ingress_class_name,
         ..DagOptions::default()

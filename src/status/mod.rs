@@ -96,27 +96,32 @@ pub async fn run(
 }
 
 async fn write(client: Client, write: StatusWrite) -> Result<(), kube::Error> {
-    let params = PatchParams::default();
     match write {
         StatusWrite::Ingress { object, status } => {
-            let api: Api<Ingress> = Api::namespaced(client, &object.namespace);
-            api.patch_status(
-                &object.name,
-                &params,
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await
-            .map(|_| ())
+            patch_status::<Ingress>(client, &object, status).await
         }
         StatusWrite::IngressRoute { object, status } => {
-            let api: Api<IngressRoute> = Api::namespaced(client, &object.namespace);
-            api.patch_status(
-                &object.name,
-                &params,
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await
-            .map(|_| ())
+            patch_status::<IngressRoute>(client, &object, status).await
         }
     }
+}
+
+/// Merges `status` into the status subresource of `object`.
+async fn patch_status<K>(
+    client: Client,
+    object: &ObjectKey,
+    status: serde_json::Value,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client, &object.namespace);
+    let patch = Patch::Merge(serde_json::json!({ "status": status }));
+    api.patch_status(&object.name, &PatchParams::default(), &patch)
+        .await
+        .map(|_| ())
 }
