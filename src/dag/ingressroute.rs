@@ -227,13 +227,7 @@ fn walk(
             }
         }
         if let Some(delegate) = &route.delegate {
-            let target = ObjectKey::new(
-                delegate
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| key.namespace.clone()),
-                &delegate.name,
-            );
+            let target = delegate_key(delegate, &key.namespace);
             if chain.contains(&target) {
                 let mut path: Vec<String> = chain.iter().map(|k| k.to_string()).collect();
                 path.push(target.to_string());
@@ -473,13 +467,7 @@ fn tcp_proxy_services(
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
 ) -> Result<(Vec<WeightedCluster>, Vec<Cluster>), Vec<String>> {
     if let Some(delegate) = &tcpproxy.delegate {
-        let target = ObjectKey::new(
-            delegate
-                .namespace
-                .clone()
-                .unwrap_or_else(|| key.namespace.clone()),
-            &delegate.name,
-        );
+        let target = delegate_key(delegate, &key.namespace);
         let child = all
             .get(&target)
             .ok_or_else(|| vec![format!("tcpproxy delegate \"{target}\" not found")])?;
@@ -510,4 +498,12 @@ fn tcp_proxy_services(
     }
     services(snapshot, &key.namespace, &tcpproxy.services)
         .map_err(|e| vec![format!("tcpproxy: {e}")])
+}
+
+/// The IngressRoute a delegate names: in its own namespace when it gives none.
+fn delegate_key(delegate: &crate::crd::Delegate, namespace: &str) -> ObjectKey {
+    ObjectKey::new(
+        delegate.namespace.as_deref().unwrap_or(namespace),
+        &delegate.name,
+    )
 }

@@ -56,13 +56,7 @@ fn slice_addresses(slices: &[&EndpointSlice], cluster: &Cluster) -> Vec<(String,
     let mut out = Vec::new();
     for slice in slices {
         let ports = slice.ports.as_deref().unwrap_or_default();
-        let port = match &cluster.port_name {
-            Some(name) => ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(name.as_str())),
-            None if ports.len() == 1 => ports.first(),
-            None => None,
-        };
+        let port = matching_port(ports, |p| p.name.as_deref(), cluster.port_name.as_deref());
         let Some(port) = port
             .and_then(|p| p.port)
             .and_then(|p| u16::try_from(p).ok())
@@ -89,13 +83,7 @@ pub fn addresses(endpoints: &Endpoints, cluster: &Cluster) -> Vec<(String, u16)>
     let mut out = Vec::new();
     for subset in endpoints.subsets.iter().flatten() {
         let ports = subset.ports.as_deref().unwrap_or_default();
-        let port = match &cluster.port_name {
-            Some(name) => ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(name.as_str())),
-            None if ports.len() == 1 => ports.first(),
-            None => None,
-        };
+        let port = matching_port(ports, |p| p.name.as_deref(), cluster.port_name.as_deref());
         let Some(port) = port.and_then(|p| u16::try_from(p.port).ok()) else {
             continue;
         };
@@ -137,5 +125,19 @@ fn load_assignment(name: &str, addresses: Vec<(String, u16)>) -> ClusterLoadAssi
             }]
         },
         ..Default::default()
+    }
+}
+
+/// The port of an Endpoints subset or an EndpointSlice that carries the Service port: the one of the
+/// same name, or the only one when the Service port has no name.
+fn matching_port<'a, P>(
+    ports: &'a [P],
+    name_of: impl Fn(&P) -> Option<&str>,
+    wanted: Option<&str>,
+) -> Option<&'a P> {
+    match wanted {
+        Some(name) => ports.iter().find(|p| name_of(p) == Some(name)),
+        None if ports.len() == 1 => ports.first(),
+        None => None,
     }
 }
