@@ -17,7 +17,10 @@ use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE
 use isobar_harness::{wait_for_async, Stack, StackOptions};
 use time::OffsetDateTime;
 
-use common::{debug_xds, echo_bin, ingress_yaml, isobar_bin, wait_routed_to, Fixture, CONVERGE};
+use common::{
+    echo_bin, ingress_yaml, isobar_bin, wait_envoy_acked_listeners, wait_routed_to, Fixture,
+    CONVERGE,
+};
 
 /// The host the background load requests.
 const LOAD_HOST: &str = "web.example.com";
@@ -214,23 +217,7 @@ async fn restart_and_wait_reconnect(stack: &mut Stack) {
         .restart_isobar()
         .await
         .unwrap_or_else(|e| panic!("restarting isobar: {e}"));
-    let xds = wait_for_async(
-        CONVERGE,
-        "Envoy's ADS stream with LDS ACKed in the new isobar's /debug/xds",
-        || async {
-            let x = debug_xds(stack).await;
-            let acked = x["streams"].as_array().into_iter().flatten().any(|s| {
-                s["node"] == "envoy"
-                    && !s["types"][LISTENER_TYPE]["acked_version"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .is_empty()
-            });
-            Ok(acked.then_some(x))
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(40)));
+    let xds = wait_envoy_acked_listeners(stack).await;
     assert_eq!(xds["nacks"], 0, "{xds}");
     assert_eq!(xds["tls_handshake_failures"], 0, "{xds}");
 }

@@ -13,7 +13,10 @@ use isobar_harness::pki::TestCa;
 use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE};
 use isobar_harness::{wait_for_async, Stack};
 
-use common::{debug_xds, ingress_yaml, isobar_bin, wait_routed_to, Fixture, CONVERGE};
+use common::{
+    debug_xds, ingress_yaml, isobar_bin, wait_envoy_acked_listeners, wait_routed_to, Fixture,
+    CONVERGE,
+};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,23 +78,7 @@ async fn envoy_with_the_right_client_certificate_receives_config() {
     assert_eq!(listeners, vec!["ingress_http".to_string()]);
 
     // isobar shows Envoy's ADS stream, with the listeners ACKed.
-    let xds = wait_for_async(
-        CONVERGE,
-        "an ADS stream with LDS ACKed in /debug/xds",
-        || async {
-            let x = debug_xds(&stack).await;
-            let acked = x["streams"].as_array().into_iter().flatten().any(|s| {
-                s["node"] == "envoy"
-                    && !s["types"][LISTENER_TYPE]["acked_version"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .is_empty()
-            });
-            Ok(acked.then_some(x))
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(20)));
+    let xds = wait_envoy_acked_listeners(&stack).await;
     assert_eq!(xds["nacks"], 0, "{xds}");
     assert_eq!(xds["tls_handshake_failures"], 0, "{xds}");
 }

@@ -219,3 +219,25 @@ pub async fn debug_status(stack: &Stack) -> serde_json::Value {
     serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("/debug/status is not JSON ({e}): {body}"))
 }
+
+/// Waits until isobar's `/debug/xds` shows Envoy's ADS stream with the listeners ACKed, and returns
+/// that `/debug/xds` document.
+pub async fn wait_envoy_acked_listeners(stack: &Stack) -> serde_json::Value {
+    wait_for_async(
+        CONVERGE,
+        "Envoy's ADS stream with LDS ACKed in /debug/xds",
+        || async {
+            let x = debug_xds(stack).await;
+            let acked = x["streams"].as_array().into_iter().flatten().any(|s| {
+                s["node"] == "envoy"
+                    && !s["types"][isobar_harness::xds_client::LISTENER_TYPE]["acked_version"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .is_empty()
+            });
+            Ok(acked.then_some(x))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(40)))
+}
