@@ -17,6 +17,8 @@ pub struct CheckArgs {
     pub ingress_class_name: String,
     #[arg(long, value_delimiter = ',')]
     pub ingressroute_root_namespaces: Vec<String>,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// How `check` prints.
@@ -64,6 +66,7 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
     let options = DagOptions {
         ingress_class_name: args.ingress_class_name,
         root_namespaces: args.ingressroute_root_namespaces,
+        limits: args.limits.into(),
     };
     let (_, statuses) = dag::build(&loaded.snapshot, &options);
     match args.output {

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod certgen;
 mod check;
+mod limits;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -86,6 +86,8 @@ pub struct ServeArgs {
     pub http_address: IpAddr,
     #[arg(long, default_value_t = 8000)]
     pub http_port: u16,
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -143,6 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         dag: DagOptions {
             ingress_class_name: args.ingress_class_name,
             root_namespaces: args.ingressroute_root_namespaces,
+            limits: args.limits.into(),
         },
         http_address: SocketAddr::new(args.http_address, args.http_port),
         debounce: (Duration::from_millis(100), Duration::from_millis(500)),

@@ -197,7 +197,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         total += number * seconds;
         rest = &rest[unit_end..];
     }
-    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+    let duration = Duration::try_from_secs_f64(total).map_err(|_| invalid())?;
+    super::validate::duration(duration).map_err(|e| format!("{value:?}: {e}"))
 }
 
 fn parse_retry_on(value: &str) -> Result<String, String> {
@@ -243,6 +244,9 @@ mod tests {
     #[case::unknown_unit("10d", None)]
     #[case::negative("-1s", None)]
     #[case::garbage("soon", None)]
+    #[case::beyond_envoys_limit("100000000000h", None)]
+    #[case::just_beyond_envoys_limit("2562048h", None)]
+    #[case::just_within_envoys_limit("2562047h", Some(Duration::from_secs(2_562_047 * 3600)))]
     fn duration_rule(#[case] text: &str, #[case] expected: Option<Duration>) {
         assert_eq!(parse_duration(text).ok(), expected);
     }

@@ -14,10 +14,22 @@ use crate::store::{ObjectKey, Snapshot};
 /// first object to claim a route or a host's certificate keeps it: a newcomer that conflicts is the one
 /// reported invalid, so adding an object never takes routes away from an existing one.
 pub fn build(snapshot: &Snapshot, options: &DagOptions) -> (Dag, Vec<ObjectStatus>) {
-    let mut builder = Builder::default();
+    let (dag, statuses, _) = build_counting_work(snapshot, options);
+    (dag, statuses)
+}
+
+/// [`build`], also returning how many units of work it did (delegation states entered, routes
+/// examined and collected): tests bound it to prove the work is linear in the input, whatever its
+/// shape, without timing anything.
+pub fn build_counting_work(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+) -> (Dag, Vec<ObjectStatus>, u64) {
+    let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
     let mut statuses = ingress::apply(snapshot, options, &mut builder);
     statuses.extend(ingressroute::apply(snapshot, options, &mut builder));
-    (builder.finish(), statuses)
+    let work = builder.work;
+    (builder.finish(), statuses, work)
 }
 
 /// What one valid object (or delegation tree) adds.
@@ -77,18 +89,31 @@ impl Contribution {
 }
 
 /// The routing model under construction.
-#[derive(Default)]
 pub(super) struct Builder {
     routes: BTreeMap<String, BTreeMap<PathMatch, Route>>,
     clusters: BTreeMap<String, Cluster>,
     /// Host → (TLS, object that bound it).
     tls: BTreeMap<String, (TlsBinding, ObjectKey)>,
+    max_routes_per_virtual_host: usize,
+    /// Units of work done, see [`build_counting_work`].
+    pub work: u64,
 }
 
 impl Builder {
+    pub fn new(max_routes_per_virtual_host: usize) -> Self {
+        Builder {
+            routes: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            tls: BTreeMap::new(),
+            max_routes_per_virtual_host,
+            work: 0,
+        }
+    }
+
     /// Checks `c` against what is there and adds it, or says why it can't be added without taking
     /// something from an object already applied.
     pub fn try_apply(&mut self, c: Contribution) -> Result<(), Vec<String>> {
+        self.work += c.routes.len() as u64 + 1;
         self.check(&c)?;
         self.apply(c);
         Ok(())
@@ -96,6 +121,23 @@ impl Builder {
 
     fn check(&self, c: &Contribution) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
+        let mut new_routes: BTreeMap<&str, usize> = BTreeMap::new();
+        for (host, path) in c.routes.keys() {
+            let existing = self.routes.get(host);
+            if existing.is_none_or(|r| !r.contains_key(path)) {
+                *new_routes.entry(host).or_default() += 1;
+            }
+        }
+        for (host, added) in new_routes {
+            let existing = self.routes.get(host).map_or(0, BTreeMap::len);
+            if existing + added > self.max_routes_per_virtual_host {
+                errors.push(format!(
+                    "host {host:?} would have {} routes, more than the limit of {} routes per virtual host",
+                    existing + added,
+                    self.max_routes_per_virtual_host
+                ));
+            }
+        }
         for ((host, path), route) in &c.routes {
             if let Some(existing) = self.routes.get(host).and_then(|r| r.get(path)) {
                 if existing.source != route.source {

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use super::annotations::{parse_duration, parse_timeout, parse_tls_version};
 use super::build::{by_age, Builder, Contribution, TlsBinding};
+use super::delegation::Walker;
 use super::{
-    class, names, secret, Cluster, DagOptions, HealthCheck, Insecure, LbPolicy, ObjectKind,
-    ObjectStatus, PathMatch, RetryPolicy, Route, UpstreamSettings, UpstreamValidation, Validity,
-    WeightedCluster,
+    class, names, secret, validate, Cluster, DagOptions, HealthCheck, Insecure, LbPolicy,
+    ObjectKind, ObjectStatus, PathMatch, RetryPolicy, Route, UpstreamSettings, UpstreamValidation,
+    Validity, WeightedCluster,
 };
 use crate::crd::{IngressRoute, RouteService};
 use crate::store::{ObjectKey, Snapshot};
@@ -48,6 +49,7 @@ pub(super) fn apply(
             fqdn_owners.entry(vh.fqdn.as_str()).or_default().push(key);
         }
     }
+    let mut walker = Walker::new(snapshot, &ours, &options.limits);
     for (key, route) in roots {
         let Some(vhost) = route.spec.virtualhost.as_ref() else {
             continue;
@@ -83,7 +85,7 @@ pub(super) fn apply(
             );
             continue;
         }
-        let outcome = root_contribution(snapshot, &ours, key, route, &mut statuses)
+        let outcome = root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses)
             .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
         statuses.insert(
             key.clone(),
@@ -93,6 +95,7 @@ pub(super) fn apply(
             },
         );
     }
+    builder.work += walker.work;
     ours.keys()
         .map(|key| {
             let (validity, description) = statuses
@@ -112,6 +115,7 @@ pub(super) fn apply(
 fn root_contribution(
     snapshot: &Snapshot,
     all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    walker: &mut Walker,
     key: &ObjectKey,
     root: &IngressRoute,
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
@@ -174,147 +178,67 @@ fn root_contribution(
     if let Some(b) = binding {
         c.tls.insert(fqdn.to_string(), b);
     }
-    let mut chain = vec![key.clone()];
-    let walked = walk(snapshot, all, key, root, None, &mut chain, statuses)?;
+    let walked = walker.walk_root(key, statuses)?;
     for (route, clusters) in walked.routes {
         c.add_route(fqdn, route, clusters).map_err(|e| vec![e])?;
     }
     Ok((c, walked.notes))
 }
 
-type RouteWithClusters = (Route, Vec<Cluster>);
-
-/// The routes a walk found, and what its status should mention without being invalid.
-struct Walked {
-    routes: Vec<RouteWithClusters>,
-    notes: Vec<String>,
-}
+pub(super) type RouteWithClusters = (Route, Vec<Cluster>);
 
 /// "valid IngressRoute", with anything worth knowing appended.
-fn valid_description(notes: &[String]) -> String {
+pub(super) fn valid_description(notes: &[String]) -> String {
     std::iter::once("valid IngressRoute".to_string())
         .chain(notes.iter().cloned())
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// The routes of `route` and of the children it delegates to. Errors are `route`'s own; a child's
-/// errors make the child invalid (its routes left out) without failing its parent.
-fn walk(
+/// The route an IngressRoute's route entry with services serves (delegating entries are the walk's).
+pub(super) fn build_route(
     snapshot: &Snapshot,
-    all: &BTreeMap<&ObjectKey, &IngressRoute>,
     key: &ObjectKey,
-    ir: &IngressRoute,
-    parent_prefix: Option<&str>,
-    chain: &mut Vec<ObjectKey>,
-    statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
-) -> Result<Walked, Vec<String>> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let mut notes = Vec::new();
-    for route in &ir.spec.routes {
-        let prefix = route.match_.as_str();
-        if !prefix.starts_with('/') {
-            errors.push(format!("route match {prefix:?} must start with \"/\""));
-            continue;
-        }
-        if let Some(parent) = parent_prefix {
-            if !prefix.starts_with(parent) {
-                errors.push(format!(
-                    "the path prefix {prefix:?} does not match the parent's path prefix {parent:?}"
-                ));
-                continue;
-            }
-        }
-        if let Some(delegate) = &route.delegate {
-            let target = delegate_key(delegate, &key.namespace);
-            if chain.contains(&target) {
-                let mut path: Vec<String> = chain.iter().map(|k| k.to_string()).collect();
-                path.push(target.to_string());
-                errors.push(format!(
-                    "route creates a delegation cycle: {}",
-                    path.join(" -> ")
-                ));
-                continue;
-            }
-            let Some(child) = all.get(&target) else {
-                // Not an error of this IngressRoute: the route waits for its delegate, and the rest
-                // is served. The status says so.
-                notes.push(format!("route {prefix:?}: delegate \"{target}\" not found"));
-                continue;
-            };
-            if child.spec.virtualhost.is_some() {
-                errors.push(format!(
-                    "root IngressRoute cannot delegate to another root IngressRoute (\"{target}\")"
-                ));
-                continue;
-            }
-            chain.push(target.clone());
-            let child_routes = walk(snapshot, all, &target, child, Some(prefix), chain, statuses);
-            chain.pop();
-            match child_routes {
-                Ok(walked) => {
-                    statuses
-                        .entry(target)
-                        .or_insert((Validity::Valid, valid_description(&walked.notes)));
-                    out.extend(walked.routes);
-                }
-                Err(reasons) => {
-                    statuses
-                        .entry(target)
-                        .or_insert((Validity::Invalid, reasons.join("; ")));
-                }
-            }
-            continue;
-        }
-        let built =
-            services(snapshot, &key.namespace, &route.services).and_then(|(weighted, clusters)| {
-                let mut r = Route::new(
-                    PathMatch::StringPrefix(prefix.to_string()),
-                    weighted,
-                    key.clone(),
-                );
-                r.websocket = route.enable_websockets == Some(true);
-                r.insecure = if route.permit_insecure == Some(true) {
-                    Insecure::Serve
-                } else {
-                    Insecure::Redirect
-                };
-                r.prefix_rewrite = route.prefix_rewrite.clone();
-                if let Some(request) = route
-                    .timeout_policy
-                    .as_ref()
-                    .and_then(|t| t.request.as_deref())
-                {
-                    r.timeout = Some(
-                        parse_timeout(request)
-                            .map_err(|e| format!("timeoutPolicy.request: {e}"))?,
-                    );
-                }
-                if let Some(retry) = &route.retry_policy {
-                    r.retry = Some(RetryPolicy {
-                        retry_on: "5xx".to_string(),
-                        num_retries: retry.count.unwrap_or(1),
-                        per_try_timeout: retry
-                            .per_try_timeout
-                            .as_deref()
-                            .map(parse_duration)
-                            .transpose()
-                            .map_err(|e| format!("retryPolicy.perTryTimeout: {e}"))?,
-                    });
-                }
-                Ok((r, clusters))
-            });
-        match built {
-            Ok(r) => out.push(r),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(Walked { routes: out, notes })
+    route: &crate::crd::Route,
+) -> Result<RouteWithClusters, String> {
+    let prefix = route.match_.as_str();
+    let (weighted, clusters) = services(snapshot, &key.namespace, &route.services)?;
+    let mut r = Route::new(
+        PathMatch::StringPrefix(prefix.to_string()),
+        weighted,
+        key.clone(),
+    );
+    r.websocket = route.enable_websockets == Some(true);
+    r.insecure = if route.permit_insecure == Some(true) {
+        Insecure::Serve
     } else {
-        Err(errors)
+        Insecure::Redirect
+    };
+    if let Some(rewrite) = &route.prefix_rewrite {
+        validate::prefix_rewrite(rewrite).map_err(|e| format!("prefixRewrite: {e}"))?;
+        r.prefix_rewrite = Some(rewrite.clone());
     }
+    if let Some(request) = route
+        .timeout_policy
+        .as_ref()
+        .and_then(|t| t.request.as_deref())
+    {
+        r.timeout =
+            Some(parse_timeout(request).map_err(|e| format!("timeoutPolicy.request: {e}"))?);
+    }
+    if let Some(retry) = &route.retry_policy {
+        r.retry = Some(RetryPolicy {
+            retry_on: "5xx".to_string(),
+            num_retries: retry.count.unwrap_or(1),
+            per_try_timeout: retry
+                .per_try_timeout
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| format!("retryPolicy.perTryTimeout: {e}"))?,
+        });
+    }
+    Ok((r, clusters))
 }
 
 /// The clusters of a route's services, weighted; no weights at all means an equal split.
@@ -356,6 +280,7 @@ fn services(
         });
         clusters.push(cluster);
     }
+    validate::weight_sum(weighted.iter().map(|w| w.weight))?;
     if weighted.iter().all(|w| w.weight == 0) {
         weighted.iter_mut().for_each(|w| w.weight = 1);
     }
@@ -380,33 +305,15 @@ fn upstream_settings(
             ))
         }
     };
-    let health_check = s.health_check.as_ref().map(|h| {
-        let seconds = |v: Option<i64>, default: u64| {
-            Duration::from_secs(
-                v.and_then(|v| u64::try_from(v).ok())
-                    .filter(|v| *v > 0)
-                    .unwrap_or(default),
-            )
-        };
-        HealthCheck {
-            path: h.path.clone(),
-            host: h
-                .host
-                .clone()
-                .unwrap_or_else(|| "contour-envoy-healthcheck".to_string()),
-            interval: seconds(h.interval_seconds, 10),
-            timeout: seconds(h.timeout_seconds, 2),
-            unhealthy_threshold: h.unhealthy_threshold_count.filter(|v| *v > 0).unwrap_or(3),
-            healthy_threshold: h.healthy_threshold_count.filter(|v| *v > 0).unwrap_or(2),
-        }
-    });
-    if let Some(h) = &health_check {
-        if !h.path.starts_with('/') {
-            return Err(format!(
-                "service {:?}: healthCheck.path {:?} must start with \"/\"",
-                s.name, h.path
-            ));
-        }
+    let health_check = s
+        .health_check
+        .as_ref()
+        .map(health_check)
+        .transpose()
+        .map_err(|e| format!("service {:?}: healthCheck.{e}", s.name))?;
+    if let Some(v) = &s.validation {
+        validate::header_value(&v.subject_name)
+            .map_err(|e| format!("service {:?}: validation.subjectName {e}", s.name))?;
     }
     let validation = match &s.validation {
         None => None,
@@ -458,6 +365,30 @@ fn upstream_settings(
     })
 }
 
+/// An active health check; absent or zero numbers take Contour's defaults, anything Envoy would refuse
+/// is an error naming the field.
+fn health_check(h: &crate::crd::HealthCheck) -> Result<HealthCheck, String> {
+    validate::path(&h.path).map_err(|e| format!("path {e}"))?;
+    let host = h
+        .host
+        .clone()
+        .unwrap_or_else(|| "contour-envoy-healthcheck".to_string());
+    if host.is_empty() {
+        return Err("host is empty".to_string());
+    }
+    validate::header_value(&host).map_err(|e| format!("host {e}"))?;
+    let interval = validate::seconds("intervalSeconds", h.interval_seconds)?;
+    let timeout = validate::seconds("timeoutSeconds", h.timeout_seconds)?;
+    Ok(HealthCheck {
+        path: h.path.clone(),
+        host,
+        interval: interval.unwrap_or(Duration::from_secs(10)),
+        timeout: timeout.unwrap_or(Duration::from_secs(2)),
+        unhealthy_threshold: h.unhealthy_threshold_count.filter(|v| *v > 0).unwrap_or(3),
+        healthy_threshold: h.healthy_threshold_count.filter(|v| *v > 0).unwrap_or(2),
+    })
+}
+
 /// The clusters of a root's `tcpproxy`: its services, or those of the IngressRoute it delegates to.
 fn tcp_proxy_services(
     snapshot: &Snapshot,
@@ -501,7 +432,7 @@ fn tcp_proxy_services(
 }
 
 /// The IngressRoute a delegate names: in its own namespace when it gives none.
-fn delegate_key(delegate: &crate::crd::Delegate, namespace: &str) -> ObjectKey {
+pub(super) fn delegate_key(delegate: &crate::crd::Delegate, namespace: &str) -> ObjectKey {
     ObjectKey::new(
         delegate.namespace.as_deref().unwrap_or(namespace),
         &delegate.name,

@@ -7,18 +7,20 @@ mod annotations;
 mod backend;
 mod build;
 mod class;
+mod delegation;
 mod dot;
 mod ingress;
 mod ingressroute;
 mod names;
 mod secret;
 mod status;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use annotations::parse_duration;
-pub use build::build;
+pub use build::{build, build_counting_work};
 pub use class::DEFAULT_INGRESS_CLASS;
 pub use dot::dot;
 pub use status::{ObjectKind, ObjectStatus, Validity};
@@ -32,6 +34,7 @@ pub struct DagOptions {
     pub ingress_class_name: String,
     /// Namespaces where root IngressRoutes may be defined; empty means all.
     pub root_namespaces: Vec<String>,
+    pub limits: DagLimits,
 }
 
 impl Default for DagOptions {
@@ -39,6 +42,33 @@ impl Default for DagOptions {
         DagOptions {
             ingress_class_name: DEFAULT_INGRESS_CLASS.to_string(),
             root_namespaces: Vec::new(),
+            limits: DagLimits::default(),
+        }
+    }
+}
+
+/// Bounds on what one object can make isobar (and Envoy) do. An object that would exceed one gets an
+/// `invalid` status naming the limit; nothing else is affected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DagLimits {
+    /// IngressRoutes in one delegation chain, the root included (`--max-delegation-depth`).
+    pub max_delegation_depth: usize,
+    /// Routes on one virtual host, from all the objects that add to it (`--max-routes-per-virtual-host`).
+    pub max_routes_per_virtual_host: usize,
+}
+
+impl DagLimits {
+    /// Contour has no such limits; these are far above what real configurations use (delegation is
+    /// rarely more than a few levels deep) and low enough that one host can't dominate a rebuild.
+    pub const DEFAULT_MAX_DELEGATION_DEPTH: usize = 32;
+    pub const DEFAULT_MAX_ROUTES_PER_VIRTUAL_HOST: usize = 10_000;
+}
+
+impl Default for DagLimits {
+    fn default() -> Self {
+        DagLimits {
+            max_delegation_depth: Self::DEFAULT_MAX_DELEGATION_DEPTH,
+            max_routes_per_virtual_host: Self::DEFAULT_MAX_ROUTES_PER_VIRTUAL_HOST,
         }
     }
 }
@@ -293,3 +323,6 @@ mod proptests;
 
 #[cfg(test)]
 mod ingressroute_tests;
+
+#[cfg(test)]
+mod bounded_tests;

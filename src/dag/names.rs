@@ -19,6 +19,11 @@ pub fn validate_host(host: &str) -> Result<(), String> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
+    if !host.is_ascii() {
+        return Err(format!(
+            "host {host:?} is not ASCII: give an internationalised name in its IDNA (punycode) form, xn--..."
+        ));
+    }
     if name.split('.').all(valid_label) {
         Ok(())
     } else {
@@ -40,12 +45,7 @@ pub fn path_match(path: &HTTPIngressPath) -> Result<PathMatch, String> {
     if !text.starts_with('/') {
         return Err(format!("path {text:?} must start with \"/\""));
     }
-    if let Some(c) = text
-        .chars()
-        .find(|c| matches!(c, '?' | '#') || c.is_control() || c.is_whitespace())
-    {
-        return Err(format!("path {text:?} contains the character {c:?}"));
-    }
+    super::validate::path(text).map_err(|e| format!("path {e}"))?;
     match path_type {
         "Exact" => Ok(PathMatch::Exact(text.to_string())),
         "Prefix" => {
@@ -76,6 +76,10 @@ mod tests {
     #[case::port("foo.example.com:80", false)]
     #[case::empty_label("foo..com", false)]
     #[case::leading_dash("-foo.com", false)]
+    #[case::idn("b\u{fc}cher.example", false)]
+    #[case::punycode("xn--bcher-kva.example", true)]
+    #[case::crlf("foo.com\r\nx", false)]
+    #[case::label_too_long(&format!("{}.com", "a".repeat(64)), false)]
     fn host_rule(#[case] host: &str, #[case] ok: bool) {
         assert_eq!(validate_host(host).is_ok(), ok, "{host}");
     }

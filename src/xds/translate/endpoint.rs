@@ -68,7 +68,7 @@ fn slice_addresses(slices: &[&EndpointSlice], cluster: &Cluster) -> Vec<(String,
             .iter()
             .filter(|e| EndpointSlice::is_ready(e))
         {
-            for ip in &endpoint.addresses {
+            for ip in endpoint.addresses.iter().filter(|ip| usable(ip, port)) {
                 out.push((ip.clone(), port));
             }
         }
@@ -88,7 +88,9 @@ pub fn addresses(endpoints: &Endpoints, cluster: &Cluster) -> Vec<(String, u16)>
             continue;
         };
         for address in subset.addresses.iter().flatten() {
-            out.push((address.ip.clone(), port));
+            if usable(&address.ip, port) {
+                out.push((address.ip.clone(), port));
+            }
         }
     }
     out.sort();
@@ -140,4 +142,11 @@ fn matching_port<'a, P>(
         None if ports.len() == 1 => ports.first(),
         None => None,
     }
+}
+
+/// Envoy NACKs a ClusterLoadAssignment with an address that is not an IP literal ("malformed IP
+/// address"), and with state-of-the-world EDS that would hold back every cluster's endpoints: such an
+/// address (and port 0) is left out instead.
+fn usable(ip: &str, port: u16) -> bool {
+    port != 0 && ip.parse::<std::net::IpAddr>().is_ok()
 }
