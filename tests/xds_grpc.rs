@@ -25,8 +25,10 @@ use isobar::store::Snapshot;
 use isobar::tls::certgen::{self, CertgenOptions};
 use isobar::tls::server::{ReloadingServerConfig, TlsFiles};
 use isobar::xds::cache::XdsCache;
+use isobar::xds::limits::XdsServerLimits;
 use isobar::xds::server::{serve, AdsService};
 use isobar::xds::stats::XdsStats;
+use isobar::xds::tls_incoming::XdsTls;
 use isobar::xds::translate::{self, ListenerConfig};
 use isobar::xds::type_url;
 use isobar_harness::xds_client::{connect_ads, AdsStream, XdsClientTls};
@@ -96,9 +98,22 @@ async fn start() -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
-    tokio::spawn(serve(listener, Some(tls), service, async {
-        let _ = stopped.await;
-    }));
+    let tls = XdsTls {
+        server_config: tls,
+        client_sans: Default::default(),
+    };
+    tokio::spawn(async move {
+        serve(
+            listener,
+            Some(tls),
+            &XdsServerLimits::default(),
+            service,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
     Server {
         addr,
         cache,
