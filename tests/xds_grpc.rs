@@ -506,5 +506,10 @@ async fn a_new_ca_and_certificate_on_disk_are_served_without_a_restart() {
         old.is_err(),
         "a client of the old CA must be refused after the rotation"
     );
-    assert!(XdsStats::get(&server.stats.handshake_failures) >= 1);
+    // The client sees its refusal before the server's task has counted it: wait for the count.
+    isobar_harness::wait_for_async(RECV, "the refused handshake to be counted", || async {
+        Ok((XdsStats::get(&server.stats.handshake_failures) >= 1).then_some(()))
+    })
+    .await
+    .unwrap();
 }
