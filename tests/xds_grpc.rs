@@ -78,6 +78,10 @@ fn publish(cache: &XdsCache, snapshot: &Snapshot) -> bool {
 }
 
 async fn start() -> Server {
+    start_with(XdsServerLimits::default()).await
+}
+
+async fn start_with(limits: XdsServerLimits) -> Server {
     isobar::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let certs =
@@ -103,15 +107,9 @@ async fn start() -> Server {
         client_sans: Default::default(),
     };
     tokio::spawn(async move {
-        serve(
-            listener,
-            Some(tls),
-            &XdsServerLimits::default(),
-            service,
-            async {
-                let _ = stopped.await;
-            },
-        )
+        serve(listener, Some(tls), &limits, service, async {
+            let _ = stopped.await;
+        })
         .await
     });
     Server {
@@ -512,4 +510,33 @@ async fn a_new_ca_and_certificate_on_disk_are_served_without_a_restart() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_over_the_message_size_limit_ends_its_stream_with_out_of_range() {
+    let server = start_with(XdsServerLimits {
+        max_message_bytes: 4096,
+        ..XdsServerLimits::default()
+    })
+    .await;
+    let names: Vec<String> = (0..300).map(|i| format!("default/web-{i:04}/80")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    // Under the limit (a wildcard request): served.
+    let mut small = connect_ads(server.addr, Some(server.client_tls.clone()))
+        .await
+        .unwrap();
+    small.subscribe(type_url::CLUSTER, &[]).await.unwrap();
+    small.recv(RECV).await.unwrap();
+
+    // Over it (300 names, some 6,300 bytes): refused, with the reason.
+    let mut big = connect_ads(server.addr, Some(server.client_tls.clone()))
+        .await
+        .unwrap();
+    big.subscribe(type_url::CLUSTER, &names).await.unwrap();
+    let err = big.recv(RECV).await.unwrap_err().to_string();
+    assert!(
+        err.contains("OutOfRange") && err.contains("the limit is: 4096 bytes"),
+        "{err}"
+    );
 }
