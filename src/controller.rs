@@ -17,10 +17,13 @@ use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
 use crate::store::Snapshot;
+use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::{ReloadingServerConfig, TlsFiles};
 use crate::xds::cache::XdsCache;
+use crate::xds::limits::XdsServerLimits;
 use crate::xds::server::{self, AdsService};
 use crate::xds::stats::XdsStats;
+use crate::xds::tls_incoming::XdsTls;
 use crate::xds::translate::{self, ListenerConfig};
 use crate::xds::type_url;
 use crate::{Error, Result};
@@ -48,6 +51,10 @@ pub struct ServeConfig {
     /// `None` only with `--insecure`.
     pub tls: Option<TlsFiles>,
     pub tls_reload_interval: Duration,
+    /// SAN DNS names a client certificate must include one of (`--xds-client-san`); empty: any.
+    pub xds_client_sans: ClientSanAllowlist,
+    /// Bounds on the xDS port (handshakes, streams, message size).
+    pub xds_limits: XdsServerLimits,
     pub listeners: ListenerConfig,
     pub dag: DagOptions,
     pub http_address: SocketAddr,
@@ -154,7 +161,18 @@ pub async fn run(
         Arc::clone(&cache),
     ));
     tracing::info!(xds = %config.xds_address, http = %config.http_address, mtls = tls.is_some(), "isobar serving");
-    let served = server::serve(xds_listener, tls, AdsService::new(cache, stats), shutdown).await;
+    let xds_tls = tls.map(|server_config| XdsTls {
+        server_config,
+        client_sans: config.xds_client_sans.clone(),
+    });
+    let served = server::serve(
+        xds_listener,
+        xds_tls,
+        &config.xds_limits,
+        AdsService::new(cache, stats),
+        shutdown,
+    )
+    .await;
     if let Some(leadership) = leadership {
         leadership.release().await;
     }

@@ -76,8 +76,14 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     counter(
         &mut out,
         "isobar_xds_tls_handshake_failures_total",
-        "xDS connections refused at the TLS handshake.",
+        "xDS connections refused at the TLS handshake (bad or missing client certificate, not TLS, or not done within --xds-handshake-timeout).",
         s.handshake_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "isobar_xds_client_san_refusals_total",
+        "xDS clients refused after the TLS handshake: no SAN DNS name in --xds-client-san.",
+        s.client_san_refusals.load(Ordering::Relaxed),
     );
     counter(
         &mut out,
@@ -104,6 +110,8 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
         ops.state.rebuilds.load(Ordering::Relaxed),
     );
     let _ = writeln!(out, "# HELP isobar_xds_streams Open xDS streams.\n# TYPE isobar_xds_streams gauge\nisobar_xds_streams {}", s.open_streams());
+    let _ = writeln!(out, "# HELP isobar_xds_tls_awaiting_client_hello xDS connections accepted whose TLS ClientHello has not arrived.\n# TYPE isobar_xds_tls_awaiting_client_hello gauge\nisobar_xds_tls_awaiting_client_hello {}", s.awaiting_client_hello.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP isobar_xds_tls_handshakes_in_progress xDS TLS handshakes holding one of the --xds-max-concurrent-handshakes slots.\n# TYPE isobar_xds_tls_handshakes_in_progress gauge\nisobar_xds_tls_handshakes_in_progress {}", s.handshakes_in_progress.load(Ordering::Relaxed));
     let snapshot = ops.cache.current();
     let _ = writeln!(out, "# HELP isobar_xds_resources Resources in the xDS cache.\n# TYPE isobar_xds_resources gauge");
     for t in type_url::ALL {
@@ -160,6 +168,9 @@ async fn debug_xds(State(ops): State<Ops>) -> impl IntoResponse {
         "nacks": ops.stats.nacks.load(Ordering::Relaxed),
         "last_nack": ops.stats.last_nack(),
         "tls_handshake_failures": ops.stats.handshake_failures.load(Ordering::Relaxed),
+        "client_san_refusals": ops.stats.client_san_refusals.load(Ordering::Relaxed),
+        "tls_awaiting_client_hello": ops.stats.awaiting_client_hello.load(Ordering::Relaxed),
+        "tls_handshakes_in_progress": ops.stats.handshakes_in_progress.load(Ordering::Relaxed),
     }))
 }
 

@@ -4,21 +4,21 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use isobar_harness::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
-use isobar_harness::isobar::{write_bootstrap, BootstrapArgs};
-use isobar_harness::pki::TestCa;
+use isobar_harness::envoy::Envoy;
+use isobar_harness::isobar::BootstrapArgs;
+use isobar_harness::pki::{ClientCertSpec, TestCa};
 use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE};
 use isobar_harness::{wait_for_async, Stack};
 
-use common::{
-    debug_xds, ingress_yaml, isobar_bin, wait_envoy_acked_listeners, wait_routed_to, Fixture,
-    CONVERGE,
+use common::xds::{
+    assert_probe_refused, assert_probe_served, client_tls, read, start_envoy, wait_refusal,
+    xds_count, PROBE_TIMEOUT,
 };
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+use common::{
+    ingress_yaml, isobar_bin, wait_envoy_acked_listeners, wait_routed_to, Fixture, CONVERGE,
+};
 
 /// A stack serving one Ingress (so there are listeners to withhold).
 async fn stack() -> (Fixture, Stack) {
@@ -32,42 +32,17 @@ async fn stack() -> (Fixture, Stack) {
     (f, stack)
 }
 
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-async fn handshake_failures(stack: &Stack) -> u64 {
-    let x = debug_xds(stack).await;
-    x["tls_handshake_failures"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no tls_handshake_failures in {x}"))
-}
-
-/// Polls until isobar's refused-handshake counter exceeds `before`.
-async fn wait_handshake_failures_above(stack: &Stack, before: u64) {
-    wait_for_async(
-        CONVERGE,
-        "isobar's tls_handshake_failures to grow",
-        || async { Ok((handshake_failures(stack).await > before).then_some(())) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", stack.isobar.log_tail(20)));
-}
-
 /// Probes isobar's xDS port for listeners; the probe must be refused and counted.
-async fn assert_probe_refused(stack: &Stack, tls: Option<XdsClientTls>, who: &str) {
-    let before = handshake_failures(stack).await;
-    let result =
-        ads_first_response(stack.isobar.xds_addr(), tls, LISTENER_TYPE, PROBE_TIMEOUT).await;
-    match result {
-        Err(e) => eprintln!("{who} refused as expected: {e}"),
-        Ok(r) => panic!(
-            "{who} got a {} response with {} resources",
-            r.type_url,
-            r.resources.len()
-        ),
-    }
-    wait_handshake_failures_above(stack, before).await;
+async fn assert_refused_at_the_handshake(stack: &Stack, tls: Option<XdsClientTls>, who: &str) {
+    let before = xds_count(stack, "tls_handshake_failures").await;
+    assert_probe_refused(stack, tls, who).await;
+    wait_refusal(
+        stack,
+        "tls_handshake_failures",
+        before,
+        "xDS client refused",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -119,7 +94,8 @@ async fn xds_client_with_a_certificate_from_another_ca_is_refused() {
         client_key_pem: Some(key.into_bytes()),
         server_name: "isobar".into(),
     };
-    assert_probe_refused(&stack, Some(tls), "a client with another CA's certificate").await;
+    assert_refused_at_the_handshake(&stack, Some(tls), "a client with another CA's certificate")
+        .await;
 }
 
 #[tokio::test]
@@ -131,30 +107,61 @@ async fn xds_client_without_a_certificate_is_refused() {
         client_key_pem: None,
         server_name: "isobar".into(),
     };
-    assert_probe_refused(&stack, Some(tls), "a client without a certificate").await;
+    assert_refused_at_the_handshake(&stack, Some(tls), "a client without a certificate").await;
+}
+
+/// A certificate from isobar's own CA that is wrong in one way (`spec`) is refused at the handshake,
+/// for that reason (`reason`, from isobar's log), and counted; the same certificate without the flaw
+/// is served, so the refusal is the flaw's doing.
+async fn assert_flawed_certificate_refused(spec: ClientCertSpec, who: &str, reason: &str) {
+    let (_f, stack) = stack().await;
+    let sound = ClientCertSpec::new("envoy");
+    assert_probe_served(&stack, client_tls(&stack, &sound), "a sound certificate").await;
+    let before = xds_count(&stack, "tls_handshake_failures").await;
+    assert_probe_refused(&stack, Some(client_tls(&stack, &spec)), who).await;
+    wait_refusal(&stack, "tls_handshake_failures", before, reason).await;
+}
+
+#[tokio::test]
+async fn xds_client_with_an_expired_certificate_is_refused() {
+    assert_flawed_certificate_refused(
+        ClientCertSpec::new("envoy").expired(),
+        "a client with an expired certificate",
+        "certificate expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn xds_client_with_a_not_yet_valid_certificate_is_refused() {
+    assert_flawed_certificate_refused(
+        ClientCertSpec::new("envoy").not_yet_valid(),
+        "a client with a not-yet-valid certificate",
+        "certificate not valid yet",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn xds_client_with_a_server_auth_only_certificate_is_refused() {
+    assert_flawed_certificate_refused(
+        ClientCertSpec::new("envoy").server_auth_only(),
+        "a client presenting a serverAuth-only certificate",
+        "certificate does not allow extended key usage for client",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn plaintext_xds_client_is_refused() {
     let (_f, stack) = stack().await;
-    assert_probe_refused(&stack, None, "a plaintext client").await;
+    assert_refused_at_the_handshake(&stack, None, "a plaintext client").await;
 }
 
 /// Starts a second Envoy against the stack's isobar with `args`, and returns it once Envoy's
 /// `isobar` cluster shows `stat` (a TLS failure).
 async fn envoy_failing_tls(stack: &Stack, args: &BootstrapArgs, stat: &str) -> Envoy {
-    let work = stack.work_dir().join("rejecting-envoy");
-    std::fs::create_dir_all(&work).unwrap();
-    let bootstrap = work.join("bootstrap.json");
-    write_bootstrap(&isobar_bin(), &bootstrap, args).unwrap();
-    let version = default_envoy_version();
-    let bin = tokio::task::spawn_blocking(move || envoy_binary(&version))
-        .await
-        .unwrap()
-        .unwrap();
-    let envoy = Envoy::start(EnvoyOptions::new(bin, bootstrap, work.join("envoy")))
-        .await
-        .unwrap();
+    let envoy = start_envoy(stack, args, "rejecting-envoy").await;
     let what = format!("Envoy stat {stat} to count a failure");
     wait_for_async(CONVERGE, &what, || async {
         Ok(envoy.stat(stat).await?.filter(|v| *v > 0))

@@ -25,8 +25,10 @@ use isobar::store::Snapshot;
 use isobar::tls::certgen::{self, CertgenOptions};
 use isobar::tls::server::{ReloadingServerConfig, TlsFiles};
 use isobar::xds::cache::XdsCache;
+use isobar::xds::limits::XdsServerLimits;
 use isobar::xds::server::{serve, AdsService};
 use isobar::xds::stats::XdsStats;
+use isobar::xds::tls_incoming::XdsTls;
 use isobar::xds::translate::{self, ListenerConfig};
 use isobar::xds::type_url;
 use isobar_harness::xds_client::{connect_ads, AdsStream, XdsClientTls};
@@ -76,6 +78,10 @@ fn publish(cache: &XdsCache, snapshot: &Snapshot) -> bool {
 }
 
 async fn start() -> Server {
+    start_with(XdsServerLimits::default()).await
+}
+
+async fn start_with(limits: XdsServerLimits) -> Server {
     isobar::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let certs =
@@ -96,9 +102,16 @@ async fn start() -> Server {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
-    tokio::spawn(serve(listener, Some(tls), service, async {
-        let _ = stopped.await;
-    }));
+    let tls = XdsTls {
+        server_config: tls,
+        client_sans: Default::default(),
+    };
+    tokio::spawn(async move {
+        serve(listener, Some(tls), &limits, service, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
     Server {
         addr,
         cache,
@@ -491,5 +504,39 @@ async fn a_new_ca_and_certificate_on_disk_are_served_without_a_restart() {
         old.is_err(),
         "a client of the old CA must be refused after the rotation"
     );
-    assert!(XdsStats::get(&server.stats.handshake_failures) >= 1);
+    // The client sees its refusal before the server's task has counted it: wait for the count.
+    isobar_harness::wait_for_async(RECV, "the refused handshake to be counted", || async {
+        Ok((XdsStats::get(&server.stats.handshake_failures) >= 1).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_over_the_message_size_limit_ends_its_stream_with_out_of_range() {
+    let server = start_with(XdsServerLimits {
+        max_message_bytes: 4096,
+        ..XdsServerLimits::default()
+    })
+    .await;
+    let names: Vec<String> = (0..300).map(|i| format!("default/web-{i:04}/80")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+
+    // Under the limit (a wildcard request): served.
+    let mut small = connect_ads(server.addr, Some(server.client_tls.clone()))
+        .await
+        .unwrap();
+    small.subscribe(type_url::CLUSTER, &[]).await.unwrap();
+    small.recv(RECV).await.unwrap();
+
+    // Over it (300 names, some 6,300 bytes): refused, with the reason.
+    let mut big = connect_ads(server.addr, Some(server.client_tls.clone()))
+        .await
+        .unwrap();
+    big.subscribe(type_url::CLUSTER, &names).await.unwrap();
+    let err = big.recv(RECV).await.unwrap_err().to_string();
+    assert!(
+        err.contains("OutOfRange") && err.contains("the limit is: 4096 bytes"),
+        "{err}"
+    );
 }

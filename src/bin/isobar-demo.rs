@@ -91,6 +91,8 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
             key: certs.join("isobar.key"),
         }),
         tls_reload_interval: Duration::from_secs(2),
+        xds_client_sans: Default::default(),
+        xds_limits: Default::default(),
         listeners: ListenerConfig {
             http_address: "127.0.0.1".into(),
             http_port: HTTP_PORT,

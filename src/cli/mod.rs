@@ -33,7 +33,8 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: watch a source and serve Envoy over xDS.
-    Serve(serve::ServeArgs),
+    // Boxed: its many flags make it far larger than the other subcommands.
+    Serve(Box<serve::ServeArgs>),
     /// Write Envoy's bootstrap configuration.
     Bootstrap(bootstrap::BootstrapArgs),
     /// Generate the CA, isobar's serving certificate and Envoy's client certificate.
@@ -66,7 +67,7 @@ pub fn init_tracing(format: LogFormat, filter: &str) {
 pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let done = std::process::ExitCode::SUCCESS;
     match cli.command {
-        Command::Serve(args) => serve::run(args).map(|()| done),
+        Command::Serve(args) => serve::run(*args).map(|()| done),
         Command::Bootstrap(args) => bootstrap::run(args).map(|()| done),
         Command::Certgen(args) => certgen::run(args).map(|()| done),
         Command::Check(args) => Ok(check::run_check(args)),

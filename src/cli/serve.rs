@@ -9,7 +9,9 @@ use crate::controller::{self, ServeConfig, SourceConfig};
 use crate::dag::{DagOptions, DEFAULT_INGRESS_CLASS};
 use crate::status::{LeaderElection, StatusConfig};
 use crate::store::ObjectKey;
+use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::TlsFiles;
+use crate::xds::limits::XdsServerLimits;
 use crate::xds::translate::ListenerConfig;
 
 /// `isobar serve`.
@@ -65,6 +67,25 @@ pub struct ServeArgs {
     /// How often the TLS files are checked for changes.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
+    /// Accept only client certificates with one of these SAN DNS names (repeatable or
+    /// comma-separated); by default any certificate the CA issued. certgen's Envoy certificate
+    /// carries `envoy`, `envoy.NS`, `envoy.NS.svc` and `envoy.NS.svc.cluster.local`.
+    #[arg(long, value_delimiter = ',')]
+    pub xds_client_san: Vec<String>,
+    /// TLS handshakes on the xDS port computed at once. A connection that has not sent its
+    /// ClientHello does not count, so idle connections cannot lock Envoy out.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub xds_max_concurrent_handshakes: u32,
+    /// How long an xDS connection has, from accept, to complete its TLS handshake.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub xds_handshake_timeout: Duration,
+    /// HTTP/2 streams one xDS connection may have open at once (Envoy uses one).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub xds_max_streams_per_connection: u32,
+    /// Largest gRPC request isobar accepts, in bytes (a DiscoveryRequest; 16 MiB holds the
+    /// names of some 400,000 clusters). Responses are not limited.
+    #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub xds_max_message_bytes: u64,
     /// Address Envoy's HTTP listener binds.
     #[arg(long, default_value = "0.0.0.0")]
     pub envoy_service_http_address: String,
@@ -103,7 +124,26 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?} must be longer than zero")),
+        d => Ok(d),
+    }
+}
+
+fn xds_limits(args: &ServeArgs) -> anyhow::Result<XdsServerLimits> {
+    Ok(XdsServerLimits {
+        max_concurrent_handshakes: usize::try_from(args.xds_max_concurrent_handshakes)?,
+        handshake_timeout: args.xds_handshake_timeout,
+        max_streams_per_connection: args.xds_max_streams_per_connection,
+        max_message_bytes: usize::try_from(args.xds_max_message_bytes)
+            .context("--xds-max-message-bytes does not fit this platform's memory")?,
+    })
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let xds_client_sans = ClientSanAllowlist::new(&args.xds_client_san)?;
+    let xds_limits = xds_limits(&args)?;
     let tls = match (args.ca_file, args.cert_file, args.key_file, args.insecure) {
         (Some(ca), Some(cert), Some(key), false) => Some(TlsFiles { ca, cert, key }),
         (None, None, None, true) => None,
@@ -113,6 +153,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => bail!("give all three of --ca-file, --cert-file and --key-file"),
     };
+    if tls.is_none() && !xds_client_sans.allows_any() {
+        bail!("--xds-client-san needs TLS: it can't be combined with --insecure");
+    }
     let source = match args.manifests {
         Some(dir) => SourceConfig::Manifests(dir),
         None => SourceConfig::Kube {
@@ -136,6 +179,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         xds_address: SocketAddr::new(args.xds_address, args.xds_port),
         tls,
         tls_reload_interval: args.tls_reload_interval,
+        xds_client_sans,
+        xds_limits,
         listeners: ListenerConfig {
             http_address: args.envoy_service_http_address,
             http_port: args.envoy_service_http_port,
@@ -178,4 +223,70 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn serve_args(flags: &[&str]) -> ServeArgs {
+        let argv = ["isobar", "serve", "--insecure"].iter().chain(flags);
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Serve(args)) => *args,
+            other => panic!("{flags:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_xds_limit_flags_default_to_the_documented_limits() {
+        assert_eq!(
+            xds_limits(&serve_args(&[])).unwrap(),
+            XdsServerLimits::default()
+        );
+    }
+
+    #[test]
+    fn the_xds_limit_flags_set_the_limits() {
+        let args = serve_args(&[
+            "--xds-max-concurrent-handshakes=3",
+            "--xds-handshake-timeout=1500ms",
+            "--xds-max-streams-per-connection=2",
+            "--xds-max-message-bytes=4096",
+        ]);
+        assert_eq!(
+            xds_limits(&args).unwrap(),
+            XdsServerLimits {
+                max_concurrent_handshakes: 3,
+                handshake_timeout: Duration::from_millis(1500),
+                max_streams_per_connection: 2,
+                max_message_bytes: 4096,
+            }
+        );
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for flag in [
+            "--xds-max-concurrent-handshakes=0",
+            "--xds-handshake-timeout=0s",
+            "--xds-max-streams-per-connection=0",
+            "--xds-max-message-bytes=0",
+        ] {
+            let argv = ["isobar", "serve", "--insecure", flag];
+            assert!(Cli::try_parse_from(argv).is_err(), "{flag} accepted");
+        }
+    }
+
+    #[test]
+    fn client_sans_are_repeatable_and_comma_separated() {
+        let args = serve_args(&[
+            "--xds-client-san",
+            "envoy,envoy.ns",
+            "--xds-client-san=envoy.ns.svc",
+        ]);
+        assert_eq!(args.xds_client_san, ["envoy", "envoy.ns", "envoy.ns.svc"]);
+    }
 }

@@ -1,12 +1,11 @@
 //! Resolving a backend reference to a Service port, and so to a cluster with the upstream settings the
 //! Service's annotations and the route ask for.
 
-use std::hash::{Hash, Hasher};
-
 use k8s_openapi::api::core::v1::{Service, ServicePort};
 use k8s_openapi::api::networking::v1::IngressBackend;
 
 use super::annotations::Annotations;
+use super::cluster_name::cluster_name;
 use super::{Cluster, Limits, UpstreamProtocol, UpstreamSettings};
 use crate::store::{ObjectKey, Snapshot};
 
@@ -77,16 +76,8 @@ pub fn resolve_port(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| port.port.to_string());
-    let base = format!("{}/{}/{}", key.namespace, key.name, port.port);
-    let name = if settings == UpstreamSettings::default() {
-        base
-    } else {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        settings.hash(&mut hasher);
-        format!("{base}/{:08x}", hasher.finish() as u32)
-    };
     Ok(Cluster {
-        name,
+        name: cluster_name(&key.namespace, &key.name, port.port, &settings),
         eds_name: format!("{}/{}/{}", key.namespace, key.name, port_id),
         service: key,
         port_name: port.name.clone().filter(|n| !n.is_empty()),

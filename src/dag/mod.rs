@@ -7,6 +7,7 @@ mod annotations;
 mod backend;
 mod build;
 mod class;
+mod cluster_name;
 mod delegation;
 mod dot;
 mod ingress;

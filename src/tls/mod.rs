@@ -2,6 +2,7 @@
 //! generates the split-model certificates and serves them with rotation.
 
 pub mod certgen;
+pub mod client_san;
 pub mod kube_secrets;
 pub mod pem;
 pub mod rotation;

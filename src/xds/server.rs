@@ -2,7 +2,6 @@
 //! can rotate without a restart (tonic's built-in TLS config can't be reloaded).
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +18,10 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::XdsCache;
+use super::limits::XdsServerLimits;
 use super::stats::XdsStats;
-use crate::tls::server::ReloadingServerConfig;
+use super::tls_incoming::{tls_incoming, XdsTls};
 use crate::Result;
-
-/// How long a client gets to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The AggregatedDiscoveryService implementation.
 #[derive(Debug, Clone)]
@@ -77,20 +74,24 @@ impl AggregatedDiscoveryService for AdsService {
 }
 
 /// Serves ADS on `listener` until `shutdown` completes. With `tls`, every connection must present a
-/// client certificate issued by the configured CA; without it the server speaks plaintext HTTP/2
-/// (only ever chosen by an explicit `--insecure`).
+/// client certificate issued by the configured CA (and, with an allowlist, one of its SAN DNS names);
+/// without it the server speaks plaintext HTTP/2 (only ever chosen by an explicit `--insecure`).
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<ReloadingServerConfig>>,
+    tls: Option<XdsTls>,
+    limits: &XdsServerLimits,
     service: AdsService,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let stats = Arc::clone(&service.stats);
+    // tonic's own limits: streams per HTTP/2 connection, and the size of a decoded request.
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(limits.max_streams_per_connection))
         .add_service(
-            AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(64 << 20),
+            AggregatedDiscoveryServiceServer::new(service)
+                .max_decoding_message_size(limits.max_message_bytes),
         );
     match tls {
         None => {
@@ -99,59 +100,11 @@ pub async fn serve(
                 .await?
         }
         Some(tls) => {
-            let incoming = tls_incoming(listener, tls, stats);
+            let incoming = tls_incoming(listener, tls, limits, stats);
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await?
         }
     }
     Ok(())
-}
-
-/// Accepts TCP connections and completes TLS handshakes off the accept loop, each with the server
-/// configuration current at that moment.
-fn tls_incoming(
-    listener: TcpListener,
-    tls: Arc<ReloadingServerConfig>,
-    stats: Arc<XdsStats>,
-) -> ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "xDS accept failed");
-                    continue;
-                }
-            };
-            if tx.is_closed() {
-                break;
-            }
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
-            let tx = tx.clone();
-            let stats = Arc::clone(&stats);
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
-                    }
-                    // A TCP health check (a Kubernetes tcpSocket probe) connects and closes without a
-                    // byte: not a refused client.
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        tracing::debug!(%peer, "xDS connection closed before the TLS handshake");
-                    }
-                    Ok(Err(e)) => {
-                        stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%peer, error = %e, "xDS client refused: TLS handshake failed");
-                    }
-                    Err(_) => {
-                        stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%peer, "xDS client refused: TLS handshake timed out");
-                    }
-                }
-            });
-        }
-    });
-    ReceiverStream::new(rx)
 }

@@ -42,7 +42,14 @@ pub struct XdsStats {
     pub responses_sent: AtomicU64,
     pub acks: AtomicU64,
     pub nacks: AtomicU64,
+    /// Connections refused at the TLS handshake (bad or missing certificate, not TLS, too slow).
     pub handshake_failures: AtomicU64,
+    /// Clients refused after the handshake because no SAN DNS name is in `--xds-client-san`.
+    pub client_san_refusals: AtomicU64,
+    /// Gauge: accepted connections whose ClientHello has not arrived yet.
+    pub awaiting_client_hello: AtomicU64,
+    /// Gauge: TLS handshakes holding one of the `--xds-max-concurrent-handshakes` slots.
+    pub handshakes_in_progress: AtomicU64,
     next_stream: AtomicU64,
     streams: Mutex<BTreeMap<u64, StreamState>>,
     last_nack: Mutex<Option<Nack>>,
@@ -109,5 +116,24 @@ impl XdsStats {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one in a gauge for as long as it lives, so every exit path (including a dropped task)
+/// takes it back out.
+#[derive(Debug)]
+pub struct GaugeGuard<'a>(&'a AtomicU64);
+
+impl<'a> GaugeGuard<'a> {
+    /// Adds one to `gauge` until the guard drops.
+    pub fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -40,7 +40,15 @@ pub async fn run(
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(status) => {
-                        tracing::debug!(%status, node, "xDS stream ended");
+                        // A request over --xds-max-message-bytes lands here (OUT_OF_RANGE): say so in
+                        // the log, and tell the client why its stream ends (one that went away
+                        // won't read it).
+                        if status.code() == tonic::Code::OutOfRange {
+                            tracing::warn!(%status, node, "xDS request refused; stream closed");
+                        } else {
+                            tracing::debug!(%status, node, "xDS stream ended");
+                        }
+                        let _ = responses.send(Err(status)).await;
                         break;
                     }
                 };

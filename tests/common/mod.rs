@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kube;
+pub mod xds;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,13 +82,20 @@ impl Fixture {
 
     /// isobar + Envoy (LIVE) serving this directory.
     pub async fn start_stack(&self) -> Stack {
-        Stack::start(StackOptions::manifests(
+        self.start_stack_with_isobar_args(&[]).await
+    }
+
+    /// Like [`Fixture::start_stack`], with further `isobar serve` arguments.
+    pub async fn start_stack_with_isobar_args(&self, args: &[&str]) -> Stack {
+        let mut opts = StackOptions::manifests(
             isobar_bin(),
             echo_bin(),
             self.manifests.path().to_path_buf(),
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("starting the stack: {e}"))
+        );
+        opts.isobar_args = args.iter().map(|a| a.to_string()).collect();
+        Stack::start(opts)
+            .await
+            .unwrap_or_else(|e| panic!("starting the stack: {e}"))
     }
 }
 
