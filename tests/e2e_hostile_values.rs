@@ -15,6 +15,7 @@ use isobar::dag::{self, DagOptions};
 use isobar::source::file::parse_manifests;
 use isobar::store::Snapshot;
 use isobar::xds::cache::XdsCache;
+use isobar::xds::limits::XdsServerLimits;
 use isobar::xds::server::{serve, AdsService};
 use isobar::xds::stats::XdsStats;
 use isobar::xds::translate::{self, ListenerConfig};
@@ -450,12 +451,11 @@ async fn world(dir: &std::path::Path) -> World {
     let addr: SocketAddr = listener.local_addr().expect("xDS address");
     let cache = Arc::new(XdsCache::new());
     let stats = Arc::new(XdsStats::default());
-    tokio::spawn(serve(
-        listener,
-        None,
-        AdsService::new(Arc::clone(&cache), Arc::clone(&stats)),
-        std::future::pending(),
-    ));
+    let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
+    tokio::spawn(async move {
+        let limits = XdsServerLimits::default();
+        serve(listener, None, &limits, service, std::future::pending()).await
+    });
     let listeners = ListenerConfig {
         http_address: "127.0.0.1".into(),
         http_port: isobar_harness::ports::free_port().expect("a free port"),

@@ -76,9 +76,19 @@ pub fn resolve_port(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| port.port.to_string());
+    let name = cluster_name(&key.namespace, &key.name, port.port, &settings);
+    // Envoy warms a new cluster until an EDS response names its service, and it asks again only when
+    // the set of names it subscribes to changes: a second cluster of the same Service port (other
+    // settings) sharing the first one's EDS name would wait for endpoints that never come. So only
+    // the plain cluster of a port uses the port's name; any other uses its own cluster name.
+    let eds_name = if settings == UpstreamSettings::default() {
+        format!("{}/{}/{}", key.namespace, key.name, port_id)
+    } else {
+        name.clone()
+    };
     Ok(Cluster {
-        name: cluster_name(&key.namespace, &key.name, port.port, &settings),
-        eds_name: format!("{}/{}/{}", key.namespace, key.name, port_id),
+        name,
+        eds_name,
         service: key,
         port_name: port.name.clone().filter(|n| !n.is_empty()),
         port: port.port,
