@@ -310,7 +310,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// One full pass. Logs what changed in objects' statuses.
+    /// One full pass. Logs the objects whose status changed since the last pass (linear in the number of
+    /// objects), not every object every time.
     pub fn rebuild(&mut self, snapshot: &Snapshot, source_errors: Vec<String>) {
         for e in &source_errors {
             tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
@@ -318,20 +319,22 @@ impl Pipeline {
         let (dag, statuses) = dag::build(snapshot, &self.dag_options);
         let resources = translate::translate(&dag, snapshot, &self.listeners);
         let changed = self.cache.set(resources.by_type());
-        self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
+        let first = self.state.rebuilds.fetch_add(1, Ordering::Relaxed) == 0;
         let previous = self.state.statuses.borrow().clone();
-        for s in &statuses {
-            if !previous.contains(s) {
-                match s.validity {
-                    Validity::Valid => {
-                        tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
-                    }
-                    _ => {
-                        tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
-                    }
+        let transitions = status::transitions::changed(&previous, &statuses);
+        for s in &transitions {
+            match s.validity {
+                // At start every object is new: only the ones needing attention get a line.
+                Validity::Valid if first => {}
+                Validity::Valid => {
+                    tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
+                }
+                _ => {
+                    tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
                 }
             }
         }
+        let status_changes = transitions.len();
         self.state.statuses.send_if_modified(|current| {
             let modified = **current != statuses;
             if modified {
@@ -342,13 +345,29 @@ impl Pipeline {
         if let Ok(mut e) = self.state.source_errors.lock() {
             *e = source_errors;
         }
-        tracing::info!(
-            virtual_hosts = dag.virtual_hosts.len(),
-            secure_virtual_hosts = dag.secure_virtual_hosts.len(),
-            clusters = dag.clusters.len(),
-            changed,
-            "configuration rebuilt"
+        // One line per configuration Envoy gets; rebuilds that change nothing stay at debug.
+        let (virtual_hosts, secure_virtual_hosts, clusters) = (
+            dag.virtual_hosts.len(),
+            dag.secure_virtual_hosts.len(),
+            dag.clusters.len(),
         );
+        if changed {
+            tracing::info!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt"
+            );
+        } else {
+            tracing::debug!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt (unchanged)"
+            );
+        }
         self.dag = Arc::new(dag);
         if let Ok(mut shared) = self.state.dag.lock() {
             *shared = Arc::clone(&self.dag);
