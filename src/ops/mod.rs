@@ -1,22 +1,27 @@
-//! The operations HTTP server: `/healthz`, `/metrics` (Prometheus text), `/debug/xds`, `/debug/status`.
+//! The operations HTTP servers, on two listeners for two audiences:
+//!
+//! * `--http-address/--http-port` (all interfaces by default): `/healthz`, `/readyz` and `/metrics`, for
+//!   the kubelet and Prometheus;
+//! * `--debug-http-address/--debug-http-port` (loopback by default, as in Contour): `/debug/*`, which
+//!   shows every object, every connected Envoy and Envoy's error messages, so it stays off the network
+//!   unless an operator moves it there.
 
+mod debug;
 pub mod metrics;
+mod probes;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::controller::ControllerState;
 use crate::xds::cache::XdsCache;
 use crate::xds::stats::XdsStats;
-use crate::xds::type_url;
 use metrics::Metrics;
 
+/// What the handlers read.
 #[derive(Clone)]
 struct Ops {
     stats: Arc<XdsStats>,
@@ -25,77 +30,44 @@ struct Ops {
     metrics: Arc<Metrics>,
 }
 
-/// Serves the ops endpoints on `listener` for as long as the task runs.
-pub async fn serve(
-    listener: TcpListener,
-    stats: Arc<XdsStats>,
-    state: Arc<ControllerState>,
-    cache: Arc<XdsCache>,
-) {
-    let metrics = Arc::new(Metrics::new(
-        Arc::clone(&stats),
-        Arc::clone(&state),
-        Arc::clone(&cache),
-    ));
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics::handler))
-        .route("/debug/xds", get(debug_xds))
-        .route("/debug/status", get(debug_status))
-        .route("/debug/dag", get(debug_dag))
-        .with_state(Ops {
+/// The routers of both listeners, over the same state.
+#[derive(Clone)]
+pub struct OpsRouters {
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub main: Router,
+    /// `/debug/xds`, `/debug/status`, `/debug/dag`.
+    pub debug: Router,
+}
+
+impl OpsRouters {
+    pub fn new(stats: Arc<XdsStats>, state: Arc<ControllerState>, cache: Arc<XdsCache>) -> Self {
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&stats),
+            Arc::clone(&state),
+            Arc::clone(&cache),
+        ));
+        let ops = Ops {
             stats,
             state,
             cache,
             metrics,
-        });
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "ops HTTP server stopped");
+        };
+        OpsRouters {
+            main: Router::new()
+                .route("/healthz", get(probes::healthz))
+                .route("/readyz", get(probes::readyz))
+                .route("/metrics", get(metrics::handler))
+                .with_state(ops.clone()),
+            debug: Router::new()
+                .route("/debug/xds", get(debug::xds))
+                .route("/debug/status", get(debug::status))
+                .route("/debug/dag", get(debug::dag))
+                .with_state(ops),
+        }
     }
 }
 
-async fn debug_xds(State(ops): State<Ops>) -> impl IntoResponse {
-    let snapshot = ops.cache.current();
-    let versions: serde_json::Map<String, serde_json::Value> = type_url::ALL
-        .iter()
-        .map(|t| (type_url::short_name(t).to_string(), serde_json::json!({"version": snapshot.type_version(t), "resources": snapshot.len(t)})))
-        .collect();
-    Json(serde_json::json!({
-        "generation": snapshot.generation,
-        "cache": versions,
-        "streams": ops.stats.streams(),
-        "nacks": ops.stats.nacks.load(Ordering::Relaxed),
-        "last_nack": ops.stats.last_nack(),
-        "tls_handshake_failures": ops.stats.handshake_failures.load(Ordering::Relaxed),
-    }))
-}
-
-async fn debug_status(State(ops): State<Ops>) -> impl IntoResponse {
-    let statuses = ops.state.statuses.borrow().clone();
-    let errors = ops
-        .state
-        .source_errors
-        .lock()
-        .map(|e| e.clone())
-        .unwrap_or_default();
-    Json(serde_json::json!({
-        "objects": statuses.iter().map(|s| serde_json::json!({
-            "kind": s.kind.to_string(), "namespace": s.object.namespace, "name": s.object.name,
-            "status": s.validity.to_string(), "description": s.description,
-        })).collect::<Vec<_>>(),
-        "source_errors": errors,
-    }))
-}
-
-async fn debug_dag(State(ops): State<Ops>) -> impl IntoResponse {
-    let dag = ops
-        .state
-        .dag
-        .lock()
-        .map(|d| std::sync::Arc::clone(&d))
-        .unwrap_or_default();
-    (
-        [("content-type", "text/vnd.graphviz")],
-        crate::dag::dot(&dag),
-    )
+/// Serves `router` on `listener`. It never returns `Ok` by itself: the caller supervises it.
+pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
 }
