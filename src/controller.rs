@@ -126,10 +126,17 @@ impl Controller {
     /// Binds the listeners and starts the source, the pipeline, the status writer (kube source), the
     /// HTTP servers and the xDS server.
     pub async fn start(config: ServeConfig) -> Result<Controller> {
+        let cache = Arc::new(XdsCache::new());
+        let stats = Arc::new(XdsStats::default());
+        let state = Arc::new(ControllerState::default());
+        let mut supervisor = Supervisor::new(Arc::clone(&state.health));
         let tls = match &config.tls {
             Some(files) => {
                 let reloading = Arc::new(ReloadingServerConfig::load(files.clone())?);
-                Arc::clone(&reloading).spawn_watch(config.tls_reload_interval);
+                supervisor.adopt(
+                    "TLS reloader",
+                    Arc::clone(&reloading).spawn_watch(config.tls_reload_interval),
+                );
                 Some(reloading)
             }
             None => {
@@ -146,13 +153,9 @@ impl Controller {
             debug_http: local_addr(&debug_listener)?,
         };
 
-        let cache = Arc::new(XdsCache::new());
-        let stats = Arc::new(XdsStats::default());
-        let state = Arc::new(ControllerState::default());
         if let Ok(mut t) = state.tls.lock() {
             t.clone_from(&tls);
         }
-        let mut supervisor = Supervisor::new(Arc::clone(&state.health));
         let pipeline = Pipeline {
             listeners: config.listeners.clone(),
             dag_options: config.dag.clone(),

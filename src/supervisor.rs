@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
+use tokio::task::{AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 
 use crate::health::Health;
 
@@ -85,6 +85,26 @@ impl Supervisor {
         let name = name.into();
         self.names.insert(handle.id(), name.clone());
         self.handles.insert(name, handle);
+    }
+
+    /// Supervises a task spawned elsewhere, whose owner hands out only its `JoinHandle`. Aborting it (or
+    /// stopping the supervisor) aborts that task too.
+    pub fn adopt(&mut self, name: impl Into<String>, handle: JoinHandle<()>) {
+        /// Aborts the adopted task when the supervising one goes, so it never outlives supervision.
+        struct AbortOnDrop(JoinHandle<()>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut adopted = AbortOnDrop(handle);
+        self.spawn(name, async move {
+            match (&mut adopted.0).await {
+                Ok(()) => Err(TaskError::Stopped("it returned")),
+                Err(e) if e.is_panic() => Err(TaskError::Stopped("it panicked")),
+                Err(_) => Err(TaskError::Stopped("it was aborted")),
+            }
+        });
     }
 
     /// Runs the task `make(stop)` builds under supervision; at shutdown it gets the stop signal and a
@@ -285,5 +305,34 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), s.stop(Duration::from_secs(3600)))
             .await
             .expect("stop does not wait for a task that already ended");
+    }
+
+    #[tokio::test]
+    async fn an_adopted_task_is_supervised_and_dies_with_its_supervisor() {
+        let (mut s, _) = supervisor();
+        s.adopt(
+            "panics elsewhere",
+            tokio::spawn(async { panic!("lost it") }),
+        );
+        let death = s.first_death().await;
+        assert_eq!(
+            (death.task.as_str(), death.reason.as_str()),
+            ("panics elsewhere", "it panicked")
+        );
+
+        let (alive_tx, alive_rx) = tokio::sync::oneshot::channel::<()>();
+        s.adopt(
+            "runs elsewhere",
+            tokio::spawn(async move {
+                let _alive = alive_tx;
+                std::future::pending::<()>().await
+            }),
+        );
+        s.stop(Duration::from_secs(5)).await;
+        // The sender drops only when the adopted task itself is gone.
+        tokio::time::timeout(Duration::from_secs(10), alive_rx)
+            .await
+            .expect("the adopted task is aborted with its supervisor")
+            .expect_err("it never sends");
     }
 }
