@@ -14,7 +14,9 @@ const SERVICE: &str =
     "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: t}\nspec: {ports: [{port: 80}]}\n---\n";
 
 fn ir(name: &str, fqdn: Option<&str>, routes: &[String]) -> String {
-    let vhost = fqdn.map(|f| format!("virtualhost: {{fqdn: {f}}}, ")).unwrap_or_default();
+    let vhost = fqdn
+        .map(|f| format!("virtualhost: {{fqdn: {f}}}, "))
+        .unwrap_or_default();
     format!(
         "apiVersion: contour.heptio.com/v1beta1\nkind: IngressRoute\nmetadata: {{name: {name}, namespace: t}}\nspec: {{{vhost}routes: [{}]}}\n---\n",
         routes.join(", ")
@@ -36,7 +38,11 @@ fn chain(n: usize, k: usize) -> String {
         } else {
             (0..k).map(|_| delegate(&format!("c{}", i + 1))).collect()
         };
-        yaml.push_str(&ir(&format!("c{i}"), (i == 0).then_some("a.example.com"), &routes));
+        yaml.push_str(&ir(
+            &format!("c{i}"),
+            (i == 0).then_some("a.example.com"),
+            &routes,
+        ));
     }
     yaml
 }
@@ -77,8 +83,14 @@ fn main() {
     println!("| shape | IngressRoutes | work units | DAG build (median) | per IngressRoute |");
     println!("|---|---:|---:|---:|---:|");
     let shapes: Vec<(String, String)> = vec![
-        ("fan-out chain, 31 levels x 2 routes (2^30 walks before)".into(), chain(31, 2)),
-        ("fan-out chain, 1,000 levels x 4 routes".into(), chain(1_000, 4)),
+        (
+            "fan-out chain, 31 levels x 2 routes (2^30 walks before)".into(),
+            chain(31, 2),
+        ),
+        (
+            "fan-out chain, 1,000 levels x 4 routes".into(),
+            chain(1_000, 4),
+        ),
         ("linear chain of 1,000".into(), chain(1_000, 1)),
         ("linear chain of 5,000".into(), chain(5_000, 1)),
         ("linear chain of 10,000".into(), chain(10_000, 1)),

@@ -13,10 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
+use crate::health::Health;
 use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
 use crate::store::Snapshot;
+use crate::supervisor::{Supervisor, TaskError, TaskResult};
 use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::{ReloadingServerConfig, TlsFiles};
 use crate::xds::cache::XdsCache;
@@ -57,7 +59,10 @@ pub struct ServeConfig {
     pub xds_limits: XdsServerLimits,
     pub listeners: ListenerConfig,
     pub dag: DagOptions,
+    /// `/healthz`, `/readyz`, `/metrics`.
     pub http_address: SocketAddr,
+    /// `/debug/*` (loopback by default: it shows every object and Envoy's errors).
+    pub debug_http_address: SocketAddr,
     /// Hold-off after a change before rebuilding, and the longest a burst of changes can delay one.
     pub debounce: (Duration, Duration),
 }
@@ -74,6 +79,8 @@ pub struct ControllerState {
     pub dag: Mutex<Arc<Dag>>,
     /// The xDS server's TLS, for the certificate expiry metrics.
     pub tls: Mutex<Option<Arc<ReloadingServerConfig>>>,
+    /// Alive and ready, for `/healthz` and `/readyz`.
+    pub health: Arc<Health>,
 }
 
 impl Default for ControllerState {
@@ -86,120 +93,229 @@ impl Default for ControllerState {
             status: Arc::new(StatusStats::default()),
             dag: Mutex::new(Arc::new(Dag::default())),
             tls: Mutex::new(None),
+            health: Arc::new(Health::default()),
         }
     }
 }
 
-/// Runs until `shutdown` completes or a server fails.
+/// How long the xDS server gets at shutdown to finish in-flight responses before it is aborted.
+const XDS_DRAIN: Duration = Duration::from_secs(5);
+/// How often the file source retries a manifests directory it can't read yet.
+const MANIFESTS_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown` completes (`Ok`) or a supervised task dies (`Err`, see [`crate::supervisor`]).
 pub async fn run(
     config: ServeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let tls = match &config.tls {
-        Some(files) => {
-            let reloading = Arc::new(ReloadingServerConfig::load(files.clone())?);
-            Arc::clone(&reloading).spawn_watch(config.tls_reload_interval);
-            Some(reloading)
-        }
-        None => {
-            tracing::warn!("xDS is served in PLAINTEXT (--insecure): any client that can reach the port gets the configuration, secrets included");
-            None
-        }
-    };
-    let xds_listener = TcpListener::bind(config.xds_address).await.map_err(|e| {
-        Error::Config(format!(
-            "binding the xDS address {}: {e}",
-            config.xds_address
-        ))
-    })?;
-    let http_listener = TcpListener::bind(config.http_address).await.map_err(|e| {
-        Error::Config(format!(
-            "binding the HTTP address {}: {e}",
-            config.http_address
-        ))
-    })?;
-
-    let cache = Arc::new(XdsCache::new());
-    let stats = Arc::new(XdsStats::default());
-    let state = Arc::new(ControllerState::default());
-    if let Ok(mut t) = state.tls.lock() {
-        t.clone_from(&tls);
-    }
-    let pipeline = Pipeline {
-        listeners: config.listeners.clone(),
-        dag_options: config.dag.clone(),
-        cache: Arc::clone(&cache),
-        state: Arc::clone(&state),
-        dag: Arc::new(Dag::default()),
-    };
-    let leadership = match &config.source {
-        SourceConfig::Manifests(dir) => {
-            run_file_source(dir, &config, pipeline)?;
-            None
-        }
-        SourceConfig::Kube {
-            kubeconfig,
-            status,
-            leader_election,
-        } => {
-            let client = kube_client(kubeconfig.as_deref()).await?;
-            run_kube_source(
-                client,
-                status.clone(),
-                leader_election.clone(),
-                &config,
-                pipeline,
-            )
-            .await
-        }
-    };
-
-    tokio::spawn(crate::ops::serve(
-        http_listener,
-        Arc::clone(&stats),
-        Arc::clone(&state),
-        Arc::clone(&cache),
-    ));
-    tracing::info!(xds = %config.xds_address, http = %config.http_address, mtls = tls.is_some(), "isobar serving");
-    let xds_tls = tls.map(|server_config| XdsTls {
-        server_config,
-        client_sans: config.xds_client_sans.clone(),
-    });
-    let served = server::serve(
-        xds_listener,
-        xds_tls,
-        &config.xds_limits,
-        AdsService::new(cache, stats),
-        shutdown,
-    )
-    .await;
-    if let Some(leadership) = leadership {
-        leadership.release().await;
-    }
-    served
+    Controller::start(config).await?.run_until(shutdown).await
 }
 
-fn run_file_source(
-    dir: &std::path::Path,
-    config: &ServeConfig,
+/// The addresses the controller listens on; a port given as 0 is the one the OS picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundAddresses {
+    pub xds: SocketAddr,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub http: SocketAddr,
+    /// `/debug/*`.
+    pub debug_http: SocketAddr,
+}
+
+/// A started controller: every listener bound, every task running under supervision.
+#[derive(Debug)]
+pub struct Controller {
+    supervisor: Supervisor,
+    leadership: Option<LeaderHandle>,
+    addresses: BoundAddresses,
+}
+
+impl Controller {
+    /// Binds the listeners and starts the source, the pipeline, the status writer (kube source), the
+    /// HTTP servers and the xDS server.
+    pub async fn start(config: ServeConfig) -> Result<Controller> {
+        let cache = Arc::new(XdsCache::new());
+        let stats = Arc::new(XdsStats::default());
+        let state = Arc::new(ControllerState::default());
+        let mut supervisor = Supervisor::new(Arc::clone(&state.health));
+        let tls = match &config.tls {
+            Some(files) => {
+                let reloading = Arc::new(ReloadingServerConfig::load(files.clone())?);
+                supervisor.adopt(
+                    "TLS reloader",
+                    Arc::clone(&reloading).spawn_watch(config.tls_reload_interval),
+                );
+                Some(reloading)
+            }
+            None => {
+                tracing::warn!("xDS is served in PLAINTEXT (--insecure): any client that can reach the port gets the configuration, secrets included");
+                None
+            }
+        };
+        let xds_listener = bind(config.xds_address, "xDS").await?;
+        let http_listener = bind(config.http_address, "HTTP").await?;
+        let debug_listener = bind(config.debug_http_address, "debug HTTP").await?;
+        let addresses = BoundAddresses {
+            xds: local_addr(&xds_listener)?,
+            http: local_addr(&http_listener)?,
+            debug_http: local_addr(&debug_listener)?,
+        };
+
+        if let Ok(mut t) = state.tls.lock() {
+            t.clone_from(&tls);
+        }
+        let pipeline = Pipeline {
+            listeners: config.listeners.clone(),
+            dag_options: config.dag.clone(),
+            cache: Arc::clone(&cache),
+            state: Arc::clone(&state),
+            dag: Arc::new(Dag::default()),
+        };
+        let leadership = match &config.source {
+            SourceConfig::Manifests(dir) => {
+                supervisor.spawn(
+                    PIPELINE_TASK,
+                    file_pipeline(dir.clone(), config.debounce, pipeline),
+                );
+                None
+            }
+            SourceConfig::Kube {
+                kubeconfig,
+                status,
+                leader_election,
+            } => {
+                let client = kube_client(kubeconfig.as_deref()).await?;
+                start_kube_source(
+                    client,
+                    status.clone(),
+                    leader_election.clone(),
+                    config.debounce,
+                    pipeline,
+                    &mut supervisor,
+                )
+                .await
+            }
+        };
+
+        let routers =
+            crate::ops::OpsRouters::new(Arc::clone(&stats), Arc::clone(&state), Arc::clone(&cache));
+        supervisor.spawn("HTTP server", async move {
+            Ok(crate::ops::serve(http_listener, routers.main).await?)
+        });
+        supervisor.spawn("debug HTTP server", async move {
+            Ok(crate::ops::serve(debug_listener, routers.debug).await?)
+        });
+        let mtls = tls.is_some();
+        let service = AdsService::new(cache, stats);
+        let xds_tls = tls.map(|server_config| XdsTls {
+            server_config,
+            client_sans: config.xds_client_sans.clone(),
+        });
+        let xds_limits = config.xds_limits.clone();
+        supervisor.spawn_graceful("xDS server", |stop| async move {
+            Ok(server::serve(xds_listener, xds_tls, &xds_limits, service, stop.stopped()).await?)
+        });
+        tracing::info!(xds = %addresses.xds, http = %addresses.http, debug_http = %addresses.debug_http, mtls, "isobar serving");
+        Ok(Controller {
+            supervisor,
+            leadership,
+            addresses,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addresses(&self) -> BoundAddresses {
+        self.addresses
+    }
+
+    /// The names of the supervised tasks.
+    pub fn task_names(&self) -> Vec<String> {
+        self.supervisor.task_names().map(str::to_string).collect()
+    }
+
+    /// TEST HOOK: the abort handle of the supervised task named `task`, so a test can kill it as if it
+    /// had crashed and watch the controller notice. Nothing in isobar calls it.
+    #[doc(hidden)]
+    pub fn abort_handle(&self, task: &str) -> Option<tokio::task::AbortHandle> {
+        self.supervisor.abort_handle(task)
+    }
+
+    /// Serves until `shutdown` completes (`Ok`) or a supervised task dies (`Err` naming it; `/healthz`
+    /// answers 503 meanwhile). Either way the xDS server drains, the other tasks stop and the
+    /// leader-election Lease is given up.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let outcome = tokio::select! {
+            () = shutdown => Ok(()),
+            death = self.supervisor.first_death() => Err(Error::TaskDied(death)),
+        };
+        self.supervisor.stop(XDS_DRAIN).await;
+        if let Some(leadership) = self.leadership {
+            leadership.release().await;
+        }
+        outcome
+    }
+}
+
+/// The supervised task that builds and publishes configurations.
+pub const PIPELINE_TASK: &str = "pipeline";
+
+async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::Config(format!("binding the {what} address {address}: {e}")))
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("reading a bound listener's address: {e}")))
+}
+
+/// The file source: waits until the directory can be read (it may not exist yet, e.g. before a
+/// git-sync sidecar's first checkout; `/readyz` answers 503 meanwhile), serves its first load, then
+/// rebuilds after every burst of changes.
+async fn file_pipeline(
+    dir: PathBuf,
+    (quiet, max): (Duration, Duration),
     mut pipeline: Pipeline,
-) -> Result<()> {
-    let mut manifests = ManifestDir::new(dir);
-    let loaded = manifests.load()?;
-    pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors));
-    let (watcher, mut changes) = file::watch_dir(dir, config.debounce.0, config.debounce.1)?;
-    tokio::spawn(async move {
-        let _watcher = watcher;
-        while changes.recv().await.is_some() {
-            match manifests.load() {
-                Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
-                Err(e) => {
-                    tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
+) -> TaskResult {
+    let mut manifests = ManifestDir::new(&dir);
+    let mut retry = tokio::time::interval(MANIFESTS_RETRY);
+    let mut last_error: Option<String> = None;
+    // The watch starts before the first read, so an edit in between is not missed.
+    let (_watcher, mut changes, loaded) = loop {
+        retry.tick().await;
+        let attempt = file::watch_dir(&dir, quiet, max)
+            .and_then(|(watcher, changes)| Ok((watcher, changes, manifests.load()?)));
+        match attempt {
+            Ok(ready) => break ready,
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(dir = %dir.display(), error = %message,
+                        "manifest directory not readable yet; nothing is served until it is");
                 }
+                last_error = Some(message);
             }
         }
-    });
-    Ok(())
+    };
+    if last_error.is_some() {
+        tracing::info!(dir = %dir.display(), "manifest directory readable");
+    }
+    pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors));
+    while changes.recv().await.is_some() {
+        match manifests.load() {
+            Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
+            Err(e) => {
+                tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
+            }
+        }
+    }
+    Err(TaskError::Stopped(
+        "the manifest directory's change feed closed",
+    ))
 }
 
 fn errors_of(errors: &[Error]) -> Vec<String> {
@@ -224,77 +340,101 @@ pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::C
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn run_kube_source(
+async fn start_kube_source(
     client: kube::Client,
     status_config: StatusConfig,
     leader_election: Option<LeaderElection>,
-    config: &ServeConfig,
-    mut pipeline: Pipeline,
+    debounce: (Duration, Duration),
+    pipeline: Pipeline,
+    supervisor: &mut Supervisor,
 ) -> Option<LeaderHandle> {
-    let source = kube_source::start(client.clone()).await;
+    let source = kube_source::start(client.clone(), supervisor).await;
+    let (kick_tx, kick_rx) = watch::channel(0u64);
+    let (leader, always_leader, leadership) = match leader_election {
+        Some(election) => {
+            let (leader, handle) = status::elect(client.clone(), election);
+            (leader, None, Some(handle))
+        }
+        None => {
+            // Always the leader. The sender lives as long as the writer: a closed channel stops it.
+            let (always, leader) = watch::channel(true);
+            (leader, Some(always), None)
+        }
+    };
+    let writer = status::run(
+        client,
+        status_config,
+        Arc::clone(&source.snapshot),
+        pipeline.state.statuses.subscribe(),
+        leader,
+        kick_rx,
+        Arc::clone(&pipeline.state.status),
+    );
+    supervisor.spawn("status writer", async move {
+        let _always_leader = always_leader;
+        writer.await;
+        Err(TaskError::Stopped("its inputs closed"))
+    });
+    supervisor.spawn(
+        PIPELINE_TASK,
+        kube_pipeline(source, debounce, pipeline, kick_tx),
+    );
+    leadership
+}
+
+/// The kube source's pipeline: the first build once every kind has been listed, then one per burst of
+/// changes.
+async fn kube_pipeline(
+    source: kube_source::KubeSource,
+    debounce: (Duration, Duration),
+    mut pipeline: Pipeline,
+    kick_tx: watch::Sender<u64>,
+) -> TaskResult {
     let kube_source::KubeSource {
         snapshot,
         mut changes,
         mut synced,
         required,
     } = source;
-    let (kick_tx, kick_rx) = watch::channel(0u64);
-    let (leader, leadership) = match leader_election {
-        Some(election) => {
-            let (leader, handle) = status::elect(client.clone(), election);
-            (leader, Some(handle))
+    // Nothing is served before every kind has been listed once: a partial configuration would make
+    // Envoy drop routes it has (after an isobar restart, say).
+    loop {
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|k| !synced.borrow().contains(*k))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            break;
         }
-        None => (watch::channel(true).1, None),
-    };
-    tokio::spawn(status::run(
-        client,
-        status_config,
-        Arc::clone(&snapshot),
-        pipeline.state.statuses.subscribe(),
-        leader,
-        kick_rx,
-        Arc::clone(&pipeline.state.status),
-    ));
-    let debounce = config.debounce;
-    tokio::spawn(async move {
-        // Nothing is served before every kind has been listed once: a partial configuration would make
-        // Envoy drop routes it has (after an isobar restart, say).
-        loop {
-            let missing: Vec<&str> = required
-                .iter()
-                .filter(|k| !synced.borrow().contains(*k))
-                .copied()
-                .collect();
-            if missing.is_empty() {
-                break;
+        match tokio::time::timeout(Duration::from_secs(10), synced.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return Err(TaskError::Stopped(
+                    "every watcher stopped before the initial lists completed",
+                ))
             }
-            match tokio::time::timeout(Duration::from_secs(10), synced.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return,
-                Err(_) => tracing::warn!(
-                    ?missing,
-                    "still waiting for the initial lists; nothing is served until they arrive"
-                ),
-            }
+            Err(_) => tracing::warn!(
+                ?missing,
+                "still waiting for the initial lists; nothing is served until they arrive"
+            ),
         }
-        let Ok(first) = snapshot.lock().map(|s| s.clone()) else {
-            return;
-        };
-        pipeline.rebuild(&first, Vec::new());
-        while let Some(change) = next_burst(&mut changes, debounce).await {
-            let current = match snapshot.lock() {
-                Ok(s) => s.clone(),
-                Err(_) => return,
-            };
-            match change {
-                Change::Routing => pipeline.rebuild(&current, Vec::new()),
-                Change::Endpoints => pipeline.refresh_endpoints(&current),
-                Change::StatusOnly => {}
-            }
-            kick_tx.send_modify(|n| *n += 1);
+    }
+    let poisoned = || TaskError::Stopped("the snapshot lock is poisoned");
+    let first = snapshot.lock().map_err(|_| poisoned())?.clone();
+    pipeline.rebuild(&first, Vec::new());
+    while let Some(change) = next_burst(&mut changes, debounce).await {
+        let current = snapshot.lock().map_err(|_| poisoned())?.clone();
+        match change {
+            Change::Routing => pipeline.rebuild(&current, Vec::new()),
+            Change::Endpoints => pipeline.refresh_endpoints(&current),
+            Change::StatusOnly => {}
         }
-    });
-    leadership
+        kick_tx.send_modify(|n| *n += 1);
+    }
+    Err(TaskError::Stopped(
+        "the change feed closed (every watcher stopped)",
+    ))
 }
 
 /// Waits for a change, then collects the burst that follows (hold-off `quiet`, at most `max`), and
@@ -337,19 +477,25 @@ impl Pipeline {
         let resources = translate::translate(&dag, snapshot, &self.listeners);
         let changed = self.cache.set(resources.by_type());
         self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
+        let first = self.state.health.mark_ready();
+        if first {
+            tracing::info!("first configuration built and in the xDS cache: ready");
+        }
         let previous = self.state.statuses.borrow().clone();
-        for s in &statuses {
-            if !previous.contains(s) {
-                match s.validity {
-                    Validity::Valid => {
-                        tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
-                    }
-                    _ => {
-                        tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
-                    }
+        let transitions = status::transitions::changed(&previous, &statuses);
+        for s in &transitions {
+            match s.validity {
+                // At start every object is new: only the ones needing attention get a line.
+                Validity::Valid if first => {}
+                Validity::Valid => {
+                    tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
+                }
+                _ => {
+                    tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
                 }
             }
         }
+        let status_changes = transitions.len();
         self.state.statuses.send_if_modified(|current| {
             let modified = **current != statuses;
             if modified {
@@ -360,13 +506,29 @@ impl Pipeline {
         if let Ok(mut e) = self.state.source_errors.lock() {
             *e = source_errors;
         }
-        tracing::info!(
-            virtual_hosts = dag.virtual_hosts.len(),
-            secure_virtual_hosts = dag.secure_virtual_hosts.len(),
-            clusters = dag.clusters.len(),
-            changed,
-            "configuration rebuilt"
+        // One line per configuration Envoy gets; rebuilds that change nothing stay at debug.
+        let (virtual_hosts, secure_virtual_hosts, clusters) = (
+            dag.virtual_hosts.len(),
+            dag.secure_virtual_hosts.len(),
+            dag.clusters.len(),
         );
+        if changed {
+            tracing::info!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt"
+            );
+        } else {
+            tracing::debug!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt (unchanged)"
+            );
+        }
         self.dag = Arc::new(dag);
         if let Ok(mut shared) = self.state.dag.lock() {
             *shared = Arc::clone(&self.dag);

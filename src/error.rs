@@ -39,6 +39,9 @@ pub enum Error {
     KubeConfig(String),
     #[error("{0}")]
     Config(String),
+    /// A supervised task ended before shutdown (see [`crate::supervisor`]).
+    #[error(transparent)]
+    TaskDied(#[from] crate::supervisor::TaskDeath),
 }
 
 /// `Result` with the crate's [`Error`].

@@ -10,10 +10,12 @@ pub mod controller;
 pub mod crd;
 pub mod dag;
 mod error;
+pub mod health;
 pub mod ops;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod supervisor;
 pub mod tls;
 pub mod xds;
 

@@ -236,10 +236,16 @@ fn assert_split_deployment(objects: &[Value]) {
         isobar["env"],
         json!([{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
     );
-    for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(isobar[probe]["httpGet"]["path"], "/healthz", "{probe}");
+    // Liveness: no isobar task died; readiness: the first complete configuration is served.
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(isobar[probe]["httpGet"]["path"], path, "{probe}");
         assert_eq!(isobar[probe]["httpGet"]["port"], "http", "{probe}");
     }
+    // /debug/* stays on the pod's loopback (the default --debug-http-address) and is not exposed.
+    assert!(
+        !args.iter().any(|a| a.starts_with("--debug-http")),
+        "the debug listener must keep its loopback default: {args:?}"
+    );
     assert_eq!(
         isobar["ports"],
         json!([

@@ -39,8 +39,10 @@ pub struct StackOptions {
 pub struct StackPorts {
     /// isobar's xDS port.
     pub xds: u16,
-    /// isobar's ops HTTP port.
+    /// isobar's health and metrics port.
     pub isobar_http: u16,
+    /// isobar's debug port (`/debug/*`).
+    pub isobar_debug: u16,
     /// Envoy's HTTP listener.
     pub envoy_http: u16,
     /// Envoy's HTTPS listener.
@@ -103,6 +105,7 @@ impl Stack {
         let ports = StackPorts {
             xds: free_port()?,
             isobar_http: free_port()?,
+            isobar_debug: free_port()?,
             envoy_http: free_port()?,
             envoy_https: free_port()?,
         };
@@ -112,6 +115,7 @@ impl Stack {
             certs: Some(certs.clone()),
             xds_port: ports.xds,
             http_port: ports.isobar_http,
+            debug_port: ports.isobar_debug,
             envoy_http_port: ports.envoy_http,
             envoy_https_port: ports.envoy_https,
             work_dir: work.clone(),
@@ -178,12 +182,13 @@ impl Stack {
     }
 
     /// Starts another isobar like the stack's (same source, certificates and Envoy listener
-    /// ports, `extra_args` appended) on fresh xDS and ops ports, e.g. a second replica for
+    /// ports, `extra_args` appended) on fresh xDS, health and debug ports, e.g. a second replica for
     /// leader election. No Envoy connects to it.
     pub async fn start_isobar_replica(&self, extra_args: &[String]) -> Result<Isobar> {
         let mut opts = self.isobar.options().clone();
         opts.xds_port = free_port()?;
         opts.http_port = free_port()?;
+        opts.debug_port = free_port()?;
         opts.extra_args.extend(extra_args.iter().cloned());
         Isobar::start(opts).await
     }

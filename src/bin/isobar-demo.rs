@@ -25,6 +25,7 @@ const HTTP_PORT: u16 = 18080;
 const HTTPS_PORT: u16 = 18443;
 const XDS_PORT: u16 = 18001;
 const OPS_PORT: u16 = 18000;
+const DEBUG_PORT: u16 = 16060;
 /// The ports `examples/backends.yaml` lists as the backends' endpoints.
 const BACKENDS: [(&str, u16); 2] = [("web", 19101), ("api", 19102)];
 
@@ -101,6 +102,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         },
         dag: DagOptions::default(),
         http_address: SocketAddr::new(LOCALHOST, OPS_PORT),
+        debug_http_address: SocketAddr::new(LOCALHOST, DEBUG_PORT),
         debounce: (Duration::from_millis(100), Duration::from_millis(500)),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -208,7 +210,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  curl http://127.0.0.1:{OPS_PORT}/debug/xds\nEdit {} and the routes follow. Ctrl-C stops everything.",
+        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  curl http://127.0.0.1:{DEBUG_PORT}/debug/xds\nEdit {} and the routes follow. Ctrl-C stops everything.",
         manifests.display()
     );
     tokio::signal::ctrl_c().await?;

@@ -102,13 +102,19 @@ pub struct ServeArgs {
     /// Act on Ingresses of this class (and on those with no class).
     #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
     pub ingress_class_name: String,
-    /// Address of the /healthz, /metrics and /debug server.
+    /// Address of the /healthz, /readyz and /metrics server.
     #[arg(long, default_value = "0.0.0.0")]
     pub http_address: IpAddr,
     #[arg(long, default_value_t = 8000)]
     pub http_port: u16,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    /// Address of the /debug server (/debug/xds, /debug/status, /debug/dag). It shows every object and
+    /// Envoy's errors: keep it on loopback unless the network is trusted.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub debug_http_address: IpAddr,
+    #[arg(long, default_value_t = 6060)]
+    pub debug_http_port: u16,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -193,6 +199,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             limits: args.limits.into(),
         },
         http_address: SocketAddr::new(args.http_address, args.http_port),
+        debug_http_address: SocketAddr::new(args.debug_http_address, args.debug_http_port),
         debounce: (Duration::from_millis(100), Duration::from_millis(500)),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -7,6 +7,7 @@
 
 mod leader;
 mod pending;
+pub mod transitions;
 
 pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};

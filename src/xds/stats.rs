@@ -53,6 +53,8 @@ pub struct XdsStats {
     next_stream: AtomicU64,
     streams: Mutex<BTreeMap<u64, StreamState>>,
     last_nack: Mutex<Option<Nack>>,
+    /// NACKs by type URL, for `isobar_xds_nacks_total{type}`: which kind of resource Envoy rejects.
+    nacks_by_type: Mutex<BTreeMap<String, u64>>,
 }
 
 impl XdsStats {
@@ -90,6 +92,9 @@ impl XdsStats {
     /// Records a NACK.
     pub fn record_nack(&self, nack: Nack) {
         self.nacks.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut by_type) = self.nacks_by_type.lock() {
+            *by_type.entry(nack.type_url.clone()).or_default() += 1;
+        }
         if let Ok(mut last) = self.last_nack.lock() {
             *last = Some(nack);
         }
@@ -98,6 +103,14 @@ impl XdsStats {
     /// The most recent NACK, if any.
     pub fn last_nack(&self) -> Option<Nack> {
         self.last_nack.lock().ok().and_then(|n| n.clone())
+    }
+
+    /// NACK counts by type URL (types never NACKed are absent).
+    pub fn nacks_by_type(&self) -> BTreeMap<String, u64> {
+        self.nacks_by_type
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
     }
 
     /// A copy of every open stream's state.
@@ -135,5 +148,38 @@ impl<'a> GaugeGuard<'a> {
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xds::type_url;
+
+    fn nack(type_url: &str) -> Nack {
+        Nack {
+            node: "envoy".into(),
+            type_url: type_url.into(),
+            rejected_version: "v2".into(),
+            version_in_use: "v1".into(),
+            message: "rejected".into(),
+        }
+    }
+
+    #[test]
+    fn nacks_are_counted_in_total_and_by_type() {
+        let stats = XdsStats::default();
+        stats.record_nack(nack(type_url::ROUTE));
+        stats.record_nack(nack(type_url::ROUTE));
+        stats.record_nack(nack(type_url::CLUSTER));
+        assert_eq!(XdsStats::get(&stats.nacks), 3);
+        assert_eq!(
+            stats.nacks_by_type(),
+            BTreeMap::from([
+                (type_url::CLUSTER.to_string(), 1),
+                (type_url::ROUTE.to_string(), 2)
+            ])
+        );
+        assert_eq!(stats.last_nack(), Some(nack(type_url::CLUSTER)));
     }
 }

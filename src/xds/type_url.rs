@@ -26,6 +26,18 @@ pub fn short_name(type_url: &str) -> &str {
     }
 }
 
+/// The resource kind, as metrics label it (`isobar_xds_nacks_total{type="route"}`).
+pub fn kind_name(type_url: &str) -> &'static str {
+    match type_url {
+        LISTENER => "listener",
+        ROUTE => "route",
+        CLUSTER => "cluster",
+        ENDPOINT => "endpoint",
+        SECRET => "secret",
+        _ => "unknown",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use envoy_types::pb::envoy::config::{

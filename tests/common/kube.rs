@@ -7,7 +7,7 @@ use std::time::Duration;
 use isobar_harness::{KubeStack, KubeStackOptions, Stack};
 use serde_json::{json, Value};
 
-use super::{echo_bin, isobar_bin, metric};
+use super::{echo_bin, isobar_bin, metric, metric_sum};
 
 /// The address isobar writes into Ingress status (a name that resolves nowhere).
 pub const LB_HOSTNAME: &str = "lb.isobar.test";
@@ -81,11 +81,14 @@ pub async fn counters_of(isobar: &isobar_harness::isobar::Isobar) -> Counters {
         .await
         .unwrap_or_else(|e| panic!("isobar /metrics: {e}"));
     let get = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+    // Labelled by resource type: the sum is every NACK.
+    let nacks = metric_sum(&text, "isobar_xds_nacks_total")
+        .unwrap_or_else(|| panic!("no isobar_xds_nacks_total in:\n{text}"));
     Counters {
         rebuilds: get("isobar_rebuilds_total"),
         endpoint_refreshes: get("isobar_endpoint_refreshes_total"),
         status_writes: get("isobar_status_writes_total"),
-        nacks: get("isobar_xds_nacks_total"),
+        nacks,
     }
 }
 

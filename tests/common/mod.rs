@@ -207,6 +207,24 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The sum of every series of the metric family `name` (`name 3` and `name{labels} 3` lines), e.g.
+/// all resource types of `isobar_xds_nacks_total`.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(labelled) => &labelled[labelled.find('}')? + 1..],
+                None => rest,
+            };
+            rest.strip_prefix(' ')?.trim().parse().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// isobar's `/debug/xds` as JSON.
 pub async fn debug_xds(stack: &Stack) -> serde_json::Value {
     let body = stack

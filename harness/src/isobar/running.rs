@@ -43,8 +43,10 @@ pub struct IsobarOptions {
     pub certs: Option<CertPaths>,
     /// `--xds-port` (on 127.0.0.1)
     pub xds_port: u16,
-    /// `--http-port`: `/healthz`, `/metrics`, `/debug/xds`
+    /// `--http-port`: `/healthz`, `/readyz`, `/metrics`
     pub http_port: u16,
+    /// `--debug-http-port`: `/debug/*`
+    pub debug_port: u16,
     /// `--envoy-service-http-port`: Envoy's plain HTTP listener
     pub envoy_http_port: u16,
     /// `--envoy-service-https-port`: Envoy's HTTPS listener
@@ -62,6 +64,7 @@ pub struct Isobar {
     opts: IsobarOptions,
     xds_addr: SocketAddr,
     http_addr: SocketAddr,
+    debug_addr: SocketAddr,
 }
 
 impl Isobar {
@@ -77,6 +80,7 @@ impl Isobar {
             process,
             xds_addr: SocketAddr::from(([127, 0, 0, 1], opts.xds_port)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], opts.http_port)),
+            debug_addr: SocketAddr::from(([127, 0, 0, 1], opts.debug_port)),
             opts,
         };
         isobar.wait_ready(READY_TIMEOUT).await?;
@@ -128,6 +132,8 @@ impl Isobar {
             ])
             .args(["--http-address", "127.0.0.1"])
             .args(["--http-port", &opts.http_port.to_string()])
+            .args(["--debug-http-address", "127.0.0.1"])
+            .args(["--debug-http-port", &opts.debug_port.to_string()])
             .args(&opts.extra_args);
         if !opts.bin.is_file() {
             return Err(Error::MissingComponent {
@@ -155,22 +161,33 @@ impl Isobar {
         self.xds_addr
     }
 
-    /// The ops HTTP address (127.0.0.1:http_port).
+    /// The health and metrics address (127.0.0.1:http_port): `/healthz`, `/readyz`, `/metrics`.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
-    /// `GET path` on the ops port, any status.
-    pub async fn request(&self, path: &str) -> Result<Response> {
-        send(&RequestSpec::get(
-            self.http_addr,
-            &self.http_addr.to_string(),
-            path,
-        ))
-        .await
+    /// The debug address (127.0.0.1:debug_port): `/debug/*`.
+    pub fn debug_addr(&self) -> SocketAddr {
+        self.debug_addr
     }
 
-    /// `GET path` on the ops port; non-2xx is an error.
+    /// Where isobar serves `path`: `/debug/*` on the debug address, the rest on the health and
+    /// metrics address.
+    pub fn addr_for(&self, path: &str) -> SocketAddr {
+        if path.starts_with("/debug/") {
+            self.debug_addr
+        } else {
+            self.http_addr
+        }
+    }
+
+    /// `GET path` on the address that serves it ([`Isobar::addr_for`]), any status.
+    pub async fn request(&self, path: &str) -> Result<Response> {
+        let addr = self.addr_for(path);
+        send(&RequestSpec::get(addr, &addr.to_string(), path)).await
+    }
+
+    /// `GET path` on the address that serves it; non-2xx is an error.
     pub async fn get(&self, path: &str) -> Result<String> {
         let r = self.request(path).await?;
         if !(200..300).contains(&r.status) {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch as watch_channel};
 use super::Change;
 use crate::crd::{IngressRoute, TLSCertificateDelegation};
 use crate::store::Snapshot;
+use crate::supervisor::Supervisor;
 use watch::{watch_kind, KindSpec};
 
 /// The running source.
@@ -34,8 +35,8 @@ pub struct KubeSource {
     pub required: BTreeSet<&'static str>,
 }
 
-/// Starts watchers for every kind isobar reads.
-pub async fn start(client: Client) -> KubeSource {
+/// Starts watchers for every kind isobar reads, each a supervised task named `<kind> watcher`.
+pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
     let (tx, changes) = mpsc::unbounded_channel();
     let (synced_tx, synced) = watch_channel::channel(BTreeSet::new());
@@ -54,14 +55,17 @@ pub async fn start(client: Client) -> KubeSource {
             if !$optional {
                 required.insert($name);
             }
-            tokio::spawn(watch_kind(
-                Api::<$ty>::all(client.clone()),
-                spec,
-                Arc::clone(&snapshot),
-                tx.clone(),
-                Arc::clone(&synced_tx),
-                |o: $ty| o,
-            ));
+            supervisor.spawn(
+                concat!($name, " watcher"),
+                watch_kind(
+                    Api::<$ty>::all(client.clone()),
+                    spec,
+                    Arc::clone(&snapshot),
+                    tx.clone(),
+                    Arc::clone(&synced_tx),
+                    |o: $ty| o,
+                ),
+            );
         }};
     }
     spawn_typed!(Service, "services", services, Change::Routing, false);
@@ -94,14 +98,17 @@ pub async fn start(client: Client) -> KubeSource {
             },
         };
         required.insert("ingressclasses");
-        tokio::spawn(watch_kind(
-            Api::<IngressClass>::all(client.clone()),
-            spec,
-            Arc::clone(&snapshot),
-            tx.clone(),
-            Arc::clone(&synced_tx),
-            |o: IngressClass| o,
-        ));
+        supervisor.spawn(
+            "ingressclasses watcher",
+            watch_kind(
+                Api::<IngressClass>::all(client.clone()),
+                spec,
+                Arc::clone(&snapshot),
+                tx.clone(),
+                Arc::clone(&synced_tx),
+                |o: IngressClass| o,
+            ),
+        );
     }
     match endpoint_slice_resource(&client).await {
         Some(resource) => {
@@ -114,18 +121,21 @@ pub async fn start(client: Client) -> KubeSource {
                 key: |o: &crate::store::EndpointSlice| crate::store::key(&o.metadata),
             };
             required.insert("endpointslices");
-            tokio::spawn(watch_kind(
-                Api::<DynamicObject>::all_with(client.clone(), &resource),
-                spec,
-                Arc::clone(&snapshot),
-                tx.clone(),
-                Arc::clone(&synced_tx),
-                |o: DynamicObject| {
-                    serde_json::to_value(&o)
-                        .and_then(serde_json::from_value)
-                        .unwrap_or_default()
-                },
-            ));
+            supervisor.spawn(
+                "endpointslices watcher",
+                watch_kind(
+                    Api::<DynamicObject>::all_with(client.clone(), &resource),
+                    spec,
+                    Arc::clone(&snapshot),
+                    tx.clone(),
+                    Arc::clone(&synced_tx),
+                    |o: DynamicObject| {
+                        serde_json::to_value(&o)
+                            .and_then(serde_json::from_value)
+                            .unwrap_or_default()
+                    },
+                ),
+            );
         }
         None => tracing::info!("EndpointSlices not served; using Endpoints only"),
     }

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::compare::same;
 use crate::source::Change;
 use crate::store::{ObjectKey, Snapshot};
+use crate::supervisor::{TaskError, TaskResult};
 
 /// How a kind maps into the snapshot.
 pub struct KindSpec<T> {
@@ -28,7 +29,11 @@ pub struct KindSpec<T> {
     pub key: fn(&T) -> ObjectKey,
 }
 
-/// Watches one kind for as long as the task runs, with kube-rs' backoff on errors.
+const POISONED: TaskError = TaskError::Stopped("the snapshot lock is poisoned");
+
+/// Watches one kind for as long as the task runs, with kube-rs' backoff on errors. Returns only when it
+/// can't go on (the pipeline stopped taking changes, the snapshot lock is poisoned): a death for the
+/// supervisor.
 pub async fn watch_kind<W, T>(
     api: Api<W>,
     spec: KindSpec<T>,
@@ -36,7 +41,8 @@ pub async fn watch_kind<W, T>(
     changes: mpsc::UnboundedSender<Change>,
     synced: Arc<watch::Sender<BTreeSet<&'static str>>>,
     convert: fn(W) -> T,
-) where
+) -> TaskResult
+where
     W: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     T: Serialize + Clone + Send + 'static,
 {
@@ -88,7 +94,7 @@ pub async fn watch_kind<W, T>(
             Event::InitDone => {
                 let fresh = relist.take().unwrap_or_default();
                 let changed = {
-                    let Ok(mut s) = snapshot.lock() else { return };
+                    let mut s = snapshot.lock().map_err(|_| POISONED)?;
                     let map = (spec.map)(&mut s);
                     let changed = map.len() != fresh.len()
                         || map
@@ -108,7 +114,7 @@ pub async fn watch_kind<W, T>(
             Event::Apply(object) => {
                 let object = convert(object);
                 let key = (spec.key)(&object);
-                let Ok(mut s) = snapshot.lock() else { return };
+                let mut s = snapshot.lock().map_err(|_| POISONED)?;
                 let map = (spec.map)(&mut s);
                 let changed = map.get(&key).is_none_or(|old| !same(old, &object));
                 map.insert(key, object);
@@ -120,7 +126,7 @@ pub async fn watch_kind<W, T>(
             }
             Event::Delete(object) => {
                 let object = convert(object);
-                let Ok(mut s) = snapshot.lock() else { return };
+                let mut s = snapshot.lock().map_err(|_| POISONED)?;
                 (spec.map)(&mut s)
                     .remove(&(spec.key)(&object))
                     .map(|_| spec.change)
@@ -128,10 +134,11 @@ pub async fn watch_kind<W, T>(
         };
         if let Some(change) = change {
             if changes.send(change).is_err() {
-                return;
+                return Err(TaskError::Stopped("the pipeline stopped taking changes"));
             }
         }
     }
+    Err(TaskError::Stopped("the watch stream ended"))
 }
 
 fn watcher<W>(

@@ -1,0 +1,73 @@
+//! The operations HTTP servers, on two listeners for two audiences:
+//!
+//! * `--http-address/--http-port` (all interfaces by default): `/healthz`, `/readyz` and `/metrics`, for
+//!   the kubelet and Prometheus;
+//! * `--debug-http-address/--debug-http-port` (loopback by default, as in Contour): `/debug/*`, which
+//!   shows every object, every connected Envoy and Envoy's error messages, so it stays off the network
+//!   unless an operator moves it there.
+
+mod debug;
+pub mod metrics;
+mod probes;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::controller::ControllerState;
+use crate::xds::cache::XdsCache;
+use crate::xds::stats::XdsStats;
+use metrics::Metrics;
+
+/// What the handlers read.
+#[derive(Clone)]
+struct Ops {
+    stats: Arc<XdsStats>,
+    state: Arc<ControllerState>,
+    cache: Arc<XdsCache>,
+    metrics: Arc<Metrics>,
+}
+
+/// The routers of both listeners, over the same state.
+#[derive(Clone)]
+pub struct OpsRouters {
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub main: Router,
+    /// `/debug/xds`, `/debug/status`, `/debug/dag`.
+    pub debug: Router,
+}
+
+impl OpsRouters {
+    pub fn new(stats: Arc<XdsStats>, state: Arc<ControllerState>, cache: Arc<XdsCache>) -> Self {
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&stats),
+            Arc::clone(&state),
+            Arc::clone(&cache),
+        ));
+        let ops = Ops {
+            stats,
+            state,
+            cache,
+            metrics,
+        };
+        OpsRouters {
+            main: Router::new()
+                .route("/healthz", get(probes::healthz))
+                .route("/readyz", get(probes::readyz))
+                .route("/metrics", get(metrics::handler))
+                .with_state(ops.clone()),
+            debug: Router::new()
+                .route("/debug/xds", get(debug::xds))
+                .route("/debug/status", get(debug::status))
+                .route("/debug/dag", get(debug::dag))
+                .with_state(ops),
+        }
+    }
+}
+
+/// Serves `router` on `listener`. It never returns `Ok` by itself: the caller supervises it.
+pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router).await
+}
