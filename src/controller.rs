@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
 use crate::health::Health;
+use crate::isolation::{self, Isolation};
 use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
@@ -163,13 +164,13 @@ impl Controller {
         if let Ok(mut t) = state.tls.lock() {
             t.clone_from(&tls);
         }
-        let pipeline = Pipeline {
-            listeners: config.listeners.clone(),
-            dag_options: config.dag.clone(),
-            cache: Arc::clone(&cache),
-            state: Arc::clone(&state),
-            dag: Arc::new(Dag::default()),
-        };
+        let pipeline = Pipeline::new(
+            config.listeners.clone(),
+            config.dag.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&state),
+            Arc::clone(&stats),
+        );
         let leadership = match &config.source {
             SourceConfig::Manifests(dir) => {
                 supervisor.spawn(
@@ -305,12 +306,21 @@ async fn file_pipeline(
         tracing::info!(dir = %dir.display(), "manifest directory readable");
     }
     pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors));
-    while changes.recv().await.is_some() {
-        match manifests.load() {
-            Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
-            Err(e) => {
-                tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
+    let mut verdicts = pipeline.stats.subscribe_verdicts();
+    loop {
+        tokio::select! {
+            change = changes.recv() => {
+                if change.is_none() {
+                    break;
+                }
+                match manifests.load() {
+                    Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
+                    }
+                }
             }
+            Ok(()) = verdicts.changed() => pipeline.on_verdict(),
         }
     }
     Err(TaskError::Stopped(
@@ -423,12 +433,23 @@ async fn kube_pipeline(
     let poisoned = || TaskError::Stopped("the snapshot lock is poisoned");
     let first = snapshot.lock().map_err(|_| poisoned())?.clone();
     pipeline.rebuild(&first, Vec::new());
-    while let Some(change) = next_burst(&mut changes, debounce).await {
-        let current = snapshot.lock().map_err(|_| poisoned())?.clone();
-        match change {
-            Change::Routing => pipeline.rebuild(&current, Vec::new()),
-            Change::Endpoints => pipeline.refresh_endpoints(&current),
-            Change::StatusOnly => {}
+    let mut verdicts = pipeline.stats.subscribe_verdicts();
+    loop {
+        tokio::select! {
+            // `recv` is cancel-safe: a verdict arriving first loses no change.
+            first = changes.recv() => {
+                let Some(first) = first else {
+                    break;
+                };
+                let change = rest_of_burst(first, &mut changes, debounce).await;
+                let current = snapshot.lock().map_err(|_| poisoned())?.clone();
+                match change {
+                    Change::Routing => pipeline.rebuild(&current, Vec::new()),
+                    Change::Endpoints => pipeline.refresh_endpoints(&current),
+                    Change::StatusOnly => {}
+                }
+            }
+            Ok(()) = verdicts.changed() => pipeline.on_verdict(),
         }
         kick_tx.send_modify(|n| *n += 1);
     }
@@ -437,23 +458,24 @@ async fn kube_pipeline(
     ))
 }
 
-/// Waits for a change, then collects the burst that follows (hold-off `quiet`, at most `max`), and
-/// returns the most significant change in it.
-async fn next_burst(
+/// Collects the burst that follows a first change (hold-off `quiet`, at most `max`), and returns
+/// the most significant change in it.
+async fn rest_of_burst(
+    first: Change,
     changes: &mut mpsc::UnboundedReceiver<Change>,
     (quiet, max): (Duration, Duration),
-) -> Option<Change> {
-    let mut change = changes.recv().await?;
+) -> Change {
+    let mut change = first;
     let deadline = tokio::time::Instant::now() + max;
     loop {
         let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         match tokio::time::timeout(wait, changes.recv()).await {
             Ok(Some(c)) => change = change.max(c),
-            Ok(None) => return Some(change),
-            Err(_) => return Some(change),
+            Ok(None) => return change,
+            Err(_) => return change,
         }
         if tokio::time::Instant::now() >= deadline {
-            return Some(change);
+            return change;
         }
     }
 }
@@ -465,17 +487,105 @@ pub struct Pipeline {
     pub cache: Arc<XdsCache>,
     pub state: Arc<ControllerState>,
     pub dag: Arc<Dag>,
+    /// Envoy's verdicts, for NACK isolation.
+    pub stats: Arc<XdsStats>,
+    pub isolation: Isolation,
+    /// The last input, to rebuild when a verdict moves the isolation on.
+    last_input: Option<(Snapshot, Vec<String>)>,
+    /// NACKs already looked at.
+    seen_nacks: u64,
 }
 
 impl Pipeline {
+    pub fn new(
+        listeners: ListenerConfig,
+        dag_options: DagOptions,
+        cache: Arc<XdsCache>,
+        state: Arc<ControllerState>,
+        stats: Arc<XdsStats>,
+    ) -> Pipeline {
+        Pipeline {
+            listeners,
+            dag_options,
+            cache,
+            state,
+            dag: Arc::new(Dag::default()),
+            stats,
+            isolation: Isolation::default(),
+            last_input: None,
+            seen_nacks: 0,
+        }
+    }
+
+    /// Envoy said something: a NACK of the last push starts or narrows a bisection, an ACK moves it
+    /// on; either may call for a rebuild without (or with) some objects.
+    pub fn on_verdict(&mut self) {
+        let mut moved = false;
+        let nacks = XdsStats::get(&self.stats.nacks);
+        if nacks != self.seen_nacks {
+            self.seen_nacks = nacks;
+            if let Some(n) = self.stats.last_nack() {
+                moved |= self
+                    .isolation
+                    .rejected(&n.type_url, &n.rejected_version, &n.message);
+            }
+        }
+        // A type is accepted once every Envoy that subscribes to it ACKed the version in the cache.
+        let streams = self.stats.streams();
+        let current = self.cache.current();
+        for t in type_url::ALL {
+            let version = current.type_version(t);
+            let mut holders = streams.iter().filter_map(|s| s.types.get(t)).peekable();
+            if holders.peek().is_some() && holders.all(|st| st.acked_version == version) {
+                moved |= self.isolation.accepted(t, &version);
+            }
+        }
+        if moved {
+            if let Some((snapshot, errors)) = self.last_input.take() {
+                self.rebuild(&snapshot, errors);
+            }
+        }
+    }
+
     /// One full pass. Logs what changed in objects' statuses.
     pub fn rebuild(&mut self, snapshot: &Snapshot, source_errors: Vec<String>) {
         for e in &source_errors {
             tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
         }
-        let (dag, statuses) = dag::build(snapshot, &self.dag_options);
-        let resources = translate::translate(&dag, snapshot, &self.listeners);
+        let objects = isolation::objects_of(snapshot);
+        let exclusions = self.isolation.exclusions(&objects);
+        let filtered;
+        let input = if exclusions.is_empty() {
+            snapshot
+        } else {
+            filtered = isolation::without(snapshot, &exclusions);
+            &filtered
+        };
+        let (dag, mut statuses) = dag::build(input, &self.dag_options);
+        if !exclusions.is_empty() {
+            statuses.extend(exclusions.iter().map(|((kind, key), why)| ObjectStatus {
+                kind: *kind,
+                object: key.clone(),
+                validity: Validity::Invalid,
+                description: why.to_string(),
+            }));
+            statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
+        }
+        let resources = translate::translate(&dag, input, &self.listeners);
+        let before = self.cache.current();
         let changed = self.cache.set(resources.by_type());
+        let after = self.cache.current();
+        let changed_types = type_url::ALL
+            .iter()
+            .filter(|t| before.type_version(t) != after.type_version(t))
+            .map(|t| (t.to_string(), after.type_version(t)))
+            .collect();
+        let included = objects
+            .into_iter()
+            .filter(|(id, _)| !exclusions.contains_key(id))
+            .collect();
+        self.isolation.pushed(included, changed_types);
+        self.last_input = Some((snapshot.clone(), source_errors.clone()));
         self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
         let first = self.state.health.mark_ready();
         if first {
@@ -537,6 +647,9 @@ impl Pipeline {
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
     pub fn refresh_endpoints(&mut self, snapshot: &Snapshot) {
+        if let Some((last, _)) = self.last_input.as_mut() {
+            last.clone_from(snapshot);
+        }
         let endpoints = translate::endpoints(&self.dag, snapshot);
         let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
         self.state

@@ -11,6 +11,7 @@ pub mod crd;
 pub mod dag;
 mod error;
 pub mod health;
+pub mod isolation;
 pub mod ops;
 pub mod source;
 pub mod status;

@@ -27,6 +27,12 @@ const RETRY_ON: [&str; 13] = [
     "unavailable",
 ];
 
+/// The fault hook's annotation: a request timeout in seconds that is not checked against Envoy's
+/// limits. Only with the `fault-hooks` feature (which the e2e tests enable).
+#[cfg(feature = "fault-hooks")]
+pub const FAULT_UNCHECKED_REQUEST_TIMEOUT: &str =
+    "isobar.test/fault-unchecked-request-timeout-seconds";
+
 /// An object's annotations.
 pub struct Annotations<'a>(Option<&'a BTreeMap<String, String>>);
 
@@ -56,6 +62,15 @@ impl<'a> Annotations<'a> {
 
     /// `request-timeout`.
     pub fn request_timeout(&self) -> Result<Option<Timeout>, String> {
+        // A test-only fault hook (never in a build without the `fault-hooks` feature): a timeout that
+        // skips validation, so the tests can make Envoy NACK and watch the isolation find the object.
+        #[cfg(feature = "fault-hooks")]
+        if let Some(v) = self.exact(FAULT_UNCHECKED_REQUEST_TIMEOUT) {
+            let seconds: u64 = v.trim().parse().map_err(|_| {
+                format!("annotation {FAULT_UNCHECKED_REQUEST_TIMEOUT}: not a number")
+            })?;
+            return Ok(Some(Timeout::After(Duration::from_secs(seconds))));
+        }
         self.contour("request-timeout")
             .map(|(k, v)| parse_timeout(v).map_err(|e| format!("annotation {k}: {e}")))
             .transpose()

@@ -55,6 +55,8 @@ pub struct XdsStats {
     last_nack: Mutex<Option<Nack>>,
     /// NACKs by type URL, for `isobar_xds_nacks_total{type}`: which kind of resource Envoy rejects.
     nacks_by_type: Mutex<BTreeMap<String, u64>>,
+    /// Bumped on every ACK and NACK, so the pipeline can react to Envoy's verdicts.
+    verdicts: tokio::sync::watch::Sender<u64>,
 }
 
 impl XdsStats {
@@ -98,6 +100,17 @@ impl XdsStats {
         if let Ok(mut last) = self.last_nack.lock() {
             *last = Some(nack);
         }
+        self.verdict();
+    }
+
+    /// Tells whoever follows Envoy's verdicts that one arrived (after the stream state is updated).
+    pub fn verdict(&self) {
+        self.verdicts.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that wakes on every ACK and NACK.
+    pub fn subscribe_verdicts(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.verdicts.subscribe()
     }
 
     /// The most recent NACK, if any.

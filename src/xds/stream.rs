@@ -90,6 +90,7 @@ pub async fn run(
                         t.acked_version = version;
                         t.last_nack = None;
                     });
+                    stats.verdict();
                 }
                 let mut names = request.resource_names.clone();
                 names.sort();

@@ -1,0 +1,434 @@
+//! Finding the object Envoy rejected, when it rejects one anyway.
+//!
+//! isobar validates every value Envoy validates (see `dag::validate`), but a rule it lacks, or a
+//! stricter Envoy, can still make Envoy NACK a response. With state-of-the-world xDS one bad route
+//! holds back the whole RouteConfiguration, so every tenant's later changes would stop reaching
+//! Envoy. Instead, isobar bisects: the objects that changed since the last configuration Envoy
+//! accepted are the suspects; it pushes the configuration without them (which Envoy accepts), then
+//! with half of them, narrowing down on each verdict until one object is left. That object is set
+//! aside with Envoy's message ("rejected by Envoy: ..."); everything else is served. Editing the object
+//! clears it (its fingerprint changes), and it is tried again.
+//!
+//! This is a pure state machine: the pipeline tells it what it pushed and what Envoy said, and asks
+//! it which objects to leave out of the next build.
+
+use std::collections::BTreeMap;
+
+use crate::dag::ObjectKind;
+use crate::store::ObjectKey;
+
+/// An object that contributes to the configuration.
+pub type ObjectId = (ObjectKind, ObjectKey);
+
+/// What identifies one version of an object's content (its resourceVersion, or a content hash).
+pub type Fingerprint = String;
+
+/// The objects of one build, with their fingerprints.
+pub type Objects = BTreeMap<ObjectId, Fingerprint>;
+
+/// Why an object is left out of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exclusion {
+    /// Envoy rejected what it contributed; the message is Envoy's.
+    Rejected(String),
+    /// Held back while the bisection tests other objects.
+    Suspect(String),
+}
+
+impl std::fmt::Display for Exclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exclusion::Rejected(m) => write!(f, "rejected by Envoy: {m}"),
+            Exclusion::Suspect(m) => write!(
+                f,
+                "held back while isobar finds the object Envoy rejected ({m})"
+            ),
+        }
+    }
+}
+
+/// A build that was pushed and whose verdict is awaited.
+#[derive(Debug, Clone)]
+struct Pushed {
+    /// Versions of the types this push changed, by type URL.
+    awaiting: BTreeMap<String, String>,
+    /// The objects it included.
+    objects: Objects,
+}
+
+#[derive(Debug, Clone)]
+struct Bisection {
+    /// The rejected object is one of these (if there is one culprit).
+    suspects: Vec<ObjectId>,
+    /// The suspects the current push includes.
+    testing: Vec<ObjectId>,
+    /// Unproven objects outside the suspects (the other half after a rejection): held back until
+    /// the culprit is found, so they can't make the test of the suspects fail.
+    held: Vec<ObjectId>,
+    /// Envoy's message, shown on held-back objects.
+    message: String,
+}
+
+/// The isolation state of one pipeline.
+#[derive(Debug, Default)]
+pub struct Isolation {
+    last_good: Option<Objects>,
+    pushed: Option<Pushed>,
+    bisection: Option<Bisection>,
+    /// Set-aside objects: the fingerprint Envoy rejected, and its message.
+    rejected: BTreeMap<ObjectId, (Fingerprint, String)>,
+    /// The fingerprints of the objects as last seen, to remember which version was rejected.
+    seen: Objects,
+}
+
+impl Isolation {
+    /// The objects to leave out of a build of `current`, with why. A rejected object whose content
+    /// has changed since is forgiven here (and tried again).
+    pub fn exclusions(&mut self, current: &Objects) -> BTreeMap<ObjectId, Exclusion> {
+        self.seen.clone_from(current);
+        if let Some(b) = self.bisection.as_mut() {
+            // A suspect that changed or went away is no longer the same suspect.
+            b.suspects.retain(|id| current.contains_key(id));
+            b.testing.retain(|id| current.contains_key(id));
+            b.held.retain(|id| current.contains_key(id));
+        }
+        self.rejected
+            .retain(|id, (fingerprint, _)| current.get(id) == Some(fingerprint));
+        let mut out: BTreeMap<ObjectId, Exclusion> = self
+            .rejected
+            .iter()
+            .map(|(id, (_, m))| (id.clone(), Exclusion::Rejected(m.clone())))
+            .collect();
+        if let Some(b) = &self.bisection {
+            for id in b.suspects.iter().chain(&b.held) {
+                if !b.testing.contains(id) {
+                    out.insert(id.clone(), Exclusion::Suspect(b.message.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// A build including `objects` was put in the cache; `changed` are the types whose version it
+    /// changed (type URL → new version). A push that changed nothing awaits no verdict.
+    pub fn pushed(&mut self, objects: Objects, mut changed: BTreeMap<String, String>) {
+        // Types an earlier push changed and Envoy has not answered for still await their verdict:
+        // the cache still holds those versions.
+        if let Some(earlier) = self.pushed.take() {
+            for (t, v) in earlier.awaiting {
+                changed.entry(t).or_insert(v);
+            }
+        }
+        if changed.is_empty() {
+            if self.pushed.is_none() && self.bisection.is_none() {
+                self.last_good = Some(objects);
+            }
+            return;
+        }
+        self.pushed = Some(Pushed {
+            awaiting: changed,
+            objects,
+        });
+    }
+
+    /// Envoy accepted `version` of `type_url` (every connected Envoy did). Returns true when the
+    /// next build should differ (the bisection moved on).
+    pub fn accepted(&mut self, type_url: &str, version: &str) -> bool {
+        let Some(p) = self.pushed.as_mut() else {
+            return false;
+        };
+        if p.awaiting.get(type_url).map(String::as_str) != Some(version) {
+            return false;
+        }
+        p.awaiting.remove(type_url);
+        if !p.awaiting.is_empty() {
+            return false;
+        }
+        let Some(p) = self.pushed.take() else {
+            return false;
+        };
+        self.last_good = Some(p.objects);
+        let Some(mut b) = self.bisection.take() else {
+            return false;
+        };
+        // What was tested is fine; the culprit is among the rest.
+        b.suspects.retain(|id| !b.testing.contains(id));
+        match b.suspects.len() {
+            0 => {
+                // Everything was accepted after all (the rejection did not reproduce).
+                false
+            }
+            1 => {
+                self.reject(b.suspects[0].clone(), &b.message);
+                true
+            }
+            n => {
+                b.testing = b.suspects[..n / 2].to_vec();
+                self.bisection = Some(b);
+                true
+            }
+        }
+    }
+
+    /// Envoy rejected `version` of `type_url` with `message`. Returns true when the next build
+    /// should differ (suspects held back, or the bisection narrowed).
+    pub fn rejected(&mut self, type_url: &str, version: &str, message: &str) -> bool {
+        let Some(p) = self.pushed.as_ref() else {
+            return false;
+        };
+        if p.awaiting.get(type_url).map(String::as_str) != Some(version) {
+            // A verdict on an older push: the newer one decides.
+            return false;
+        }
+        let Some(p) = self.pushed.take() else {
+            return false;
+        };
+        match self.bisection.take() {
+            None => {
+                let suspects: Vec<ObjectId> = p
+                    .objects
+                    .iter()
+                    .filter(|(id, fp)| {
+                        self.last_good
+                            .as_ref()
+                            .is_none_or(|good| good.get(*id) != Some(*fp))
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let suspects = if suspects.is_empty() {
+                    // Nothing this controller owns changed (a Service or a Secret did, say): any
+                    // object may carry the bad value.
+                    p.objects.keys().cloned().collect()
+                } else {
+                    suspects
+                };
+                if suspects.len() == 1 {
+                    self.reject(suspects[0].clone(), message);
+                } else {
+                    self.bisection = Some(Bisection {
+                        suspects,
+                        testing: Vec::new(),
+                        held: Vec::new(),
+                        message: message.to_string(),
+                    });
+                }
+                true
+            }
+            Some(b) if b.testing.is_empty() => {
+                // Rejected even without any suspect: the cause is not one object's contribution.
+                tracing::error!(
+                    message,
+                    "Envoy rejects the configuration even without the objects that changed; its last accepted configuration stays in force"
+                );
+                false
+            }
+            Some(b) => {
+                let mut suspects = b.testing;
+                if suspects.len() == 1 {
+                    // Found; the held objects are released and tried with the next push.
+                    self.reject(suspects.remove(0), message);
+                } else {
+                    let half = suspects.len() / 2;
+                    let mut held = b.held;
+                    held.extend(b.suspects.into_iter().filter(|id| !suspects.contains(id)));
+                    self.bisection = Some(Bisection {
+                        testing: suspects[..half].to_vec(),
+                        suspects,
+                        held,
+                        message: message.to_string(),
+                    });
+                }
+                true
+            }
+        }
+    }
+
+    fn reject(&mut self, id: ObjectId, message: &str) {
+        let fingerprint = self.last_pushed_fingerprint(&id).unwrap_or_default();
+        tracing::warn!(kind = %id.0, object = %id.1, error = message, "object set aside: Envoy rejected its configuration");
+        self.rejected.insert(id, (fingerprint, message.to_string()));
+    }
+
+    fn last_pushed_fingerprint(&self, id: &ObjectId) -> Option<Fingerprint> {
+        self.seen.get(id).cloned()
+    }
+
+    /// The objects set aside, with Envoy's message.
+    pub fn rejected_objects(&self) -> Vec<(ObjectId, String)> {
+        self.rejected
+            .iter()
+            .map(|(id, (_, m))| (id.clone(), m.clone()))
+            .collect()
+    }
+
+    /// Whether a bisection is under way.
+    pub fn bisecting(&self) -> bool {
+        self.bisection.is_some()
+    }
+}
+
+/// The objects of `snapshot` that contribute routes (Ingresses and IngressRoutes), fingerprinted by
+/// resourceVersion, or by a hash of their content where there is none (the file source).
+pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
+    fn fingerprint<T: kube::Resource + serde::Serialize>(o: &T) -> Fingerprint {
+        match &o.meta().resource_version {
+            Some(v) => v.clone(),
+            None => {
+                use sha2::Digest;
+                let bytes = serde_json::to_vec(o).unwrap_or_default();
+                sha2::Sha256::digest(&bytes)
+                    .iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }
+        }
+    }
+    let ingresses = snapshot
+        .ingresses
+        .iter()
+        .map(|(k, o)| ((ObjectKind::Ingress, k.clone()), fingerprint(o)));
+    let routes = snapshot
+        .ingress_routes
+        .iter()
+        .map(|(k, o)| ((ObjectKind::IngressRoute, k.clone()), fingerprint(o)));
+    ingresses.chain(routes).collect()
+}
+
+/// `snapshot` without the objects in `excluded`.
+pub fn without<T>(
+    snapshot: &crate::store::Snapshot,
+    excluded: &BTreeMap<ObjectId, T>,
+) -> crate::store::Snapshot {
+    let mut s = snapshot.clone();
+    for (kind, key) in excluded.keys() {
+        match kind {
+            ObjectKind::Ingress => {
+                s.ingresses.remove(key);
+            }
+            ObjectKind::IngressRoute => {
+                s.ingress_routes.remove(key);
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RDS: &str = "rds";
+
+    fn id(name: &str) -> ObjectId {
+        (ObjectKind::Ingress, ObjectKey::new("t", name))
+    }
+
+    fn objects(names: &[&str]) -> Objects {
+        names.iter().map(|n| (id(n), format!("{n}-1"))).collect()
+    }
+
+    fn excluded(iso: &mut Isolation, current: &Objects) -> Vec<String> {
+        iso.exclusions(current)
+            .keys()
+            .map(|(_, k)| k.name.clone())
+            .collect()
+    }
+
+    /// Drives a bisection against an "Envoy" that rejects any push including `bad`, and returns the
+    /// rejected objects and the number of pushes it took.
+    fn bisect(all: &[&str], good_before: &[&str], bad: &[&str]) -> (Vec<String>, usize) {
+        let mut iso = Isolation::default();
+        let current = objects(all);
+        iso.pushed(
+            objects(good_before),
+            BTreeMap::from([(RDS.into(), "v0".into())]),
+        );
+        iso.accepted(RDS, "v0");
+        let mut pushes = 0;
+        loop {
+            pushes += 1;
+            assert!(pushes < 50, "no convergence");
+            let out = excluded(&mut iso, &current);
+            let included: Objects = current
+                .iter()
+                .filter(|(id, _)| !out.contains(&id.1.name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let version = format!("v{pushes}");
+            iso.pushed(
+                included.clone(),
+                BTreeMap::from([(RDS.into(), version.clone())]),
+            );
+            let rejects = included.keys().any(|(_, k)| bad.contains(&k.name.as_str()));
+            let moved = if rejects {
+                iso.rejected(RDS, &version, "bad value")
+            } else {
+                iso.accepted(RDS, &version)
+            };
+            if !moved && !iso.bisecting() {
+                let rejected = iso
+                    .rejected_objects()
+                    .into_iter()
+                    .map(|((_, k), _)| k.name)
+                    .collect();
+                return (rejected, pushes);
+            }
+        }
+    }
+
+    #[test]
+    fn one_changed_object_that_envoy_rejects_is_set_aside_at_once() {
+        let (rejected, pushes) = bisect(&["a", "b", "bad"], &["a", "b"], &["bad"]);
+        assert_eq!(rejected, ["bad"]);
+        assert_eq!(pushes, 2, "the rejected push, then one without the object");
+    }
+
+    #[test]
+    fn the_culprit_among_many_changed_objects_is_found_in_logarithmic_pushes() {
+        let names: Vec<String> = (0..64).map(|i| format!("n{i:02}")).collect();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (rejected, pushes) = bisect(&all, &[], &["n37"]);
+        assert_eq!(rejected, ["n37"]);
+        assert!(pushes <= 2 + 7, "{pushes} pushes");
+    }
+
+    #[test]
+    fn two_culprits_are_both_found() {
+        let names: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (rejected, _) = bisect(&all, &[], &["n2", "n7"]);
+        assert_eq!(rejected, ["n2", "n7"]);
+    }
+
+    #[test]
+    fn editing_a_rejected_object_clears_it() {
+        let mut iso = Isolation::default();
+        let current = objects(&["a", "bad"]);
+        iso.pushed(objects(&["a"]), BTreeMap::from([(RDS.into(), "v0".into())]));
+        iso.accepted(RDS, "v0");
+        let _ = iso.exclusions(&current);
+        iso.pushed(current.clone(), BTreeMap::from([(RDS.into(), "v1".into())]));
+        assert!(iso.rejected(RDS, "v1", "Duration out-of-range"));
+        let out = iso.exclusions(&current);
+        assert_eq!(
+            out.get(&id("bad")).map(ToString::to_string).as_deref(),
+            Some("rejected by Envoy: Duration out-of-range")
+        );
+        let mut edited = current.clone();
+        edited.insert(id("bad"), "bad-2".into());
+        assert!(iso.exclusions(&edited).is_empty());
+    }
+
+    #[test]
+    fn a_verdict_on_an_older_push_is_ignored() {
+        let mut iso = Isolation::default();
+        iso.pushed(objects(&["a"]), BTreeMap::from([(RDS.into(), "v1".into())]));
+        iso.pushed(
+            objects(&["a", "b"]),
+            BTreeMap::from([(RDS.into(), "v2".into())]),
+        );
+        assert!(!iso.rejected(RDS, "v1", "old"));
+        assert!(iso.exclusions(&objects(&["a", "b"])).is_empty());
+    }
+}
