@@ -364,7 +364,7 @@ async fn attempt(stack: &Stack, env: &CaseEnv, r: &CaseRequest) -> Result<(), St
             {
                 Ok(())
             }
-            (WebSocketOutcome::Refused { status, body }, _) => {
+            (WebSocketOutcome::Refused { status, body, .. }, _) => {
                 Err(format!("not upgraded: status {status} body {body}"))
             }
         };
