@@ -283,15 +283,13 @@ impl CaseEnv {
 // ---------------------------------------------------------------------------------------------
 // Checking requests.
 
+/// A token no other attempt of this process gets (echo backends live for one case, so the
+/// process-wide counter is enough; adding a clock reading to it, as before, let two attempts
+/// collide and share an `x-echo-key` count).
 fn unique_token() -> String {
-    static COUNTER: Mutex<u64> = Mutex::new(0);
-    let mut c = COUNTER.lock().unwrap();
-    *c += 1;
-    format!(
-        "k{}-{}",
-        std::process::id(),
-        *c + Instant::now().elapsed().as_nanos() as u64
-    )
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let c = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    format!("k{}-{c}", std::process::id())
 }
 
 fn build_spec(
