@@ -3,7 +3,8 @@
 //! run through a fresh isobar + Envoy stack (Envoy version from `$ISOBAR_ENVOY_VERSION`,
 //! default 1.40.0). See `conformance/README.md` for the case format.
 //!
-//! A case fails when any expectation fails or when isobar's `/debug/xds` records a NACK.
+//! A case fails when any expectation fails, when a request that passed once fails in one of the
+//! rounds that follow convergence, or when isobar's `/debug/xds` records a NACK.
 //! With `$ISOBAR_CONFORMANCE_REPORT` set, one JSON line per case is appended to that file:
 //! `{case, version, pass, reason, seconds}`. `$ISOBAR_CONFORMANCE_CASES` (comma list) limits
 //! the run to the named cases.
@@ -31,6 +32,10 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one xDS probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once every request of a case has passed (converged), the whole list is sent this many more
+/// times in a row and every attempt must pass: polling alone would let a request that fails only
+/// some of the time (a wrong endpoint in the pool, a flapping push) through on a lucky attempt.
+const STABLE_ROUNDS: u32 = 3;
 
 // ---------------------------------------------------------------------------------------------
 // The case format.
@@ -283,15 +288,13 @@ impl CaseEnv {
 // ---------------------------------------------------------------------------------------------
 // Checking requests.
 
+/// A token no other attempt of this process gets (echo backends live for one case, so the
+/// process-wide counter is enough; adding a clock reading to it, as before, let two attempts
+/// collide and share an `x-echo-key` count).
 fn unique_token() -> String {
-    static COUNTER: Mutex<u64> = Mutex::new(0);
-    let mut c = COUNTER.lock().unwrap();
-    *c += 1;
-    format!(
-        "k{}-{}",
-        std::process::id(),
-        *c + Instant::now().elapsed().as_nanos() as u64
-    )
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let c = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    format!("k{}-{c}", std::process::id())
 }
 
 fn build_spec(
@@ -364,7 +367,7 @@ async fn attempt(stack: &Stack, env: &CaseEnv, r: &CaseRequest) -> Result<(), St
             {
                 Ok(())
             }
-            (WebSocketOutcome::Refused { status, body }, _) => {
+            (WebSocketOutcome::Refused { status, body, .. }, _) => {
                 Err(format!("not upgraded: status {status} body {body}"))
             }
         };
@@ -475,20 +478,26 @@ async fn check_response(
     }
 }
 
-async fn check_request(
-    stack: &Stack,
-    env: &CaseEnv,
-    i: usize,
-    r: &CaseRequest,
-) -> Result<(), String> {
-    let what = format!(
+/// "request N (METHOD scheme://hostpath)", for failure messages.
+fn describe(i: usize, r: &CaseRequest) -> String {
+    format!(
         "request {} ({} {}://{}{})",
         i + 1,
         r.method,
         r.scheme.as_deref().unwrap_or("http"),
         r.host,
         r.path
-    );
+    )
+}
+
+/// Polls request `i` until it passes (routing converges), then sends it `repeat` more times.
+async fn check_request(
+    stack: &Stack,
+    env: &CaseEnv,
+    i: usize,
+    r: &CaseRequest,
+) -> Result<(), String> {
+    let what = describe(i, r);
     let last = Mutex::new(String::from("no attempt"));
     let polled = wait_for_async(CONVERGE, &what, || async {
         match attempt(stack, env, r).await {
@@ -510,6 +519,26 @@ async fn check_request(
         attempt(stack, env, r)
             .await
             .map_err(|e| format!("{what}: repeat {n}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// After convergence: [`STABLE_ROUNDS`] consecutive rounds of all `requests`, each attempt sent
+/// once (no polling) and required to pass.
+async fn check_stable(
+    stack: &Stack,
+    env: &CaseEnv,
+    requests: &[CaseRequest],
+) -> Result<(), String> {
+    for round in 1..=STABLE_ROUNDS {
+        for (i, r) in requests.iter().enumerate() {
+            attempt(stack, env, r).await.map_err(|e| {
+                format!(
+                    "{}: failed in round {round} of {STABLE_ROUNDS} after the case had converged (intermittent): {e}",
+                    describe(i, r)
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -627,6 +656,7 @@ async fn run_case(dir: &Path, version: &str) -> Result<Option<String>, String> {
                 for (i, r) in case.requests.iter().enumerate() {
                     check_request(&stack, &env, i, r).await?;
                 }
+                check_stable(&stack, &env, &case.requests).await?;
             }
             "xds-refusal" => {
                 for (i, s) in case.steps.iter().enumerate() {

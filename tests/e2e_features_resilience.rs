@@ -17,7 +17,8 @@ use isobar_harness::Stack;
 
 use common::{ingress_yaml, Fixture};
 use features::{
-    assert_no_nacks, config_dump_excerpt, ingress_route_yaml, wait_echo, with_annotations, SLOW,
+    assert_no_nacks, config_dump_excerpt, config_dump_section, ingress_route_yaml, wait_echo,
+    with_annotations, SLOW,
 };
 
 /// Sends one request whose first `fail_times` attempts (counted by the backend under `key`)
@@ -160,6 +161,38 @@ async fn delayed(
     (r.status, started.elapsed(), r.text())
 }
 
+/// The `timeout` of the route for `path_prefix` on virtual host `host` in Envoy's dynamic route
+/// configurations (`None` if the route has none, i.e. Envoy's 15 s default applies). Panics if
+/// there is no such route: a missing route is a loud failure, not an absent timeout.
+async fn envoy_route_timeout(stack: &Stack, host: &str, path_prefix: &str) -> Option<String> {
+    let configs = config_dump_section(stack, "dynamic_route_configs").await;
+    let routes: Vec<&serde_json::Value> = configs
+        .iter()
+        .flat_map(|c| {
+            c["route_config"]["virtual_hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|v| {
+            v["domains"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d == host))
+        })
+        .flat_map(|v| v["routes"].as_array().into_iter().flatten())
+        .filter(|r| {
+            let m = &r["match"];
+            m["prefix"] == path_prefix || m["path_separated_prefix"] == path_prefix
+        })
+        .collect();
+    match routes.as_slice() {
+        [route] => route["route"]["timeout"].as_str().map(str::to_string),
+        _ => panic!(
+            "expected one route {path_prefix} on {host} in Envoy's route configurations, found {routes:?}"
+        ),
+    }
+}
+
 /// `/short` times out after 1 s, `/forever` never.
 async fn check_timeouts(stack: &Stack, host: &str) {
     wait_echo(
@@ -187,10 +220,19 @@ async fn check_timeouts(stack: &Stack, host: &str) {
         "the 504 came after {took:?}, not after ~1s"
     );
 
-    let (status, took, body) = delayed(stack, host, "/forever", 2000).await;
+    // "infinity" is Envoy's timeout 0 (disabled). A slow request can't show it quickly: anything
+    // under Envoy's 15 s default passes without the feature. The route's own timeout can: 0s
+    // here, where a route without one would fall back to the 15 s default.
     assert_eq!(
-        status, 200,
-        "infinity with a 2s backend: {body} after {took:?}"
+        envoy_route_timeout(stack, host, "/forever")
+            .await
+            .as_deref(),
+        Some("0s"),
+        "the infinity route should have Envoy's route timeout disabled"
+    );
+    assert_eq!(
+        envoy_route_timeout(stack, host, "/short").await.as_deref(),
+        Some("1s")
     );
 }
 

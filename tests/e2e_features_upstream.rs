@@ -13,7 +13,10 @@ use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::pki::TestCa;
 
 use common::Fixture;
-use features::{assert_no_nacks, ingress_route_yaml, tls_backend, wait_echo, wait_response};
+use features::{
+    assert_no_nacks, config_dump_excerpt, dynamic_cluster_of, ingress_route_yaml, tls_backend,
+    wait_echo, wait_response,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -118,6 +121,9 @@ async fn cookie_strategy_sets_the_affinity_cookie_and_health_checks_run() {
 async fn service_annotations_set_h2c_and_circuit_breakers() {
     let mut f = Fixture::new();
     f.backend("web");
+    // A Service without annotations beside it: it must still get HTTP/1.1, so the version check
+    // below tells the annotation's effect apart from Envoy's defaults.
+    f.backend("plain");
     // Re-annotate the backend's Service: HTTP/2 in cleartext to port `http`, at most 7 connections.
     let svc = std::fs::read_to_string(f.manifests_dir().join("svc-web.yaml")).unwrap();
     let annotated = svc.replacen(
@@ -132,32 +138,58 @@ async fn service_annotations_set_h2c_and_circuit_breakers() {
     f.write("svc-web.yaml", &annotated);
     f.write(
         "ingress.yaml",
-        &common::ingress_yaml("h2c", Some("h2c.example.com"), &[("/", "Prefix", "web")]),
+        &common::ingress_yaml(
+            "h2c",
+            Some("h2c.example.com"),
+            &[("/", "Prefix", "web"), ("/plain", "Prefix", "plain")],
+        ),
     );
     let stack = f.start_stack().await;
+    // The echo backend reports the HTTP version the request reached it with: that is what the
+    // annotation is for, whatever the configuration looks like (the bootstrap's own xDS cluster
+    // has http2_protocol_options too, so searching the dump for it proves nothing).
     let r = wait_echo(
         &stack,
         &RequestSpec::get(stack.http_addr(), "h2c.example.com", "/"),
         "web",
     )
     .await;
-    assert_eq!(r.status, 200);
-    let dump = serde_json::to_string(&stack.envoy.config_dump().await.unwrap()).unwrap();
-    assert!(
-        dump.contains("\"http2_protocol_options\""),
-        "the web cluster should speak HTTP/2"
+    assert_eq!(
+        r.json()["version"],
+        "HTTP/2",
+        "the h2c Service should be reached over HTTP/2: {}\n{}",
+        r.text(),
+        config_dump_excerpt(&stack, "default/web/").await
     );
-    assert!(
-        dump.contains("\"max_connections\":7"),
-        "the circuit breaker should be set"
+    let plain = wait_echo(
+        &stack,
+        &RequestSpec::get(stack.http_addr(), "h2c.example.com", "/plain"),
+        "plain",
+    )
+    .await;
+    assert_eq!(
+        plain.json()["version"],
+        "HTTP/1.1",
+        "a Service without the annotation keeps HTTP/1.1: {}",
+        plain.text()
     );
-    let plain = send(&RequestSpec::get(
+    // The circuit breaker belongs to the web cluster itself, not just anywhere in the dump.
+    let web = dynamic_cluster_of(&stack, "web").await;
+    let thresholds = &web["circuit_breakers"]["thresholds"];
+    assert!(
+        thresholds
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["max_connections"] == 7)),
+        "the web cluster should allow at most 7 connections: {web}"
+    );
+    let again = send(&RequestSpec::get(
         stack.http_addr(),
         "h2c.example.com",
         "/again",
     ))
     .await
     .unwrap();
-    assert_eq!(plain.backend().as_deref(), Some("web"));
+    assert_eq!(again.backend().as_deref(), Some("web"));
+    assert_eq!(again.json()["version"], "HTTP/2", "{}", again.text());
     assert_no_nacks(&stack).await;
 }

@@ -7,7 +7,8 @@ mod common;
 use isobar_harness::{wait_for_async, Stack};
 
 use common::{
-    debug_status, get, ingress_yaml, metric, wait_routed_to, wait_status, Fixture, CONVERGE,
+    debug_status, get, ingress_yaml, metric, wait_envoy_acked_current, wait_routed_to, wait_status,
+    Fixture, CONVERGE,
 };
 
 /// RDS updates Envoy applied to the HTTP listener's route configuration.
@@ -113,6 +114,29 @@ async fn unparsable_file_keeps_last_good_routing_and_is_reported() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(30)));
 
+    // Something unrelated changes after the broken write, so a push whose input includes the broken
+    // file must reach Envoy (the directory is re-read whole on each change). Once it routes and
+    // Envoy has ACKed what isobar holds, what Envoy serves is what isobar made of the broken file:
+    // had it dropped app.yaml's objects, the check below would see app.example.com gone.
+    f.write(
+        "marker.yaml",
+        &ingress_yaml(
+            "marker",
+            Some("marker.example.com"),
+            &[("/", "Prefix", "b")],
+        ),
+    );
+    wait_routed_to(&stack, "marker.example.com", "/", "b").await;
+    wait_envoy_acked_current(&stack).await;
+    assert_eq!(
+        metric(
+            &stack.isobar.metrics().await.unwrap(),
+            "isobar_source_errors"
+        ),
+        Some(1.0),
+        "app.yaml is still broken"
+    );
+
     // The last good objects of app.yaml stay in force.
     for _ in 0..5 {
         let r = get(&stack, "app.example.com", "/").await;
@@ -189,6 +213,19 @@ async fn invalid_ingress_is_reported_and_does_not_disturb_a_valid_one() {
     );
     let good = find("good");
     assert_eq!(good["status"], "valid", "{good}");
+
+    // As above: a later, valid change forces a push whose input includes the invalid Ingress, and
+    // Envoy must have ACKed it before "the valid one is undisturbed" means anything.
+    f.write(
+        "marker.yaml",
+        &ingress_yaml(
+            "marker",
+            Some("marker.example.com"),
+            &[("/", "Prefix", "a")],
+        ),
+    );
+    wait_routed_to(&stack, "marker.example.com", "/", "a").await;
+    wait_envoy_acked_current(&stack).await;
 
     let r = get(&stack, "broken.example.com", "/").await;
     assert_eq!(r.status, 404, "{}", r.text());

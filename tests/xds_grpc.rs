@@ -487,27 +487,49 @@ async fn lds_with(server: &Server, tls: XdsClientTls) -> Result<DiscoveryRespons
 #[tokio::test]
 async fn a_new_ca_and_certificate_on_disk_are_served_without_a_restart() {
     let server = start().await;
-    assert!(lds_with(&server, server.client_tls.clone()).await.is_ok());
+    let old_ca = server.client_tls.ca_pem.clone().unwrap();
 
     // Rotate everything: a new CA, new server and client certificates.
     let rotated =
         certgen::generate(&CertgenOptions::default(), time::OffsetDateTime::now_utc()).unwrap();
+    // A client with the old identity that already trusts both CAs (as during a CA roll-over): after
+    // the rotation it accepts the server's new certificate, so if it is refused, the server refused
+    // its old certificate — not the client the server. It must be valid before the rotation.
+    let old_identity = XdsClientTls {
+        ca_pem: Some([old_ca, rotated.ca_cert.clone().into_bytes()].concat()),
+        ..server.client_tls.clone()
+    };
+    lds_with(&server, old_identity.clone())
+        .await
+        .expect("the old identity is served before the rotation");
+
     certgen::write_to_dir(&rotated, server.dir.path(), true).unwrap();
     isobar_harness::wait_for_async(RECV, "a client of the new CA to be served", || async {
         Ok(lds_with(&server, client_tls_of(&rotated)).await.ok())
     })
     .await
     .unwrap();
-    // The old identity is now refused.
-    let old = lds_with(&server, server.client_tls.clone()).await;
+    // The old identity is now refused, by the server, at the handshake.
+    let failures_before = XdsStats::get(&server.stats.handshake_failures);
+    let old = lds_with(&server, old_identity).await;
+    let err =
+        old.expect_err("a client certificate of the old CA must be refused after the rotation");
     assert!(
-        old.is_err(),
-        "a client of the old CA must be refused after the rotation"
+        err.contains("fatal alert"),
+        "the server should refuse the old client certificate with a TLS alert: {err}"
     );
-    // The client sees its refusal before the server's task has counted it: wait for the count.
-    isobar_harness::wait_for_async(RECV, "the refused handshake to be counted", || async {
-        Ok((XdsStats::get(&server.stats.handshake_failures) >= 1).then_some(()))
-    })
+    assert!(
+        !err.contains("invalid peer certificate"),
+        "the client refused the server instead: {err}"
+    );
+    // The server counts the failure after sending its alert: wait for the count, don't race it.
+    isobar_harness::wait_for_async(
+        RECV,
+        "the server to count the refused handshake",
+        || async {
+            Ok((XdsStats::get(&server.stats.handshake_failures) > failures_before).then_some(()))
+        },
+    )
     .await
     .unwrap();
 }

@@ -205,5 +205,36 @@ pub async fn config_dump_excerpt(stack: &Stack, needle: &str) -> String {
     }
 }
 
+/// The entries of one section of Envoy's config dump (`/config_dump?resource=SECTION`, e.g.
+/// `dynamic_active_clusters` or `dynamic_route_configs`), so a check can look at one resource
+/// instead of searching the whole dump (which also holds the bootstrap's static resources).
+pub async fn config_dump_section(stack: &Stack, section: &str) -> Vec<serde_json::Value> {
+    let path = format!("/config_dump?resource={section}");
+    let body = stack
+        .envoy
+        .admin_get(&path)
+        .await
+        .unwrap_or_else(|e| panic!("Envoy {path}: {e}"));
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("Envoy {path} is not JSON ({e}): {body}"));
+    json["configs"].as_array().cloned().unwrap_or_default()
+}
+
+/// The dynamic (xDS) cluster of Service `service` in the test namespace: the one whose name starts
+/// with `NS/service/`. Panics if there is none or more than one.
+pub async fn dynamic_cluster_of(stack: &Stack, service: &str) -> serde_json::Value {
+    let prefix = format!("{NS}/{service}/");
+    let clusters: Vec<serde_json::Value> = config_dump_section(stack, "dynamic_active_clusters")
+        .await
+        .into_iter()
+        .map(|c| c["cluster"].clone())
+        .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+        .collect();
+    match clusters.as_slice() {
+        [one] => one.clone(),
+        _ => panic!("expected one dynamic cluster named {prefix}…, found {clusters:?}"),
+    }
+}
+
 /// A generous per-request timeout for requests that are expected to wait on a slow backend.
 pub const SLOW: Duration = Duration::from_secs(15);

@@ -267,3 +267,60 @@ pub async fn wait_envoy_acked_listeners(stack: &Stack) -> serde_json::Value {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(40)))
 }
+
+/// Waits until Envoy has ACKed what isobar's cache holds now: for every type the cache has
+/// resources of, Envoy's ADS stream reports an ACKed version equal to the cache's version of that
+/// type. Returns that `/debug/xds` document.
+///
+/// Call it after something shows the rebuild of interest happened (its status, an error count, a
+/// route it adds): from then on the cache holds that rebuild's result or a later one, and once
+/// this returns Envoy serves it — so a check that follows observes what isobar pushed, instead of
+/// racing the push. (Envoy subscribes to every resource isobar offers here — all clusters, the
+/// route configurations its listeners name, their secrets — so the version of what it was sent is
+/// the cache's version of the whole type.)
+pub async fn wait_envoy_acked_current(stack: &Stack) -> serde_json::Value {
+    use isobar_harness::xds_client::{
+        CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE,
+    };
+    let types = [
+        ("cds", CLUSTER_TYPE),
+        ("eds", ENDPOINT_TYPE),
+        ("lds", LISTENER_TYPE),
+        ("rds", ROUTE_TYPE),
+        ("sds", SECRET_TYPE),
+    ];
+    let last = std::sync::Mutex::new(serde_json::Value::Null);
+    let acked = wait_for_async(
+        CONVERGE,
+        "Envoy to ACK the versions isobar's cache holds (/debug/xds)",
+        || async {
+            let x = debug_xds(stack).await;
+            // Listeners always exist once isobar has built anything: without them (or with the
+            // document's shape changed) the comparison below would hold vacuously.
+            let built = x["cache"]["lds"]["resources"].as_u64().unwrap_or(0) > 0;
+            let done = built
+                && x["streams"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["node"] == "envoy")
+                    .any(|s| {
+                        types.iter().all(|(short, type_url)| {
+                            let cache = &x["cache"][short];
+                            cache["resources"].as_u64().unwrap_or(0) == 0
+                                || s["types"][type_url]["acked_version"] == cache["version"]
+                        })
+                    });
+            *last.lock().unwrap() = x.clone();
+            Ok(done.then_some(x))
+        },
+    )
+    .await;
+    acked.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nlast /debug/xds: {}\n{}",
+            last.lock().unwrap(),
+            stack.log_tails(40)
+        )
+    })
+}

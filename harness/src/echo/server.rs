@@ -1,7 +1,8 @@
 //! The in-process echo server (HTTP/1.1 and HTTP/2, optionally TLS).
 //!
-//! Every request is answered with JSON describing it. Request headers steer the answer, so tests
-//! stay declarative:
+//! Every request is answered with JSON describing it (including the HTTP version it arrived with,
+//! so a test can tell whether Envoy spoke HTTP/2 to the upstream). Request headers steer the answer,
+//! so tests stay declarative:
 //! * `x-echo-status: NNN` answers with that status;
 //! * `x-echo-key: K` counts the request under `K` (read with `GET /__echo/count?key=K`, a plain
 //!   number); with `x-echo-fail-times: N` the first N requests with key K get 503, later ones 200;
@@ -289,6 +290,7 @@ pub fn echo_json(
         .or_else(|| parts.uri.authority().map(|a| a.to_string()));
     serde_json::json!({
         "backend": name,
+        "version": http_version(parts.version),
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
         "query": parts.uri.query(),
@@ -296,6 +298,18 @@ pub fn echo_json(
         "headers": headers,
         "tls": is_tls,
     })
+}
+
+/// The protocol version as written on the wire (`HTTP/1.1`, `HTTP/2`).
+fn http_version(version: hyper::Version) -> &'static str {
+    match version {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_11 => "HTTP/1.1",
+        hyper::Version::HTTP_2 => "HTTP/2",
+        hyper::Version::HTTP_3 => "HTTP/3",
+        _ => "unknown",
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +338,7 @@ mod tests {
         assert_eq!(j["host"], "foo.example.com:18080");
         assert_eq!(j["headers"]["x-custom"], "v1");
         assert_eq!(j["tls"], false);
+        assert_eq!(j["version"], "HTTP/1.1");
         assert!(resp.peer_certificate.is_none());
 
         let mut post = RequestSpec::get(addr, "h", "/p");
@@ -332,6 +347,30 @@ mod tests {
         let resp = send(&post).await.unwrap();
         assert_eq!(resp.json()["method"], "POST");
         assert_eq!(resp.json()["query"], serde_json::Value::Null);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn reports_http2_for_a_prior_knowledge_h2c_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve("h2c".into(), listener, None));
+
+        // HTTP/2 in cleartext with prior knowledge, as Envoy speaks it to an h2c upstream.
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri(format!("http://{addr}/h2"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(j["version"], "HTTP/2", "{j}");
         server.abort();
     }
 

@@ -28,6 +28,9 @@ pub enum WebSocketOutcome {
         status: u16,
         /// The body, lossily decoded.
         body: String,
+        /// The `x-echo-backend` header: `None` when no echo backend answered (the proxy refused
+        /// the upgrade itself).
+        backend: Option<String>,
     },
 }
 
@@ -70,7 +73,16 @@ async fn exchange(
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            return Ok(WebSocketOutcome::Refused { status, body });
+            let backend = response
+                .headers()
+                .get(super::ECHO_BACKEND_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            return Ok(WebSocketOutcome::Refused {
+                status,
+                body,
+                backend,
+            });
         }
         Err(e) => {
             return Err(Error::Http(format!(
