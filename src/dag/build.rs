@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use super::{
-    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectStatus, PathMatch, Route,
-    SecureVirtualHost, TlsSecret, TlsVersion, VirtualHost, WeightedCluster,
+    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
+    Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -26,10 +28,56 @@ pub fn build_counting_work(
     options: &DagOptions,
 ) -> (Dag, Vec<ObjectStatus>, u64) {
     let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
-    let mut statuses = ingress::apply(snapshot, options, &mut builder);
-    statuses.extend(ingressroute::apply(snapshot, options, &mut builder));
+    let mut candidates = ingress::candidates(snapshot, options);
+    let (roots, mut route_statuses, walk_work) = ingressroute::candidates(snapshot, options);
+    builder.work += walk_work;
+    candidates.extend(roots);
+    // Oldest first across both kinds (Ingresses first at equal age, then by name): the first object
+    // to claim a route or a host keeps it.
+    candidates.sort_by(|a, b| (a.created, a.kind, a.key).cmp(&(b.created, b.kind, b.key)));
+    let mut statuses = Vec::new();
+    for candidate in candidates {
+        let outcome = candidate
+            .contribution
+            .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
+        match candidate.kind {
+            ObjectKind::Ingress => statuses.push(ObjectStatus {
+                kind: ObjectKind::Ingress,
+                object: candidate.key.clone(),
+                validity: if outcome.is_ok() {
+                    Validity::Valid
+                } else {
+                    Validity::Invalid
+                },
+                description: match outcome {
+                    Ok(_) => "valid Ingress".to_string(),
+                    Err(reasons) => reasons.join("; "),
+                },
+            }),
+            ObjectKind::IngressRoute => {
+                route_statuses.insert(
+                    candidate.key.clone(),
+                    match outcome {
+                        Ok(notes) => (Validity::Valid, ingressroute::valid_description(&notes)),
+                        Err(reasons) => (Validity::Invalid, reasons.join("; ")),
+                    },
+                );
+            }
+        }
+    }
+    statuses.extend(ingressroute::statuses(snapshot, options, &route_statuses));
     let work = builder.work;
     (builder.finish(), statuses, work)
+}
+
+/// What one object would add, and when it was created: contributions are applied oldest first
+/// across kinds.
+pub(super) struct Candidate<'a> {
+    pub created: Option<&'a Time>,
+    pub kind: ObjectKind,
+    pub key: &'a ObjectKey,
+    /// The contribution and the notes its status mentions, or why the object is invalid.
+    pub contribution: Result<(Contribution, Vec<String>), Vec<String>>,
 }
 
 /// What one valid object (or delegation tree) adds.
@@ -139,7 +187,8 @@ impl Builder {
             }
         }
         for ((host, path), route) in &c.routes {
-            if let Some(existing) = self.routes.get(host).and_then(|r| r.get(path)) {
+            let same_requests = std::iter::once(path.clone()).chain(path.equivalent());
+            for existing in same_requests.filter_map(|p| self.routes.get(host)?.get(&p)) {
                 if existing.source != route.source {
                     errors.push(format!(
                         "path {:?} on host {host:?} is already routed by \"{}\"",

@@ -242,12 +242,36 @@ impl<'a> Walker<'a> {
         let state = &mut self.states[id];
         state.children = children;
         state.height = height;
-        let verdict = if state.ok() {
-            (Validity::Valid, valid_description(&state.notes))
-        } else {
-            (Validity::Invalid, state.errors.join("; "))
-        };
-        statuses.entry(state.key.clone()).or_insert(verdict);
+        // An IngressRoute reached under several parent prefixes has one state each. It is valid if it
+        // is served under any of them (its routes are), and the status says where it is not.
+        let errors = state.errors.join("; ");
+        match statuses.get_mut(&state.key) {
+            None if state.ok() => {
+                statuses.insert(
+                    state.key.clone(),
+                    (Validity::Valid, valid_description(&state.notes)),
+                );
+            }
+            None => {
+                statuses.insert(state.key.clone(), (Validity::Invalid, errors));
+            }
+            Some(existing) if existing.0 == Validity::Invalid && state.ok() => {
+                *existing = (
+                    Validity::Valid,
+                    format!(
+                        "{}; not served where it is also delegated to: {}",
+                        valid_description(&state.notes),
+                        existing.1
+                    ),
+                );
+            }
+            Some(existing) if existing.0 == Validity::Valid && !state.ok() => {
+                existing.1.push_str(&format!(
+                    "; not served where it is also delegated to: {errors}"
+                ));
+            }
+            Some(_) => {}
+        }
     }
 
     /// Every route reachable from `root` through valid states, once each, in walk order.

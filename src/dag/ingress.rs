@@ -3,40 +3,24 @@
 use k8s_openapi::api::networking::v1::Ingress;
 
 use super::annotations::Annotations;
-use super::build::{by_age, Builder, Contribution, TlsBinding};
+use super::build::{Candidate, Contribution, TlsBinding};
 use super::{
-    backend, class, names, secret, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
-    Route, Validity, WeightedCluster,
+    backend, class, names, secret, DagOptions, Insecure, ObjectKind, PathMatch, Route,
+    WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
-/// Applies every Ingress of our class; one status each.
-pub(super) fn apply(
-    snapshot: &Snapshot,
-    options: &DagOptions,
-    builder: &mut Builder,
-) -> Vec<ObjectStatus> {
-    let ours = snapshot
+/// What every Ingress of our class would contribute, to be applied in age order with the others.
+pub(super) fn candidates<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Vec<Candidate<'a>> {
+    snapshot
         .ingresses
         .iter()
-        .filter(|(_, i)| class::is_ours(i, &options.ingress_class_name));
-    by_age(ours)
-        .into_iter()
-        .map(|(key, ingress)| {
-            let outcome = contribution(snapshot, key, ingress).and_then(|c| builder.try_apply(c));
-            ObjectStatus {
-                kind: ObjectKind::Ingress,
-                object: key.clone(),
-                validity: if outcome.is_ok() {
-                    Validity::Valid
-                } else {
-                    Validity::Invalid
-                },
-                description: match outcome {
-                    Ok(()) => "valid Ingress".to_string(),
-                    Err(reasons) => reasons.join("; "),
-                },
-            }
+        .filter(|(_, i)| class::is_ours(i, &options.ingress_class_name))
+        .map(|(key, ingress)| Candidate {
+            created: ingress.metadata.creation_timestamp.as_ref(),
+            kind: ObjectKind::Ingress,
+            key,
+            contribution: contribution(snapshot, key, ingress).map(|c| (c, Vec::new())),
         })
         .collect()
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::annotations::{parse_duration, parse_timeout, parse_tls_version};
-use super::build::{by_age, Builder, Contribution, TlsBinding};
-use super::delegation::Walker;
+use super::build::{by_age, Candidate, Contribution, TlsBinding};
+use super::delegation::{Statuses, Walker};
 use super::{
     class, names, secret, validate, Cluster, DagOptions, HealthCheck, Insecure, LbPolicy,
     ObjectKind, ObjectStatus, PathMatch, RetryPolicy, Route, UpstreamSettings, UpstreamValidation,
@@ -21,22 +21,19 @@ use crate::store::{ObjectKey, Snapshot};
 pub const ORPHANED: &str =
     "this IngressRoute is not part of a delegation chain from a root IngressRoute";
 
-/// Applies every IngressRoute of our class; one status each.
-pub(super) fn apply(
-    snapshot: &Snapshot,
+/// What every root IngressRoute of our class would contribute (to be applied in age order with the
+/// others), the statuses already known (delegates, refused roots), and how much work the walk took.
+pub(super) fn candidates<'a>(
+    snapshot: &'a Snapshot,
     options: &DagOptions,
-    builder: &mut Builder,
-) -> Vec<ObjectStatus> {
+) -> (Vec<Candidate<'a>>, Statuses, u64) {
     let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
         .ingress_routes
         .iter()
-        .filter(|(_, r)| {
-            let annotations = r.metadata.annotations.as_ref();
-            class::requested_class(annotations, None)
-                .is_none_or(|c| c == options.ingress_class_name)
-        })
+        .filter(|(_, r)| is_ours(r, options))
         .collect();
-    let mut statuses: BTreeMap<ObjectKey, (Validity, String)> = BTreeMap::new();
+    let mut statuses = Statuses::new();
+    let mut candidates = Vec::new();
 
     let roots = by_age(
         ours.iter()
@@ -85,31 +82,48 @@ pub(super) fn apply(
             );
             continue;
         }
-        let outcome = root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses)
-            .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
-        statuses.insert(
-            key.clone(),
-            match outcome {
-                Ok(notes) => (Validity::Valid, valid_description(&notes)),
-                Err(reasons) => (Validity::Invalid, reasons.join("; ")),
-            },
-        );
+        let contribution =
+            root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses);
+        candidates.push(Candidate {
+            created: route.metadata.creation_timestamp.as_ref(),
+            kind: ObjectKind::IngressRoute,
+            key,
+            contribution,
+        });
     }
-    builder.work += walker.work;
-    ours.keys()
+    (candidates, statuses, walker.work)
+}
+
+/// One status per IngressRoute of our class: what the build found, or orphaned when nothing reached
+/// it.
+pub(super) fn statuses(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+    statuses: &Statuses,
+) -> Vec<ObjectStatus> {
+    snapshot
+        .ingress_routes
+        .iter()
+        .filter(|(_, r)| is_ours(r, options))
+        .map(|(key, _)| key)
         .map(|key| {
             let (validity, description) = statuses
-                .get(*key)
+                .get(key)
                 .cloned()
                 .unwrap_or((Validity::Orphaned, ORPHANED.to_string()));
             ObjectStatus {
                 kind: ObjectKind::IngressRoute,
-                object: (*key).clone(),
+                object: key.clone(),
                 validity,
                 description,
             }
         })
         .collect()
+}
+
+fn is_ours(r: &IngressRoute, options: &DagOptions) -> bool {
+    class::requested_class(r.metadata.annotations.as_ref(), None)
+        .is_none_or(|c| c == options.ingress_class_name)
 }
 
 fn root_contribution(

@@ -204,6 +204,16 @@ impl PathMatch {
         }
     }
 
+    /// The other spelling of the same match, if it has one: a prefix of `/` matches every path,
+    /// whether by segments or as a string, so two objects asking for either conflict.
+    pub fn equivalent(&self) -> Option<PathMatch> {
+        match self {
+            PathMatch::SegmentPrefix(p) if p == "/" => Some(PathMatch::StringPrefix(p.clone())),
+            PathMatch::StringPrefix(p) if p == "/" => Some(PathMatch::SegmentPrefix(p.clone())),
+            _ => None,
+        }
+    }
+
     /// Route order: exact matches first, then longer prefixes before shorter ones, so Envoy's
     /// first-match picks the most specific route.
     pub fn precedence(&self) -> (u8, std::cmp::Reverse<usize>, &str, u8) {

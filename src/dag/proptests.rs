@@ -795,11 +795,11 @@ proptest! {
         }
     }
 
-    // Known bug, reported (the fix belongs in the IngressRoute delegation walk): a child reached
-    // twice keeps the status of the first visit, so one invalid under one parent prefix but
-    // valid under another is reported invalid while its routes are served. Run with `--ignored`.
+    // Found by this property: a child reached twice kept the status of its first visit, so one
+    // invalid under one parent prefix but valid under another was reported invalid while its routes
+    // were served. A child served anywhere is valid now, its status naming where it is not.
     #[test]
-    #[ignore = "known bug: a delegated IngressRoute reported invalid can still have its routes served"]
+
     fn a_served_ingressroute_route_comes_from_an_object_reported_valid(world in world()) {
         let (dag, statuses) = build(&world.snapshot(), &options());
         for (host, routes) in dag.virtual_hosts.iter().map(|(h, v)| (h, &v.routes)).chain(dag.secure_virtual_hosts.iter().map(|(h, v)| (h, &v.routes))) {
@@ -853,8 +853,14 @@ proptest! {
             return Ok(());
         };
         let key = key_of(&oldest.metadata);
-        // The same world with only this Ingress (and no IngressRoutes, which come after Ingresses).
-        let alone = World { ingresses: vec![oldest.clone()], routes: Vec::new(), ..world.clone() };
+        // The same world with only this Ingress and what is older than it: the roots created before
+        // it (contributions apply oldest first across kinds) and the delegates any root may reach.
+        let older_or_delegate = |r: &&IngressRoute| {
+            r.spec.virtualhost.is_none()
+                || r.metadata.creation_timestamp < oldest.metadata.creation_timestamp
+        };
+        let routes = world.routes.iter().filter(older_or_delegate).cloned().collect();
+        let alone = World { ingresses: vec![oldest.clone()], routes, ..world.clone() };
         let (_, alone_statuses) = build(&alone.snapshot(), &options());
         let alone_status = status_of(&alone_statuses, ObjectKind::Ingress, &key).map(|s| s.validity);
         let status = status_of(&statuses, ObjectKind::Ingress, &key).map(|s| s.validity);
@@ -894,13 +900,12 @@ proptest! {
         }
     }
 
-    // Known bug, reported (the fix belongs in the builder's conflict check): routes conflict only
-    // when their `PathMatch` values are equal, but Envoy matches an element-wise prefix `/`
-    // (Ingress `Prefix`) and a string prefix `/` (ImplementationSpecific, a default backend, an
-    // IngressRoute `match: /`) the same way, so across objects one of them silently gets nothing
-    // while both are reported valid. Run with `--ignored`.
+    // Found by this property: routes conflicted only when their `PathMatch` values were equal, but
+    // Envoy matches an element-wise prefix `/` (Ingress `Prefix`) and a string prefix `/`
+    // (ImplementationSpecific, a default backend, an IngressRoute `match: /`) the same way, so across
+    // objects one of them silently got nothing. The conflict check now knows the two spellings.
     #[test]
-    #[ignore = "known bug: a Prefix `/` and a string prefix `/` of two objects don't conflict; one is shadowed"]
+
     fn no_route_is_shadowed_by_another_that_matches_the_same_requests(world in world()) {
         let (dag, _) = build(&world.snapshot(), &options());
         for (host, routes) in dag.virtual_hosts.iter().map(|(h, v)| (h, &v.routes)).chain(dag.secure_virtual_hosts.iter().map(|(h, v)| (h, &v.routes))) {
@@ -963,11 +968,11 @@ proptest! {
         prop_assert_eq!(statuses_before, others);
     }
 
-    // Known bug, reported (the fix belongs in `build`, which applies every Ingress before every
-    // IngressRoute whatever their age): a new Ingress with TLS for an older root IngressRoute's
-    // fqdn takes the host, and the root becomes invalid. Run with `--ignored`.
+    // Found by this property: `build` applied every Ingress before every IngressRoute whatever their
+    // age, so a new Ingress with TLS for an older root's fqdn took the host. Contributions of both
+    // kinds are now applied oldest first.
     #[test]
-    #[ignore = "known bug: Ingresses are applied before older IngressRoutes, so a new Ingress can take a root's TLS host"]
+
     fn a_newcomer_ingress_never_takes_anything_from_an_ingressroute(world in world_with(0, 6), extra in ingress()) {
         let snapshot = world.snapshot();
         let (before, statuses_before) = build(&snapshot, &options());
