@@ -5,10 +5,12 @@
 //! ([`pending_writes`]) from the statuses, the objects as last seen and the load balancer address, so
 //! an object already carrying the right status is never written again.
 
+pub mod events;
 mod leader;
 mod pending;
 pub mod transitions;
 
+pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};
 
