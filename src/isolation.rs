@@ -35,14 +35,18 @@ pub enum Exclusion {
     Suspect(String),
 }
 
+/// How the description of an object Envoy rejected starts; Envoy's message follows. The status
+/// writer names such Events `RejectedByEnvoy`.
+pub const REJECTED_PREFIX: &str = "rejected by Envoy: ";
+/// How the description of an object held back during a bisection starts. Transient and not the
+/// object's doing, so it gets no Event.
+pub const HELD_BACK_PREFIX: &str = "held back while isobar finds the object Envoy rejected";
+
 impl std::fmt::Display for Exclusion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Exclusion::Rejected(m) => write!(f, "rejected by Envoy: {m}"),
-            Exclusion::Suspect(m) => write!(
-                f,
-                "held back while isobar finds the object Envoy rejected ({m})"
-            ),
+            Exclusion::Rejected(m) => write!(f, "{REJECTED_PREFIX}{m}"),
+            Exclusion::Suspect(m) => write!(f, "{HELD_BACK_PREFIX} ({m})"),
         }
     }
 }

@@ -162,6 +162,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if tls.is_none() && !xds_client_sans.allows_any() {
         bail!("--xds-client-san needs TLS: it can't be combined with --insecure");
     }
+    let identity = identity();
     let source = match args.manifests {
         Some(dir) => SourceConfig::Manifests(dir),
         None => SourceConfig::Kube {
@@ -172,11 +173,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     args.envoy_service_namespace,
                     args.envoy_service_name,
                 ),
+                // The Lease holder's name, so an Event says which replica published it.
+                reporting_instance: Some(identity.clone()),
             },
-            leader_election: (!args.disable_leader_election).then(|| LeaderElection {
+            leader_election: (!args.disable_leader_election).then_some(LeaderElection {
                 namespace: args.leader_election_namespace,
                 lease_name: args.leader_election_lease_name,
-                identity: identity(),
+                identity,
             }),
         },
     };

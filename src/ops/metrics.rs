@@ -136,6 +136,16 @@ impl Collector for LiveState {
                 load(&st.status.failures),
             ),
             (
+                "isobar_events",
+                "Warning Events published on Ingresses (one per transition to invalid or to another reason).",
+                load(&st.status.events),
+            ),
+            (
+                "isobar_event_failures",
+                "Events that could not be published (retried on the next change).",
+                load(&st.status.event_failures),
+            ),
+            (
                 "isobar_rebuilds",
                 "Configuration rebuilds.",
                 load(&st.rebuilds),
@@ -265,6 +275,8 @@ mod tests {
             "isobar_endpoint_refreshes_total 0",
             "isobar_status_writes_total 0",
             "isobar_status_write_failures_total 0",
+            "isobar_events_total 0",
+            "isobar_event_failures_total 0",
             "isobar_rebuilds_total 2",
             "isobar_xds_streams 0",
             "isobar_xds_resources{type=\"cds\"} 0",

@@ -1,14 +1,18 @@
-//! The status writer: Ingress `status.loadBalancer` and IngressRoute `status.currentStatus/description`.
+//! The status writer: Ingress `status.loadBalancer`, IngressRoute `status.currentStatus/description`,
+//! and a Warning Event on an Ingress that becomes invalid.
 //!
 //! Only the leader writes (a Lease in `coordination.k8s.io/v1`), writes are batched, and they run on
-//! their own task, never on the rebuild path. What to write is computed by a pure function
-//! ([`pending_writes`]) from the statuses, the objects as last seen and the load balancer address, so
-//! an object already carrying the right status is never written again.
+//! their own task, never on the rebuild path. What to write is computed by pure functions
+//! ([`pending_writes`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
+//! load balancer address, so an object already carrying the right status is never written again and
+//! an Ingress is told once per transition.
 
+pub mod events;
 mod leader;
 mod pending;
 pub mod transitions;
 
+pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};
 
@@ -16,10 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
-use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
 use tokio::sync::watch;
 
 use crate::crd::IngressRoute;
@@ -33,6 +41,8 @@ pub struct StatusConfig {
     pub ingress_status_address: Option<String>,
     /// Otherwise the load balancer addresses of this Service (Envoy's).
     pub envoy_service: ObjectKey,
+    /// The `reportingInstance` of Events (the leader-election identity); `None`: `isobar`.
+    pub reporting_instance: Option<String>,
 }
 
 /// Counters of the status writer.
@@ -40,6 +50,9 @@ pub struct StatusConfig {
 pub struct StatusStats {
     pub writes: AtomicU64,
     pub failures: AtomicU64,
+    /// Events published, and Events the API server refused or that failed (retried next pass).
+    pub events: AtomicU64,
+    pub event_failures: AtomicU64,
 }
 
 /// How many writes run at once.
@@ -57,6 +70,11 @@ pub async fn run(
     mut kicks: watch::Receiver<u64>,
     stats: Arc<StatusStats>,
 ) {
+    let reporter = Reporter {
+        controller: events::REPORTING_CONTROLLER.to_string(),
+        instance: config.reporting_instance.clone(),
+    };
+    let mut reported = ReportedIngresses::default();
     loop {
         tokio::select! {
             r = statuses.changed() => if r.is_err() { return },
@@ -69,42 +87,105 @@ pub async fn run(
         }
         let current = statuses.borrow_and_update().clone();
         kicks.borrow_and_update();
-        let writes = match snapshot.lock() {
+        reported.forget_resolved(&current);
+        let (writes, events) = match snapshot.lock() {
             Ok(s) => {
                 let address = LoadBalancerAddress::resolve(&config, &s);
-                pending_writes(&s, &current, &address)
+                // The reference carries the uid, which `kubectl describe` matches Events by; an
+                // Ingress not in the snapshot yet is retried on the next pass.
+                let events: Vec<(IngressEvent, ObjectReference)> = reported
+                    .due(&current)
+                    .into_iter()
+                    .filter_map(|e| {
+                        let reference = s.ingresses.get(&e.object)?.object_ref(&());
+                        Some((e, reference))
+                    })
+                    .collect();
+                (pending_writes(&s, &current, &address), events)
             }
             Err(_) => return,
         };
-        if writes.is_empty() {
+        if writes.is_empty() && events.is_empty() {
             continue;
         }
-        tracing::debug!(writes = writes.len(), "writing statuses");
-        let results = futures::stream::iter(writes.into_iter().map(|w| write(client.clone(), w)))
+        tracing::debug!(
+            writes = writes.len(),
+            events = events.len(),
+            "writing statuses"
+        );
+        let tasks: Vec<BoxFuture<'static, Outcome>> = writes
+            .into_iter()
+            .map(|w| write(client.clone(), w).boxed())
+            .chain(events.into_iter().map(|(e, reference)| {
+                publish(client.clone(), reporter.clone(), e, reference).boxed()
+            }))
+            .collect();
+        let outcomes = futures::stream::iter(tasks)
             .buffer_unordered(CONCURRENT_WRITES)
             .collect::<Vec<_>>()
             .await;
-        for result in results {
-            match result {
-                Ok(()) => stats.writes.fetch_add(1, Ordering::Relaxed),
-                Err(e) => {
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Written(Ok(())) => stats.writes.fetch_add(1, Ordering::Relaxed),
+                Outcome::Written(Err(e)) => {
                     tracing::warn!(error = %e, "status not written; retried on the next change");
                     stats.failures.fetch_add(1, Ordering::Relaxed)
+                }
+                Outcome::Published(event, Ok(())) => {
+                    reported.published(&event);
+                    stats.events.fetch_add(1, Ordering::Relaxed)
+                }
+                Outcome::Published(event, Err(e)) => {
+                    tracing::warn!(error = %e, object = %event.object, reason = %event.reason,
+                        "Event not published; retried on the next change");
+                    stats.event_failures.fetch_add(1, Ordering::Relaxed)
                 }
             };
         }
     }
 }
 
-async fn write(client: Client, write: StatusWrite) -> Result<(), kube::Error> {
-    match write {
+/// What one write of a pass came to.
+enum Outcome {
+    Written(Result<(), kube::Error>),
+    Published(IngressEvent, Result<(), kube::Error>),
+}
+
+/// Publishes a Warning Event on an Ingress (events.k8s.io/v1).
+async fn publish(
+    client: Client,
+    reporter: Reporter,
+    event: IngressEvent,
+    reference: ObjectReference,
+) -> Outcome {
+    // A Recorder per Event: its cache turns a repeat of (object, reason) into a count on the earlier
+    // Event, keeping that Event's note, so a new description under the same reason would show the old
+    // one. Repeats are already ruled out by `ReportedIngresses`.
+    let recorder = Recorder::new(client, reporter);
+    let result = recorder
+        .publish(
+            &Event {
+                type_: EventType::Warning,
+                reason: event.reason.to_string(),
+                note: Some(event.note()),
+                action: events::ACTION.to_string(),
+                secondary: None,
+            },
+            &reference,
+        )
+        .await;
+    Outcome::Published(event, result)
+}
+
+async fn write(client: Client, write: StatusWrite) -> Outcome {
+    Outcome::Written(match write {
         StatusWrite::Ingress { object, status } => {
             patch_status::<Ingress>(client, &object, status).await
         }
         StatusWrite::IngressRoute { object, status } => {
             patch_status::<IngressRoute>(client, &object, status).await
         }
-    }
+    })
 }
 
 /// Merges `status` into the status subresource of `object`.

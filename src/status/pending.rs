@@ -189,6 +189,7 @@ mod tests {
         let config = StatusConfig {
             ingress_status_address: Some("lb.example.com".into()),
             envoy_service: ObjectKey::new("isobar-system", "envoy"),
+            reporting_instance: None,
         };
         let a = LoadBalancerAddress::resolve(&config, &Snapshot::default());
         assert_eq!(a.entries, vec![(None, Some("lb.example.com".into()))]);
