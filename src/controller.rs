@@ -527,17 +527,19 @@ impl Pipeline {
             if let Some(n) = self.stats.last_nack() {
                 moved |= self
                     .isolation
-                    .rejected(&n.type_url, &n.rejected_version, &n.message);
+                    .rejected(&n.type_url, n.generation, &n.message);
             }
         }
-        // A type is accepted once every Envoy that subscribes to it ACKed the version in the cache.
+        // A type is accepted as of the oldest generation every Envoy that subscribes to it ACKed.
         let streams = self.stats.streams();
-        let current = self.cache.current();
         for t in type_url::ALL {
-            let version = current.type_version(t);
-            let mut holders = streams.iter().filter_map(|s| s.types.get(t)).peekable();
-            if holders.peek().is_some() && holders.all(|st| st.acked_version == version) {
-                moved |= self.isolation.accepted(t, &version);
+            let acked = streams
+                .iter()
+                .filter_map(|s| s.types.get(t))
+                .map(|st| st.acked_generation)
+                .min();
+            if let Some(generation) = acked {
+                moved |= self.isolation.accepted(t, generation);
             }
         }
         if moved {
@@ -575,16 +577,17 @@ impl Pipeline {
         let before = self.cache.current();
         let changed = self.cache.set(resources.by_type());
         let after = self.cache.current();
-        let changed_types = type_url::ALL
+        let changed_types: Vec<&str> = type_url::ALL
             .iter()
+            .copied()
             .filter(|t| before.type_version(t) != after.type_version(t))
-            .map(|t| (t.to_string(), after.type_version(t)))
             .collect();
         let included = objects
             .into_iter()
             .filter(|(id, _)| !exclusions.contains_key(id))
             .collect();
-        self.isolation.pushed(included, changed_types);
+        self.isolation
+            .pushed(included, &changed_types, after.generation);
         self.last_input = Some((snapshot.clone(), source_errors.clone()));
         self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
         let first = self.state.health.mark_ready();

@@ -54,8 +54,9 @@ impl std::fmt::Display for Exclusion {
 /// A build that was pushed and whose verdict is awaited.
 #[derive(Debug, Clone)]
 struct Pushed {
-    /// Versions of the types this push changed, by type URL.
-    awaiting: BTreeMap<String, String>,
+    /// The types pushes changed and Envoy has not answered for, with the cache generation of the
+    /// latest change of each.
+    awaiting: BTreeMap<String, u64>,
     /// The objects it included.
     objects: Objects,
 }
@@ -113,9 +114,13 @@ impl Isolation {
         out
     }
 
-    /// A build including `objects` was put in the cache; `changed` are the types whose version it
-    /// changed (type URL → new version). A push that changed nothing awaits no verdict.
-    pub fn pushed(&mut self, objects: Objects, mut changed: BTreeMap<String, String>) {
+    /// A build including `objects` was put in the cache at `generation`; `changed` are the types
+    /// whose content it changed. A push that changed nothing awaits no verdict.
+    pub fn pushed(&mut self, objects: Objects, changed: &[&str], generation: u64) {
+        let mut changed: BTreeMap<String, u64> = changed
+            .iter()
+            .map(|t| (t.to_string(), generation))
+            .collect();
         // Types an earlier push changed and Envoy has not answered for still await their verdict:
         // the cache still holds those versions.
         if let Some(earlier) = self.pushed.take() {
@@ -135,13 +140,13 @@ impl Isolation {
         });
     }
 
-    /// Envoy accepted `version` of `type_url` (every connected Envoy did). Returns true when the
+    /// Every connected Envoy has accepted `type_url` as of cache `generation`. Returns true when the
     /// next build should differ (the bisection moved on).
-    pub fn accepted(&mut self, type_url: &str, version: &str) -> bool {
+    pub fn accepted(&mut self, type_url: &str, generation: u64) -> bool {
         let Some(p) = self.pushed.as_mut() else {
             return false;
         };
-        if p.awaiting.get(type_url).map(String::as_str) != Some(version) {
+        if p.awaiting.get(type_url).is_none_or(|g| generation < *g) {
             return false;
         }
         p.awaiting.remove(type_url);
@@ -162,25 +167,27 @@ impl Isolation {
                 // Everything was accepted after all (the rejection did not reproduce).
                 false
             }
-            1 => {
-                self.reject(b.suspects[0].clone(), &b.message);
-                true
-            }
             n => {
-                b.testing = b.suspects[..n / 2].to_vec();
+                // Even the last suspect is tried on its own before it is set aside: only a rejection
+                // of a push that adds exactly it names it.
+                b.testing = if n == 1 {
+                    b.suspects.clone()
+                } else {
+                    b.suspects[..n / 2].to_vec()
+                };
                 self.bisection = Some(b);
                 true
             }
         }
     }
 
-    /// Envoy rejected `version` of `type_url` with `message`. Returns true when the next build
-    /// should differ (suspects held back, or the bisection narrowed).
-    pub fn rejected(&mut self, type_url: &str, version: &str, message: &str) -> bool {
+    /// An Envoy rejected `type_url` as built at cache `generation`, with `message`. Returns true
+    /// when the next build should differ (suspects held back, or the bisection narrowed).
+    pub fn rejected(&mut self, type_url: &str, generation: u64, message: &str) -> bool {
         let Some(p) = self.pushed.as_ref() else {
             return false;
         };
-        if p.awaiting.get(type_url).map(String::as_str) != Some(version) {
+        if p.awaiting.get(type_url).is_none_or(|g| generation < *g) {
             // A verdict on an older push: the newer one decides.
             return false;
         }
@@ -344,11 +351,8 @@ mod tests {
     fn bisect(all: &[&str], good_before: &[&str], bad: &[&str]) -> (Vec<String>, usize) {
         let mut iso = Isolation::default();
         let current = objects(all);
-        iso.pushed(
-            objects(good_before),
-            BTreeMap::from([(RDS.into(), "v0".into())]),
-        );
-        iso.accepted(RDS, "v0");
+        iso.pushed(objects(good_before), &[RDS], 0);
+        iso.accepted(RDS, 0);
         let mut pushes = 0;
         loop {
             pushes += 1;
@@ -359,16 +363,13 @@ mod tests {
                 .filter(|(id, _)| !out.contains(&id.1.name))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let version = format!("v{pushes}");
-            iso.pushed(
-                included.clone(),
-                BTreeMap::from([(RDS.into(), version.clone())]),
-            );
+            let generation = pushes as u64;
+            iso.pushed(included.clone(), &[RDS], generation);
             let rejects = included.keys().any(|(_, k)| bad.contains(&k.name.as_str()));
             let moved = if rejects {
-                iso.rejected(RDS, &version, "bad value")
+                iso.rejected(RDS, generation, "bad value")
             } else {
-                iso.accepted(RDS, &version)
+                iso.accepted(RDS, generation)
             };
             if !moved && !iso.bisecting() {
                 let rejected = iso
@@ -394,7 +395,7 @@ mod tests {
         let all: Vec<&str> = names.iter().map(String::as_str).collect();
         let (rejected, pushes) = bisect(&all, &[], &["n37"]);
         assert_eq!(rejected, ["n37"]);
-        assert!(pushes <= 2 + 7, "{pushes} pushes");
+        assert!(pushes <= 2 + 7 + 1, "{pushes} pushes");
     }
 
     #[test]
@@ -409,11 +410,11 @@ mod tests {
     fn editing_a_rejected_object_clears_it() {
         let mut iso = Isolation::default();
         let current = objects(&["a", "bad"]);
-        iso.pushed(objects(&["a"]), BTreeMap::from([(RDS.into(), "v0".into())]));
-        iso.accepted(RDS, "v0");
+        iso.pushed(objects(&["a"]), &[RDS], 1);
+        iso.accepted(RDS, 1);
         let _ = iso.exclusions(&current);
-        iso.pushed(current.clone(), BTreeMap::from([(RDS.into(), "v1".into())]));
-        assert!(iso.rejected(RDS, "v1", "Duration out-of-range"));
+        iso.pushed(current.clone(), &[RDS], 2);
+        assert!(iso.rejected(RDS, 2, "Duration out-of-range"));
         let out = iso.exclusions(&current);
         assert_eq!(
             out.get(&id("bad")).map(ToString::to_string).as_deref(),
@@ -427,12 +428,33 @@ mod tests {
     #[test]
     fn a_verdict_on_an_older_push_is_ignored() {
         let mut iso = Isolation::default();
-        iso.pushed(objects(&["a"]), BTreeMap::from([(RDS.into(), "v1".into())]));
-        iso.pushed(
-            objects(&["a", "b"]),
-            BTreeMap::from([(RDS.into(), "v2".into())]),
-        );
-        assert!(!iso.rejected(RDS, "v1", "old"));
+        iso.pushed(objects(&["a"]), &[RDS], 1);
+        iso.pushed(objects(&["a", "b"]), &[RDS], 2);
+        assert!(!iso.rejected(RDS, 1, "old"));
         assert!(iso.exclusions(&objects(&["a", "b"])).is_empty());
+    }
+
+    #[test]
+    fn a_rejection_that_does_not_reproduce_names_nobody() {
+        let mut iso = Isolation::default();
+        let current = objects(&["a", "b", "c"]);
+        let _ = iso.exclusions(&current);
+        iso.pushed(current.clone(), &[RDS], 1);
+        assert!(iso.rejected(RDS, 1, "transient"));
+        // From now on Envoy accepts whatever it gets.
+        for generation in 2..20 {
+            let out = iso.exclusions(&current);
+            let included = current
+                .iter()
+                .filter(|(id, _)| !out.contains_key(*id))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            iso.pushed(included, &[RDS], generation);
+            if !iso.accepted(RDS, generation) && !iso.bisecting() {
+                break;
+            }
+        }
+        assert!(iso.rejected_objects().is_empty());
+        assert!(iso.exclusions(&current).is_empty());
     }
 }

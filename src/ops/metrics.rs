@@ -301,6 +301,7 @@ mod tests {
                 rejected_version: "2".into(),
                 version_in_use: "1".into(),
                 message: "rejected".into(),
+                generation: 0,
             });
         }
         let text = metrics.encode().expect("encodes");

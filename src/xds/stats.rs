@@ -17,6 +17,9 @@ pub struct Nack {
     /// The version Envoy keeps using (empty if it never accepted one).
     pub version_in_use: String,
     pub message: String,
+    /// The cache generation the rejected response was built from: versions of a type depend on the
+    /// names a stream asked for, generations don't, so the pipeline matches verdicts by generation.
+    pub generation: u64,
 }
 
 /// Per-type state of one stream.
@@ -24,6 +27,8 @@ pub struct Nack {
 pub struct TypeState {
     pub sent_version: String,
     pub acked_version: String,
+    /// The cache generation of the last response Envoy ACKed for this type.
+    pub acked_generation: u64,
     pub resource_names: Vec<String>,
     pub last_nack: Option<String>,
 }
@@ -176,6 +181,7 @@ mod tests {
             rejected_version: "v2".into(),
             version_in_use: "v1".into(),
             message: "rejected".into(),
+            generation: 2,
         }
     }
 

@@ -20,6 +20,8 @@ struct Watch {
     names: Vec<String>,
     sent_version: Option<String>,
     sent_nonce: String,
+    /// The cache generation the last response was built from.
+    sent_generation: u64,
 }
 
 /// Serves one stream until the client goes away.
@@ -76,6 +78,7 @@ pub async fn run(
                         rejected_version: w.sent_version.clone().unwrap_or_default(),
                         version_in_use: request.version_info.clone(),
                         message: error.message.clone(),
+                        generation: w.sent_generation,
                     };
                     tracing::error!(node, xds = type_url::short_name(type_url), rejected_version = nack.rejected_version,
                         version_in_use = nack.version_in_use, error = error.message, "Envoy rejected configuration (NACK); it keeps its last good configuration");
@@ -85,9 +88,11 @@ pub async fn run(
                 } else if !request.response_nonce.is_empty() {
                     stats.acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let version = request.version_info.clone();
+                    let generation = w.sent_generation;
                     stats.update_stream(stream_id, |s| {
                         let t = s.types.entry(type_url.to_string()).or_default();
                         t.acked_version = version;
+                        t.acked_generation = generation;
                         t.last_nack = None;
                     });
                     stats.verdict();
@@ -141,6 +146,7 @@ fn respond(
     *nonce += 1;
     w.sent_nonce = nonce.to_string();
     w.sent_version = Some(version.clone());
+    w.sent_generation = snapshot.generation;
     Some(DiscoveryResponse {
         version_info: version,
         resources: resources.iter().map(|r| r.body.clone()).collect(),
