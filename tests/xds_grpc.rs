@@ -563,7 +563,7 @@ async fn a_request_over_the_message_size_limit_ends_its_stream_with_out_of_range
     );
 }
 
-/// Services `flip-a` and `flip-b` with an endpoint each, and Ingress `flip` routing
+/// Services `flip-a`, `flip-b` and `flip-c` with an endpoint each, and Ingress `flip` routing
 /// flip.example.com to `flip-<to>`.
 fn flip(to: &str) -> String {
     let service = |n: &str, ip: &str| {
@@ -573,9 +573,10 @@ fn flip(to: &str) -> String {
         )
     };
     format!(
-        "{}{}apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: flip, namespace: shop}}\nspec:\n  rules:\n  - host: flip.example.com\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: flip-{to}, port: {{number: 80}}}}}}}}]}}\n",
+        "{}{}{}apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: flip, namespace: shop}}\nspec:\n  rules:\n  - host: flip.example.com\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: flip-{to}, port: {{number: 80}}}}}}}}]}}\n",
         service("a", "127.0.0.21"),
-        service("b", "127.0.0.22")
+        service("b", "127.0.0.22"),
+        service("c", "127.0.0.23")
     )
 }
 
@@ -732,5 +733,48 @@ async fn a_nacked_route_keeps_the_old_cluster_and_the_next_snapshot_still_flows(
         names.contains(&"shop/flip-a/80".to_string())
             && !names.contains(&"shop/flip-b/80".to_string()),
         "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_snapshot_mid_sequence_wins_and_the_stale_one_is_never_routed() {
+    let server = start().await;
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
+    let mut stream = envoy_like_stream(&server).await;
+
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("b"))));
+    let ab = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&ab)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-a/80", "shop/flip-b/80"]
+    );
+    // Before Envoy answers, the Ingress moves on to flip-c: the sequence restarts from what Envoy
+    // holds (flip-a, still routed), and flip-b, never ACKed nor routed to, is not kept.
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("c"))));
+    let ac = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&ac)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-a/80", "shop/flip-c/80"]
+    );
+    // Envoy answers both, in order (the first answer is to a superseded response).
+    stream.ack(&ab).await.unwrap();
+    stream.ack(&ac).await.unwrap();
+    follow_clusters(&mut stream, &ac).await;
+    let rds = stream.recv(RECV).await.unwrap();
+    assert_eq!(flip_cluster(&rds), "shop/flip-c/80", "the latest wins");
+    stream.ack(&rds).await.unwrap();
+    let after = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&after)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-c/80"]
     );
 }
