@@ -562,3 +562,219 @@ async fn a_request_over_the_message_size_limit_ends_its_stream_with_out_of_range
         "{err}"
     );
 }
+
+/// Services `flip-a`, `flip-b` and `flip-c` with an endpoint each, and Ingress `flip` routing
+/// flip.example.com to `flip-<to>`.
+fn flip(to: &str) -> String {
+    let service = |n: &str, ip: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: flip-{n}, namespace: shop}}\nspec: {{ports: [{{port: 80}}]}}\n---\n\
+             apiVersion: v1\nkind: Endpoints\nmetadata: {{name: flip-{n}, namespace: shop}}\nsubsets:\n- addresses: [{{ip: {ip}}}]\n  ports: [{{port: 8080}}]\n---\n"
+        )
+    };
+    format!(
+        "{}{}{}apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: flip, namespace: shop}}\nspec:\n  rules:\n  - host: flip.example.com\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: flip-{to}, port: {{number: 80}}}}}}}}]}}\n",
+        service("a", "127.0.0.21"),
+        service("b", "127.0.0.22"),
+        service("c", "127.0.0.23")
+    )
+}
+
+fn cluster_names(response: &DiscoveryResponse) -> Vec<String> {
+    assert_eq!(response.type_url, type_url::CLUSTER, "{response:?}");
+    decode::<Cluster>(response)
+        .into_iter()
+        .map(|c| c.name)
+        .collect()
+}
+
+/// The EDS names the clusters of a CDS response read, as Envoy subscribes to them.
+fn eds_names(response: &DiscoveryResponse) -> Vec<String> {
+    decode::<Cluster>(response)
+        .into_iter()
+        .map(|c| c.eds_cluster_config.unwrap().service_name)
+        .collect()
+}
+
+/// The cluster flip.example.com routes to in an RDS response.
+fn flip_cluster(response: &DiscoveryResponse) -> String {
+    assert_eq!(response.type_url, type_url::ROUTE, "{response:?}");
+    let routes = decode::<RouteConfiguration>(response);
+    let host = routes[0]
+        .virtual_hosts
+        .iter()
+        .find(|v| v.name == "flip.example.com")
+        .expect("a virtual host for flip.example.com");
+    match host.routes[0].action.as_ref() {
+        Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(c)),
+            ..
+        })) => c.clone(),
+        other => panic!("not a route to one cluster: {other:?}"),
+    }
+}
+
+/// Subscribes like Envoy does after a CDS change: EDS for the clusters' names. Returns the EDS
+/// response, ACKed.
+async fn follow_clusters(stream: &mut AdsStream, cds: &DiscoveryResponse) -> DiscoveryResponse {
+    let names = eds_names(cds);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let eds = fetch(stream, type_url::ENDPOINT, &names).await;
+    stream.ack(&eds).await.unwrap();
+    eds
+}
+
+/// A stream subscribed to every type, as Envoy is, with the first configuration ACKed.
+async fn envoy_like_stream(server: &Server) -> AdsStream {
+    let mut stream = client(server).await;
+    let cds = fetch(&mut stream, type_url::CLUSTER, &[]).await;
+    stream.ack(&cds).await.unwrap();
+    follow_clusters(&mut stream, &cds).await;
+    let lds = fetch(&mut stream, type_url::LISTENER, &[]).await;
+    stream.ack(&lds).await.unwrap();
+    let rds = fetch(&mut stream, type_url::ROUTE, &["ingress_http"]).await;
+    stream.ack(&rds).await.unwrap();
+    acked(server, &rds).await;
+    stream
+}
+
+#[tokio::test]
+async fn a_route_flip_adds_the_new_cluster_before_the_route_and_removes_the_old_one_after() {
+    let server = start().await;
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
+    let mut stream = envoy_like_stream(&server).await;
+
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("b"))));
+    // 1. Clusters first, the old one still there: the new route's cluster exists before the route.
+    let both = stream.recv(RECV).await.unwrap();
+    let names = cluster_names(&both);
+    assert!(
+        names.contains(&"shop/flip-a/80".to_string())
+            && names.contains(&"shop/flip-b/80".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "nothing else before the clusters are ACKed"
+    );
+    stream.ack(&both).await.unwrap();
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "no route to flip-b while its cluster has no endpoints (it is still warming)"
+    );
+    // Envoy subscribes to the new cluster's endpoints; they arrive.
+    let eds = follow_clusters(&mut stream, &both).await;
+    assert!(decode::<ClusterLoadAssignment>(&eds)
+        .iter()
+        .any(|c| c.cluster_name == "shop/flip-b/80"));
+
+    // 2. The route to flip-b (the listeners did not change), and the old cluster stays until it is
+    // ACKed.
+    let rds = stream.recv(RECV).await.unwrap();
+    assert_eq!(flip_cluster(&rds), "shop/flip-b/80");
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "flip-a is removed only once the route that stopped using it is ACKed"
+    );
+    stream.ack(&rds).await.unwrap();
+
+    // 3. Then the clusters without flip-a.
+    let after = stream.recv(RECV).await.unwrap();
+    let names = cluster_names(&after);
+    assert!(
+        names.contains(&"shop/flip-b/80".to_string())
+            && !names.contains(&"shop/flip-a/80".to_string()),
+        "{names:?}"
+    );
+    stream.ack(&after).await.unwrap();
+    acked(&server, &after).await;
+    let streams = server.stats.streams();
+    let cds = &streams[0].types[type_url::CLUSTER];
+    assert_eq!(
+        cds.acked_version,
+        server.cache.current().type_version(type_url::CLUSTER)
+    );
+    assert_eq!(cds.acked_generation, server.cache.current().generation);
+}
+
+#[tokio::test]
+async fn a_nacked_route_keeps_the_old_cluster_and_the_next_snapshot_still_flows() {
+    let server = start().await;
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
+    let mut stream = envoy_like_stream(&server).await;
+
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("b"))));
+    let both = stream.recv(RECV).await.unwrap();
+    stream.ack(&both).await.unwrap();
+    follow_clusters(&mut stream, &both).await;
+    let rds = stream.recv(RECV).await.unwrap();
+    assert_eq!(flip_cluster(&rds), "shop/flip-b/80");
+    stream.nack(&rds, "rejected for the test").await.unwrap();
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "Envoy still routes to flip-a: its cluster must stay"
+    );
+    let nack = isobar_harness::wait_for_async(RECV, "the NACK to be recorded", || async {
+        Ok(server.stats.last_nack())
+    })
+    .await
+    .unwrap();
+    assert_eq!(nack.generation, server.cache.current().generation);
+
+    // A newer snapshot (back to flip-a) is carried through: the clusters Envoy holds already
+    // serve it, so the route goes out, and once ACKed, flip-b (never used) goes.
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
+    let rds = stream.recv(RECV).await.unwrap();
+    assert_eq!(flip_cluster(&rds), "shop/flip-a/80");
+    stream.ack(&rds).await.unwrap();
+    let after = stream.recv(RECV).await.unwrap();
+    let names = cluster_names(&after);
+    assert!(
+        names.contains(&"shop/flip-a/80".to_string())
+            && !names.contains(&"shop/flip-b/80".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_snapshot_mid_sequence_wins_and_the_stale_one_is_never_routed() {
+    let server = start().await;
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
+    let mut stream = envoy_like_stream(&server).await;
+
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("b"))));
+    let ab = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&ab)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-a/80", "shop/flip-b/80"]
+    );
+    // Before Envoy answers, the Ingress moves on to flip-c: the sequence restarts from what Envoy
+    // holds (flip-a, still routed), and flip-b, never ACKed nor routed to, is not kept.
+    assert!(publish(&server.cache, &fixture_snapshot(&flip("c"))));
+    let ac = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&ac)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-a/80", "shop/flip-c/80"]
+    );
+    // Envoy answers both, in order (the first answer is to a superseded response).
+    stream.ack(&ab).await.unwrap();
+    stream.ack(&ac).await.unwrap();
+    follow_clusters(&mut stream, &ac).await;
+    let rds = stream.recv(RECV).await.unwrap();
+    assert_eq!(flip_cluster(&rds), "shop/flip-c/80", "the latest wins");
+    stream.ack(&rds).await.unwrap();
+    let after = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        cluster_names(&after)
+            .iter()
+            .filter(|n| n.contains("flip"))
+            .collect::<Vec<_>>(),
+        ["shop/flip-c/80"]
+    );
+}
