@@ -326,7 +326,7 @@ fn upstream_settings(
         .transpose()
         .map_err(|e| format!("service {:?}: healthCheck.{e}", s.name))?;
     if let Some(v) = &s.validation {
-        validate::header_value(&v.subject_name)
+        validate::sni(&v.subject_name)
             .map_err(|e| format!("service {:?}: validation.subjectName {e}", s.name))?;
     }
     let validation = match &s.validation {

@@ -37,6 +37,19 @@ pub fn header_value(value: &str) -> Result<(), String> {
     }
 }
 
+/// A name sent as TLS SNI (an upstream's `validation.subjectName` is also its SNI): a header-safe
+/// value of at most 255 bytes, Envoy's limit for `UpstreamTlsContext.sni`.
+pub fn sni(value: &str) -> Result<(), String> {
+    header_value(value)?;
+    if value.len() > 255 {
+        return Err(format!(
+            "is {} bytes long, more than the 255 Envoy accepts for SNI",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
 /// A path as routes match it and rewrites produce it: starts with `/`, printable ASCII only, no
 /// whitespace, no `?` or `#` (those start the query and fragment, never part of a path).
 pub fn path(value: &str) -> Result<(), String> {
@@ -124,6 +137,13 @@ mod tests {
         assert!(duration(MAX_DURATION + Duration::from_nanos(1)).is_err());
         // The value that froze every tenant's routes in the field report.
         assert!(duration(Duration::from_secs(100_000_000_000 * 3600)).is_err());
+    }
+
+    #[test]
+    fn sni_is_at_most_255_bytes() {
+        assert!(sni(&"a".repeat(255)).is_ok());
+        assert!(sni(&"a".repeat(256)).is_err());
+        assert!(sni("a\nb").is_err());
     }
 
     #[test]
