@@ -246,6 +246,12 @@ pub async fn run(
                 let mut names = request.resource_names.clone();
                 names.sort();
                 names.dedup();
+                if names != w.names {
+                    // A changed subscription is answered even when its content was sent before:
+                    // Envoy re-subscribes to a cluster's endpoints when it re-adds the cluster, and
+                    // the new cluster warms until a response names them.
+                    w.sent_version = None;
+                }
                 w.names = names;
                 if let Some(error) = request.error_detail.as_ref() {
                     let nack = Nack {
