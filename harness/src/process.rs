@@ -157,6 +157,19 @@ impl ChildProcess {
             .map_err(|e| Error::io(format!("reaping {}", self.name), e))
     }
 
+    /// Sends SIGTERM to the process (not its group) and returns at once: the process is
+    /// reaped by [`ChildProcess::try_status`], so a test can time its graceful shutdown.
+    pub fn terminate(&self) {
+        // Only an unreaped child (checked under the lock) still owns its pid.
+        let mut child = self.lock();
+        if let Ok(None) = child.try_wait() {
+            // SAFETY: kill(2) on our own, still unreaped, child's pid.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
     /// Kills the process group at once (SIGKILL, no grace period) and reaps the process: for
     /// servers whose graceful shutdown is slow and irrelevant to the test (kube-apiserver
     /// stops listening at SIGTERM but takes more than 30 s to exit).

@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use futures::Stream;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -28,11 +28,26 @@ use crate::Result;
 pub struct AdsService {
     cache: Arc<XdsCache>,
     stats: Arc<XdsStats>,
+    /// Becomes `true` when [`serve`]'s shutdown begins: every open stream then ends.
+    closing: watch::Receiver<bool>,
 }
 
 impl AdsService {
     pub fn new(cache: Arc<XdsCache>, stats: Arc<XdsStats>) -> Self {
-        AdsService { cache, stats }
+        // Never closing until `serve` installs its own signal (a dropped sender means "never").
+        let (_, closing) = watch::channel(false);
+        AdsService {
+            cache,
+            stats,
+            closing,
+        }
+    }
+}
+
+/// Completes once `closing` turns `true`; never if its sender is gone without that.
+async fn until_closing(mut closing: watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -56,8 +71,20 @@ impl AggregatedDiscoveryService for AdsService {
         let cache = self.cache.subscribe();
         let stats = Arc::clone(&self.stats);
         let requests = request.into_inner();
+        let closing = self.closing.clone();
         tokio::spawn(async move {
-            super::stream::run(requests, tx, cache, Arc::clone(&stats), stream_id).await;
+            let last_word = tx.clone();
+            tokio::select! {
+                () = super::stream::run(requests, tx, cache, Arc::clone(&stats), stream_id) => {}
+                // An ADS stream never ends by itself: left open, it would hold the server's graceful
+                // shutdown for its whole grace period. Ending it tells Envoy to reconnect (to the next
+                // replica); Envoy keeps serving what it has meanwhile.
+                () = until_closing(closing) => {
+                    let _ = last_word.try_send(Err(Status::unavailable(
+                        "isobar is shutting down; reconnect",
+                    )));
+                }
+            }
             stats.close_stream(stream_id);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -80,10 +107,17 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<XdsTls>,
     limits: &XdsServerLimits,
-    service: AdsService,
+    mut service: AdsService,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let stats = Arc::clone(&service.stats);
+    let (closing, closing_rx) = watch::channel(false);
+    service.closing = closing_rx;
+    // tonic stops accepting and waits for open connections; the streams end on `closing`.
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     // tonic's own limits: streams per HTTP/2 connection, and the size of a decoded request.
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -90,8 +90,12 @@ impl Isobar {
     /// Kills the process at once (SIGKILL, like a crash: no graceful shutdown) and starts
     /// `isobar serve` again with the same options (same ports, certificates and source), then
     /// waits until `/healthz` answers 200. Logs of the new process go to `isobar-N.*.log`.
+    /// A process that already exited (e.g. after [`ChildProcess::terminate`]) is just started
+    /// again.
     pub async fn restart(&mut self) -> Result<()> {
-        self.process.kill_now()?;
+        if self.process.is_running() {
+            self.process.kill_now()?;
+        }
         self.process = Self::spawn(&self.opts)?;
         self.wait_ready(READY_TIMEOUT).await
     }
