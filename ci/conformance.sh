@@ -89,6 +89,11 @@ for r in failures:
 missing = [(c, v) for c in cases for v in versions if (c, v) not in by]
 for c, v in missing:
     lines.append(f"* `{c}` on Envoy {v}: not run (see target/conformance/log-{v}.txt)")
+notes = [r for r in rows if r["pass"] and r.get("note")]
+if notes:
+    lines += ["", "## Notes", ""]
+    for r in notes:
+        lines.append(f"* `{r['case']}` on Envoy {r['version']}: {r['note']}")
 with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -4,9 +4,10 @@
 //! default 1.40.0). See `conformance/README.md` for the case format.
 //!
 //! A case fails when any expectation fails, when a request that passed once fails in one of the
-//! rounds that follow convergence, or when isobar's `/debug/xds` records a NACK.
+//! rounds that follow convergence, when a `flip:` loses a request, or when isobar's `/debug/xds`
+//! records a NACK.
 //! With `$ISOBAR_CONFORMANCE_REPORT` set, one JSON line per case is appended to that file:
-//! `{case, version, pass, reason, seconds}`. `$ISOBAR_CONFORMANCE_CASES` (comma list) limits
+//! `{case, version, pass, reason, note, seconds}` (`note`: e.g. a flip's request counts). `$ISOBAR_CONFORMANCE_CASES` (comma list) limits
 //! the run to the named cases.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use isobar_harness::echo::{
 };
 use isobar_harness::envoy::default_envoy_version;
 use isobar_harness::http::{send, RequestSpec, Response, Trust};
+use isobar_harness::load::{KeepAliveLoad, LoadCounts, LoadLimits};
 use isobar_harness::manifests::{service_and_endpoints_yaml, write_manifest};
 use isobar_harness::pki::TestCa;
 use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE};
@@ -36,6 +38,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// times in a row and every attempt must pass: polling alone would let a request that fails only
 /// some of the time (a wrong endpoint in the pool, a flapping push) through on a lucky attempt.
 const STABLE_ROUNDS: u32 = 3;
+/// Bound on a whole `flip:` (all flips), and on its request loop.
+const FLIP_BUDGET: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // The case format.
@@ -57,6 +61,22 @@ struct Case {
     /// Why this case is skipped (recorded as a pass with this reason), if it is.
     #[serde(default)]
     skip: Option<String>,
+    /// After the requests: flip a route between two Services under a keep-alive request loop.
+    #[serde(default)]
+    flip: Option<Flip>,
+}
+
+/// `flip:` — manifests using `${flip}` are rewritten `times` times, alternating between the two
+/// services (starting with the second; `${flip}` is the first before), each flip polled until `host`
+/// is routed to it, while a keep-alive loop requests `host`. Any non-200 answer, any exchange
+/// without one, or a non-zero `http.ingress_http.no_cluster` in Envoy fails the case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Flip {
+    host: String,
+    /// Two Services (the echo backend of each has the same name).
+    services: [String; 2],
+    times: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +156,10 @@ struct CaseEnv {
     manifests: tempfile::TempDir,
     logs: tempfile::TempDir,
     backends: BTreeMap<String, EchoBackend>,
+    /// What `${flip}` stands for now (a `flip:` case's current Service).
+    flip_to: Option<String>,
+    /// Manifests using `${flip}`, unsubstituted, by file name: rewritten on every flip.
+    flip_files: Vec<(String, String)>,
 }
 
 fn isobar_bin() -> PathBuf {
@@ -160,6 +184,8 @@ impl CaseEnv {
             manifests: tmp("isobar-conformance-manifests-")?,
             logs: tmp("isobar-conformance-logs-")?,
             backends: BTreeMap::new(),
+            flip_to: None,
+            flip_files: Vec::new(),
         })
     }
 
@@ -257,6 +283,11 @@ impl CaseEnv {
                 let refs: Vec<&str> = h.iter().map(String::as_str).collect();
                 Ok(self.tls_backend_port(name, &refs)?.to_string())
             }
+            // The current Service of the case's `flip:`.
+            "flip" => self
+                .flip_to
+                .clone()
+                .ok_or_else(|| "${flip} needs a flip: section in case.yaml".to_string()),
             other => Err(format!(
                 "unknown placeholder kind {other:?} in ${{{placeholder}}}"
             )),
@@ -277,8 +308,21 @@ impl CaseEnv {
         {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("reading {}: {e}", file.display()))?;
-            let text = self.substitute(&text)?;
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            if text.contains("${flip}") {
+                self.flip_files.push((name.clone(), text.clone()));
+            }
+            let text = self.substitute(&text)?;
+            write_manifest(self.manifests.path(), &name, &text).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the manifests that use `${flip}` with `${flip}` = `to`.
+    fn flip(&mut self, to: &str) -> Result<(), String> {
+        self.flip_to = Some(to.to_string());
+        for (name, text) in self.flip_files.clone() {
+            let text = self.substitute(&text)?;
             write_manifest(self.manifests.path(), &name, &text).map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -544,6 +588,109 @@ async fn check_stable(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flipping a route under load.
+
+/// Polls `GET /` on `host` until `backend` answers it.
+async fn wait_routed_to(stack: &Stack, host: &str, backend: &str) -> Result<(), String> {
+    let what = format!("{host} to be routed to {backend}");
+    let last = Mutex::new(String::from("no attempt"));
+    let polled = wait_for_async(CONVERGE, &what, || async {
+        let mut spec = RequestSpec::get(stack.http_addr(), host, "/");
+        spec.timeout = REQUEST_TIMEOUT;
+        match send(&spec).await {
+            Ok(r) if r.backend().as_deref() == Some(backend) => Ok(Some(())),
+            Ok(r) => {
+                *last.lock().unwrap() = format!("status {} from {:?}", r.status, r.backend());
+                Ok(None)
+            }
+            Err(e) => {
+                *last.lock().unwrap() = e.to_string();
+                Ok(None)
+            }
+        }
+    })
+    .await;
+    polled.map_err(|_| format!("{what}: not within {CONVERGE:?}: {}", last.lock().unwrap()))
+}
+
+/// Runs a case's `flip:` and returns the loop's counts as a note for the report.
+async fn check_flip(stack: &Stack, env: &mut CaseEnv, flip: &Flip) -> Result<String, String> {
+    let [first, second] = &flip.services;
+    wait_routed_to(stack, &flip.host, first).await?;
+    let limits = LoadLimits {
+        max_time: FLIP_BUDGET,
+        ..LoadLimits::default()
+    };
+    let load = KeepAliveLoad::start(stack.http_addr(), &flip.host, limits);
+    let started = Instant::now();
+    let mut flipped = Ok(());
+    for i in 0..flip.times {
+        let to = if i % 2 == 0 { second } else { first };
+        flipped = match env.flip(to) {
+            Ok(()) => wait_routed_to(stack, &flip.host, to).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| format!("flip {} of {}: {e}", i + 1, flip.times));
+        if flipped.is_ok() && started.elapsed() > FLIP_BUDGET {
+            flipped = Err(format!(
+                "flip {} of {}: over the {FLIP_BUDGET:?} budget",
+                i + 1,
+                flip.times
+            ));
+        }
+        if flipped.is_err() {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    let counts = load.stop().await;
+    let no_cluster = stack
+        .envoy
+        .stat("http.ingress_http.no_cluster")
+        .await
+        .map_err(|e| format!("Envoy stat: {e}"));
+    let note = format!(
+        "{} flips in {:.1} s; {}; Envoy no_cluster {}",
+        flip.times,
+        took.as_secs_f64(),
+        counts.summary(),
+        match &no_cluster {
+            Ok(Some(n)) => n.to_string(),
+            Ok(None) => "absent".into(),
+            Err(e) => e.clone(),
+        }
+    );
+    flipped.map_err(|e| format!("{e}; {note}"))?;
+    flip_verdict(&counts, first, second, no_cluster).map_err(|e| format!("{e}; {note}"))?;
+    Ok(note)
+}
+
+fn flip_verdict(
+    counts: &LoadCounts,
+    first: &str,
+    second: &str,
+    no_cluster: Result<Option<u64>, String>,
+) -> Result<(), String> {
+    if counts.failures() > 0 {
+        return Err(format!(
+            "{} request(s) failed under the flips (first errors: {:?})",
+            counts.failures(),
+            &counts.errors[..counts.errors.len().min(3)]
+        ));
+    }
+    if counts.by(first) == 0 || counts.by(second) == 0 {
+        return Err(format!(
+            "the request loop did not see both {first} and {second}"
+        ));
+    }
+    match no_cluster? {
+        Some(0) => Ok(()),
+        Some(n) => Err(format!("Envoy counted http.ingress_http.no_cluster = {n}")),
+        None => Err("Envoy has no http.ingress_http.no_cluster stat".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // xDS refusal probes.
 
 async fn check_xds_step(stack: &Stack, i: usize, step: &XdsStep) -> Result<(), String> {
@@ -631,17 +778,26 @@ async fn envoy_is(stack: &Stack, version: &str) -> Result<(), String> {
     }
 }
 
-async fn run_case(dir: &Path, version: &str) -> Result<Option<String>, String> {
+/// How a case that did not fail ended.
+enum Passed {
+    /// Every expectation held; with a note for the report (e.g. a flip's counts), if any.
+    Ran(Option<String>),
+    /// Skipped, for this reason.
+    Skipped(String),
+}
+
+async fn run_case(dir: &Path, version: &str) -> Result<Passed, String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(dir.join("case.yaml"))
         .map_err(|e| format!("reading case.yaml: {e}"))?;
     let case: Case =
         serde_yaml_ng::from_str(&text).map_err(|e| format!("parsing case.yaml: {e}"))?;
     if let Some(why) = case.skip {
-        return Ok(Some(why));
+        return Ok(Passed::Skipped(why));
     }
     let _ = &case.description;
     let mut env = CaseEnv::new(&name)?;
+    env.flip_to = case.flip.as_ref().map(|f| f.services[0].clone());
     env.write_manifests(dir)?;
     let mut opts =
         StackOptions::manifests(isobar_bin(), echo_bin(), env.manifests.path().to_path_buf());
@@ -651,12 +807,16 @@ async fn run_case(dir: &Path, version: &str) -> Result<Option<String>, String> {
         .map_err(|e| format!("starting the stack: {e}"))?;
     let outcome = async {
         envoy_is(&stack, version).await?;
+        let mut note = None;
         match case.kind.as_deref().unwrap_or("http") {
             "http" => {
                 for (i, r) in case.requests.iter().enumerate() {
                     check_request(&stack, &env, i, r).await?;
                 }
                 check_stable(&stack, &env, &case.requests).await?;
+                if let Some(flip) = &case.flip {
+                    note = Some(check_flip(&stack, &mut env, flip).await?);
+                }
             }
             "xds-refusal" => {
                 for (i, s) in case.steps.iter().enumerate() {
@@ -665,11 +825,11 @@ async fn run_case(dir: &Path, version: &str) -> Result<Option<String>, String> {
             }
             other => return Err(format!("unknown case kind {other:?}")),
         }
-        nack_check(&stack).await
+        nack_check(&stack).await.map(|()| note)
     }
     .await;
     match outcome {
-        Ok(()) => Ok(None),
+        Ok(note) => Ok(Passed::Ran(note)),
         Err(e) => {
             // The NACK record explains most routing failures.
             let nack = nack_check(&stack).await.err().unwrap_or_default();
@@ -728,19 +888,19 @@ async fn conformance_cases_pass_on_this_envoy() {
         let started = Instant::now();
         let result = run_case(dir, &version).await;
         let seconds = started.elapsed().as_secs_f64();
-        let (pass, reason) = match &result {
-            Ok(None) => (true, String::new()),
-            Ok(Some(skip)) => (true, format!("skipped: {skip}")),
-            Err(e) => (false, e.clone()),
+        let (pass, reason, note) = match result {
+            Ok(Passed::Ran(note)) => (true, String::new(), note.unwrap_or_default()),
+            Ok(Passed::Skipped(skip)) => (true, format!("skipped: {skip}"), String::new()),
+            Err(e) => (false, e, String::new()),
         };
         println!(
             "conformance {name} on Envoy {version}: {} ({seconds:.1} s){}",
             if pass { "pass" } else { "FAIL" },
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            }
+            [&reason, &note]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| format!(": {s}"))
+                .collect::<String>()
         );
         if let Some(f) = report.as_mut() {
             let line = serde_json::json!({
@@ -748,6 +908,7 @@ async fn conformance_cases_pass_on_this_envoy() {
                 "version": version,
                 "pass": pass,
                 "reason": reason,
+                "note": note,
                 "seconds": (seconds * 10.0).round() / 10.0,
             });
             writeln!(f, "{line}").expect("writing the conformance report");

@@ -11,6 +11,7 @@ pub mod http;
 pub mod isobar;
 pub mod kube;
 pub mod kube_stack;
+pub mod load;
 pub mod manifests;
 pub mod pki;
 pub mod ports;
