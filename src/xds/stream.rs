@@ -54,6 +54,8 @@ struct Watch {
     pending: bool,
     /// Envoy rejected a response sent for the current snapshot.
     nacked: bool,
+    /// The nonce of the last response Envoy answered.
+    answered_nonce: String,
 }
 
 impl Watch {
@@ -246,13 +248,20 @@ pub async fn run(
                 let mut names = request.resource_names.clone();
                 names.sort();
                 names.dedup();
-                if names != w.names {
-                    // A changed subscription is answered even when its content was sent before:
-                    // Envoy re-subscribes to a cluster's endpoints when it re-adds the cluster, and
-                    // the new cluster warms until a response names them.
+                let asks_again = !request.response_nonce.is_empty()
+                    && request.response_nonce == w.answered_nonce;
+                if names != w.names || asks_again {
+                    // A changed subscription, or a second request for a response already answered
+                    // (Envoy sends one when it adds a watch, e.g. for an updated or re-added
+                    // cluster's endpoints), is answered even when its content was sent before: the
+                    // new cluster warms until a response names its endpoints.
                     w.sent_version = None;
                 }
                 w.names = names;
+                let first_answer = !request.response_nonce.is_empty() && !asks_again;
+                if first_answer {
+                    w.answered_nonce = request.response_nonce.clone();
+                }
                 if let Some(error) = request.error_detail.as_ref() {
                     let nack = Nack {
                         node: node.clone(),
@@ -268,7 +277,7 @@ pub async fn run(
                     let message = error.message.clone();
                     stats.update_stream(stream_id, |s| s.types.entry(type_url.to_string()).or_default().last_nack = Some(message));
                     stats.record_nack(nack);
-                } else if !request.response_nonce.is_empty() {
+                } else if first_answer {
                     stats.acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let version = request.version_info.clone();
                     let generation = w.sent_generation;
