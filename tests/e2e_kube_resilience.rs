@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::{wait_for_async, KubeStack};
 
 use common::kube::{apply, ingress, isobar_log, lb_ingress, start_kube_stack};
+use common::load::{start_load, LoadBounds};
 use common::{debug_xds, get, wait_routed_to};
 
 /// Deadline for isobar to converge after an outage: kube-rs watchers retry with an exponential
@@ -22,6 +22,11 @@ const AFTER_OUTAGE: Duration = Duration::from_secs(90);
 const LOAD_MAX_TIME: Duration = Duration::from_secs(30);
 const LOAD_MAX_REQUESTS: usize = 6000;
 const LOAD_PERIOD: Duration = Duration::from_millis(5);
+const LOAD: LoadBounds = LoadBounds {
+    period: LOAD_PERIOD,
+    max_time: LOAD_MAX_TIME,
+    max_requests: LOAD_MAX_REQUESTS,
+};
 /// Requests the loop sends before isobar is killed, and at least after.
 const LOAD_BEFORE_RESTART: usize = 200;
 const LOAD_AFTER_RESTART: usize = 1500;
@@ -104,54 +109,6 @@ async fn envoy_serves_through_an_apiserver_outage_and_later_changes_apply() {
         .unwrap_or_else(|e| panic!("{e}\n{}", ks.log_tails(40)));
 }
 
-/// What the background request loop saw.
-#[derive(Debug, Default)]
-struct LoadReport {
-    sent: usize,
-    failed: usize,
-    first_failures: Vec<String>,
-}
-
-/// Sends `GET /` with `Host: host` to `addr` every [`LOAD_PERIOD`] until `stop` is set, or
-/// [`LOAD_MAX_TIME`] or [`LOAD_MAX_REQUESTS`] is reached. A failure is anything but a 200 from
-/// echo backend `backend`.
-fn start_load(
-    addr: SocketAddr,
-    host: String,
-    backend: &'static str,
-    stop: Arc<AtomicBool>,
-    sent: Arc<std::sync::atomic::AtomicUsize>,
-) -> tokio::task::JoinHandle<LoadReport> {
-    tokio::spawn(async move {
-        let mut report = LoadReport::default();
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(LOAD_PERIOD);
-        while !stop.load(Ordering::Relaxed)
-            && started.elapsed() < LOAD_MAX_TIME
-            && report.sent < LOAD_MAX_REQUESTS
-        {
-            tick.tick().await;
-            let r = send(&RequestSpec::get(addr, &host, "/")).await;
-            report.sent += 1;
-            sent.fetch_add(1, Ordering::Relaxed);
-            let failure = match r {
-                Ok(r) if r.status == 200 && r.backend().as_deref() == Some(backend) => None,
-                Ok(r) => Some(format!("status {}: {}", r.status, r.text())),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(f) = failure {
-                report.failed += 1;
-                if report.first_failures.len() < 5 {
-                    report
-                        .first_failures
-                        .push(format!("{:?}: {f}", started.elapsed()));
-                }
-            }
-        }
-        report
-    })
-}
-
 /// Polls until the current isobar's `/debug/xds` shows an Envoy stream that has ACKed the
 /// version of every type it was sent.
 async fn wait_envoy_acked(ks: &KubeStack) -> serde_json::Value {
@@ -197,6 +154,7 @@ async fn isobar_restart_under_load_fails_no_request() {
         "a",
         Arc::clone(&stop),
         Arc::clone(&sent),
+        LOAD,
     );
     wait_for_async(Duration::from_secs(10), "the load to flow", || async {
         Ok((sent.load(Ordering::Relaxed) >= LOAD_BEFORE_RESTART).then_some(()))

@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::{wait_for_async, KubeStack};
 
 use common::kube::{apply, ingress, isobar_log, lb_ingress, start_kube_stack, STATUS};
+use common::load::{start_load, LoadBounds};
 use common::wait_routed_to;
 
 /// What a graceful shutdown may take, from SIGTERM to the process being reaped.
@@ -29,6 +28,11 @@ const CONNECTED: &str = "control_plane.connected_state";
 const LOAD_MAX_TIME: Duration = Duration::from_secs(60);
 const LOAD_MAX_REQUESTS: usize = 8000;
 const LOAD_PERIOD: Duration = Duration::from_millis(5);
+const LOAD: LoadBounds = LoadBounds {
+    period: LOAD_PERIOD,
+    max_time: LOAD_MAX_TIME,
+    max_requests: LOAD_MAX_REQUESTS,
+};
 /// Requests sent before SIGTERM, and at least after the next isobar routes.
 const LOAD_BEFORE: usize = 100;
 const LOAD_AFTER: usize = 200;
@@ -38,53 +42,6 @@ fn held_by(holder: &Option<String>, pid: u32) -> bool {
     holder
         .as_deref()
         .is_some_and(|h| h.ends_with(&format!("-{pid}")))
-}
-
-/// What the background request loop saw.
-#[derive(Debug, Default)]
-struct LoadReport {
-    sent: usize,
-    failed: usize,
-    first_failures: Vec<String>,
-}
-
-/// Sends `GET /` with `Host: host` to `addr` every [`LOAD_PERIOD`] until `stop` is set or a bound
-/// is reached. A failure is anything but a 200 from echo backend `backend`.
-fn start_load(
-    addr: SocketAddr,
-    host: String,
-    backend: &'static str,
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<LoadReport> {
-    tokio::spawn(async move {
-        let mut report = LoadReport::default();
-        let started = Instant::now();
-        let mut tick = tokio::time::interval(LOAD_PERIOD);
-        while !stop.load(Ordering::Relaxed)
-            && started.elapsed() < LOAD_MAX_TIME
-            && report.sent < LOAD_MAX_REQUESTS
-        {
-            tick.tick().await;
-            let r = send(&RequestSpec::get(addr, &host, "/")).await;
-            report.sent += 1;
-            sent.fetch_add(1, Ordering::Relaxed);
-            let failure = match r {
-                Ok(r) if r.status == 200 && r.backend().as_deref() == Some(backend) => None,
-                Ok(r) => Some(format!("status {}: {}", r.status, r.text())),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(f) = failure {
-                report.failed += 1;
-                if report.first_failures.len() < 5 {
-                    report
-                        .first_failures
-                        .push(format!("{:?}: {f}", started.elapsed()));
-                }
-            }
-        }
-        report
-    })
 }
 
 /// Polls until Envoy's [`CONNECTED`] stat is `want`.
@@ -131,6 +88,7 @@ async fn sigterm_releases_the_lease_and_exits_fast_while_envoy_keeps_serving() {
         "a",
         Arc::clone(&stop),
         Arc::clone(&sent),
+        LOAD,
     );
     wait_for_async(Duration::from_secs(10), "the load to flow", || async {
         Ok((sent.load(Ordering::Relaxed) >= LOAD_BEFORE).then_some(()))

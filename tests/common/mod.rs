@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kube;
+pub mod load;
 pub mod xds;
 
 use std::path::{Path, PathBuf};
