@@ -309,7 +309,7 @@ async fn file_pipeline(
     if last_error.is_some() {
         tracing::info!(dir = %dir.display(), "manifest directory readable");
     }
-    pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors));
+    pipeline.rebuild(loaded.snapshot, errors_of(&loaded.errors));
     let mut verdicts = pipeline.stats.subscribe_verdicts();
     loop {
         tokio::select! {
@@ -318,7 +318,10 @@ async fn file_pipeline(
                     break;
                 }
                 match manifests.load() {
-                    Ok(loaded) => pipeline.rebuild(&loaded.snapshot, errors_of(&loaded.errors)),
+                    Ok(loaded) => {
+                        let errors = errors_of(&loaded.errors);
+                        pipeline.rebuild(loaded.snapshot, errors)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
                     }
@@ -436,7 +439,7 @@ async fn kube_pipeline(
     }
     let poisoned = || TaskError::Stopped("the snapshot lock is poisoned");
     let first = snapshot.lock().map_err(|_| poisoned())?.clone();
-    pipeline.rebuild(&first, Vec::new());
+    pipeline.rebuild(first, Vec::new());
     let mut verdicts = pipeline.stats.subscribe_verdicts();
     loop {
         tokio::select! {
@@ -448,8 +451,8 @@ async fn kube_pipeline(
                 let change = rest_of_burst(first, &mut changes, debounce).await;
                 let current = snapshot.lock().map_err(|_| poisoned())?.clone();
                 match change {
-                    Change::Routing => pipeline.rebuild(&current, Vec::new()),
-                    Change::Endpoints => pipeline.refresh_endpoints(&current),
+                    Change::Routing => pipeline.rebuild(current, Vec::new()),
+                    Change::Endpoints => pipeline.refresh_endpoints(current),
                     Change::StatusOnly => {}
                 }
             }
@@ -548,23 +551,24 @@ impl Pipeline {
         }
         if moved {
             if let Some((snapshot, errors)) = self.last_input.take() {
-                self.rebuild(&snapshot, errors);
+                self.rebuild(snapshot, errors);
             }
         }
     }
 
-    /// One full pass. Logs what changed in objects' statuses.
-    pub fn rebuild(&mut self, snapshot: &Snapshot, source_errors: Vec<String>) {
+    /// One full pass. Logs what changed in objects' statuses. The snapshot is kept (not copied) for
+    /// a rebuild that Envoy's verdicts may call for.
+    pub fn rebuild(&mut self, snapshot: Snapshot, source_errors: Vec<String>) {
         for e in &source_errors {
             tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
         }
-        let objects = isolation::objects_of(snapshot);
+        let objects = isolation::objects_of(&snapshot);
         let exclusions = self.isolation.exclusions(&objects);
         let filtered;
         let input = if exclusions.is_empty() {
-            snapshot
+            &snapshot
         } else {
-            filtered = isolation::without(snapshot, &exclusions);
+            filtered = isolation::without(&snapshot, &exclusions);
             &filtered
         };
         let (dag, mut statuses) = dag::build(input, &self.dag_options);
@@ -592,7 +596,7 @@ impl Pipeline {
             .collect();
         self.isolation
             .pushed(included, &changed_types, after.generation);
-        self.last_input = Some((snapshot.clone(), source_errors.clone()));
+        self.last_input = Some((snapshot, source_errors.clone()));
         self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
         let first = self.state.health.mark_ready();
         if first {
@@ -653,11 +657,11 @@ impl Pipeline {
     }
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
-    pub fn refresh_endpoints(&mut self, snapshot: &Snapshot) {
+    pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
+        let endpoints = translate::endpoints(&self.dag, &snapshot);
         if let Some((last, _)) = self.last_input.as_mut() {
-            last.clone_from(snapshot);
+            *last = snapshot;
         }
-        let endpoints = translate::endpoints(&self.dag, snapshot);
         let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
         self.state
             .endpoint_refreshes
