@@ -391,12 +391,30 @@ async fn a_nack_is_recorded_and_leaves_the_served_version_unchanged() {
         stream.recv(QUIET).await.is_err(),
         "nothing changed, so nothing may be re-sent"
     );
-    // …and the next real change is.
+    // …and when the input goes back to what Envoy kept, nothing needs sending: Envoy holds it, and
+    // that counts as its acceptance of the new generation (a NACK bisection waits for one).
     assert!(publish(&server.cache, &fixture_snapshot("")));
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "Envoy already holds this content"
+    );
+    let generation = server.cache.current().generation;
+    isobar_harness::wait_for_async(RECV, "the generation to count as accepted", || async {
+        let streams = server.stats.streams();
+        let cds = &streams[0].types[type_url::CLUSTER];
+        Ok(
+            (cds.acked_generation == generation && cds.acked_version == first.version_info)
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    // The next real change is sent.
+    assert!(publish(&server.cache, &fixture_snapshot(extra)));
     let third = stream.recv(RECV).await.unwrap();
     assert_eq!(
-        third.version_info, first.version_info,
-        "content-hashed versions: back to the first content"
+        third.version_info, second.version_info,
+        "content-hashed versions: the same content has the same version"
     );
 }
 
@@ -431,7 +449,30 @@ async fn unchanged_input_sends_no_push_and_an_endpoint_change_pushes_only_eds() 
     let pushed = stream.recv(RECV).await.unwrap();
     assert_eq!(pushed.type_url, type_url::ENDPOINT, "only EDS changed");
     let assignments = decode::<ClusterLoadAssignment>(&pushed);
-    assert_eq!(assignments.len(), 2, "SotW: the whole subscribed set");
+    let names: Vec<&str> = assignments
+        .iter()
+        .map(|a| a.cluster_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["shop/api/9000"],
+        "SotW EDS carries only the changed assignment"
+    );
+    assert_ne!(pushed.version_info, endpoints.version_info);
+    assert_eq!(
+        pushed.version_info,
+        isobar::xds::cache::version_of(
+            server
+                .cache
+                .current()
+                .resources(
+                    type_url::ENDPOINT,
+                    &["shop/web/http".into(), "shop/api/9000".into()]
+                )
+                .iter()
+        ),
+        "the version is the one of everything subscribed, as Envoy then holds it"
+    );
     assert!(
         stream.recv(QUIET).await.is_err(),
         "clusters did not change and must not be re-sent"
@@ -445,8 +486,25 @@ async fn a_reply_to_a_superseded_response_is_ignored() {
     let first = fetch(&mut stream, type_url::CLUSTER, &[]).await;
     // Two changes before the client answers: its late ACK of the first must not trigger anything.
     let extra = "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: shop}\nspec: {ports: [{port: 1}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: extra, namespace: shop}\nspec:\n  rules:\n  - host: extra.example.com\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: extra, port: {number: 1}}}}]}\n";
+    // One response per type is in flight: the change waits for the client's answer, and then the
+    // latest content goes out (no queue of stale ones).
     assert!(publish(&server.cache, &fixture_snapshot(extra)));
+    assert!(publish(
+        &server.cache,
+        &fixture_snapshot(&format!("{extra}---\n{}", flip("a")))
+    ));
+    assert!(
+        stream.recv(QUIET).await.is_err(),
+        "nothing more while the first response is unanswered"
+    );
+    stream.ack(&first).await.unwrap();
     let second = stream.recv(RECV).await.unwrap();
+    assert_eq!(
+        second.version_info,
+        server.cache.current().type_version(type_url::CLUSTER),
+        "the latest content, not the intermediate one"
+    );
+    // A late second answer to the first response is a reply to a superseded one: ignored.
     stream.ack(&first).await.unwrap();
     assert!(stream.recv(QUIET).await.is_err());
     stream.ack(&second).await.unwrap();
@@ -721,12 +779,9 @@ async fn a_nacked_route_keeps_the_old_cluster_and_the_next_snapshot_still_flows(
     .unwrap();
     assert_eq!(nack.generation, server.cache.current().generation);
 
-    // A newer snapshot (back to flip-a) is carried through: the clusters Envoy holds already
-    // serve it, so the route goes out, and once ACKed, flip-b (never used) goes.
+    // A newer snapshot (back to flip-a) is what Envoy still routes by: no route needs sending, and
+    // flip-b (never used) goes.
     assert!(publish(&server.cache, &fixture_snapshot(&flip("a"))));
-    let rds = stream.recv(RECV).await.unwrap();
-    assert_eq!(flip_cluster(&rds), "shop/flip-a/80");
-    stream.ack(&rds).await.unwrap();
     let after = stream.recv(RECV).await.unwrap();
     let names = cluster_names(&after);
     assert!(
@@ -751,21 +806,22 @@ async fn a_newer_snapshot_mid_sequence_wins_and_the_stale_one_is_never_routed() 
             .collect::<Vec<_>>(),
         ["shop/flip-a/80", "shop/flip-b/80"]
     );
-    // Before Envoy answers, the Ingress moves on to flip-c: the sequence restarts from what Envoy
-    // holds (flip-a, still routed), and flip-b, never ACKed nor routed to, is not kept.
+    // Before Envoy answers, the Ingress moves on to flip-c: nothing more is sent while the
+    // clusters are in flight; once they are ACKed the sequence restarts from what Envoy holds
+    // (flip-a, still routed, and flip-b) and carries the latest snapshot.
     assert!(publish(&server.cache, &fixture_snapshot(&flip("c"))));
-    let ac = stream.recv(RECV).await.unwrap();
+    assert!(stream.recv(QUIET).await.is_err(), "one response in flight");
+    stream.ack(&ab).await.unwrap();
+    let abc = stream.recv(RECV).await.unwrap();
     assert_eq!(
-        cluster_names(&ac)
+        cluster_names(&abc)
             .iter()
             .filter(|n| n.contains("flip"))
             .collect::<Vec<_>>(),
-        ["shop/flip-a/80", "shop/flip-c/80"]
+        ["shop/flip-a/80", "shop/flip-b/80", "shop/flip-c/80"]
     );
-    // Envoy answers both, in order (the first answer is to a superseded response).
-    stream.ack(&ab).await.unwrap();
-    stream.ack(&ac).await.unwrap();
-    follow_clusters(&mut stream, &ac).await;
+    stream.ack(&abc).await.unwrap();
+    follow_clusters(&mut stream, &abc).await;
     let rds = stream.recv(RECV).await.unwrap();
     assert_eq!(flip_cluster(&rds), "shop/flip-c/80", "the latest wins");
     stream.ack(&rds).await.unwrap();

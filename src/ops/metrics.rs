@@ -106,6 +106,11 @@ impl Collector for LiveState {
                 load(&s.responses_sent),
             ),
             (
+                "isobar_xds_response_bytes",
+                "Encoded bytes of the xDS responses sent (both protocols): what a change costs on the wire.",
+                load(&s.response_bytes),
+            ),
+            (
                 "isobar_xds_acks",
                 "xDS responses Envoy accepted.",
                 load(&s.acks),

@@ -48,10 +48,14 @@ pub fn version_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) ->
     hex(&hasher.finalize()[..8])
 }
 
-/// Every resource of every type at one moment.
+/// The resources of one type, by name.
+pub type TypeMap = BTreeMap<String, Arc<Resource>>;
+
+/// Every resource of every type at one moment. A type's map is shared with the snapshots before and
+/// after it until that type changes, so a change to endpoints copies no listener.
 #[derive(Debug, Default)]
 pub struct CacheSnapshot {
-    types: BTreeMap<String, BTreeMap<String, Arc<Resource>>>,
+    types: BTreeMap<String, Arc<TypeMap>>,
     /// Increases with every change; 0 before the first configuration.
     pub generation: u64,
 }
@@ -75,6 +79,16 @@ impl CacheSnapshot {
             .collect()
     }
 
+    /// Every resource of `type_url`, by name.
+    pub fn all(&self, type_url: &str) -> Option<&TypeMap> {
+        self.types.get(type_url).map(|m| m.as_ref())
+    }
+
+    /// One resource.
+    pub fn get(&self, type_url: &str, name: &str) -> Option<&Arc<Resource>> {
+        self.types.get(type_url)?.get(name)
+    }
+
     /// The version of all resources of `type_url`.
     pub fn type_version(&self, type_url: &str) -> String {
         version_of(self.resources(type_url, &[]).iter())
@@ -82,7 +96,74 @@ impl CacheSnapshot {
 
     /// How many resources of `type_url` there are.
     pub fn len(&self, type_url: &str) -> usize {
-        self.types.get(type_url).map_or(0, BTreeMap::len)
+        self.types.get(type_url).map_or(0, |m| m.len())
+    }
+}
+
+/// A change to some types: resources added or replaced, and names removed.
+#[derive(Debug, Default)]
+pub struct CacheDiff {
+    types: BTreeMap<&'static str, TypeDiff>,
+}
+
+#[derive(Debug, Default)]
+struct TypeDiff {
+    upserts: Vec<Arc<Resource>>,
+    removals: Vec<String>,
+}
+
+impl CacheDiff {
+    /// Adds or replaces a resource.
+    pub fn upsert(&mut self, type_url: &'static str, name: String, body: Any) {
+        let r = Arc::new(Resource::new(name, body));
+        self.types.entry(type_url).or_default().upserts.push(r);
+    }
+
+    /// Removes a resource (absent names are ignored).
+    pub fn remove(&mut self, type_url: &'static str, name: String) {
+        self.types.entry(type_url).or_default().removals.push(name);
+    }
+
+    /// The diff that turns `current`'s resources of each given type into exactly `updates`.
+    fn replacing(
+        current: &CacheSnapshot,
+        updates: impl IntoIterator<Item = (&'static str, Named)>,
+    ) -> Self {
+        let mut diff = CacheDiff::default();
+        for (type_url, named) in updates {
+            let new: TypeMap = named
+                .into_iter()
+                .map(|(name, body)| (name.clone(), Arc::new(Resource::new(name, body))))
+                .collect();
+            let entry = diff.types.entry(type_url).or_default();
+            if let Some(old) = current.all(type_url) {
+                entry
+                    .removals
+                    .extend(old.keys().filter(|n| !new.contains_key(*n)).cloned());
+                entry.upserts.extend(
+                    new.into_iter()
+                        .filter(|(n, r)| old.get(n).is_none_or(|o| o.hash != r.hash))
+                        .map(|(_, r)| r),
+                );
+            } else {
+                entry.upserts.extend(new.into_values());
+            }
+        }
+        diff
+    }
+
+    /// Whether applying it to `current` changes anything.
+    fn changes(&self, current: &CacheSnapshot) -> bool {
+        self.types.iter().any(|(type_url, d)| {
+            let old = current.all(type_url);
+            d.removals
+                .iter()
+                .any(|n| old.is_some_and(|o| o.contains_key(n)))
+                || d.upserts.iter().any(|r| {
+                    old.and_then(|o| o.get(&r.name))
+                        .is_none_or(|o| o.hash != r.hash)
+                })
+        })
     }
 }
 
@@ -116,42 +197,41 @@ impl XdsCache {
         self.tx.borrow().clone()
     }
 
-    /// Replaces the resources of the given types in one step. Streams are woken only when some resource
-    /// actually changed; returns whether one did.
+    /// Replaces all resources of the given types in one step (types not given are untouched).
+    /// Streams are woken only when some resource actually changed; returns whether one did.
     pub fn set(&self, updates: impl IntoIterator<Item = (&'static str, Named)>) -> bool {
-        let updates: Vec<(&'static str, BTreeMap<String, Arc<Resource>>)> = updates
-            .into_iter()
-            .map(|(type_url, named)| {
-                let map = named
-                    .into_iter()
-                    .map(|(name, body)| (name.clone(), Arc::new(Resource::new(name, body))))
-                    .collect();
-                (type_url, map)
-            })
-            .collect();
+        let updates: Vec<_> = updates.into_iter().collect();
+        // The diff is taken against the snapshot it is applied to, inside the one update.
+        self.apply_with(|current| CacheDiff::replacing(current, updates))
+    }
+
+    /// Applies a diff in one step: one new generation, or none when nothing changed. Only the
+    /// changed types' maps are copied.
+    pub fn apply(&self, diff: CacheDiff) -> bool {
+        self.apply_with(|_| diff)
+    }
+
+    fn apply_with(&self, diff: impl FnOnce(&CacheSnapshot) -> CacheDiff) -> bool {
         self.tx.send_if_modified(|current| {
-            let changed = updates.iter().any(|(type_url, new)| {
-                let old = current.types.get(*type_url);
-                let same = old.is_some_and(|old| {
-                    old.len() == new.len()
-                        && old
-                            .iter()
-                            .zip(new.iter())
-                            .all(|((a, ra), (b, rb))| a == b && ra.hash == rb.hash)
-                });
-                !same
-            });
-            if changed {
-                let mut types = current.types.clone();
-                for (type_url, new) in &updates {
-                    types.insert(type_url.to_string(), new.clone());
-                }
-                *current = Arc::new(CacheSnapshot {
-                    types,
-                    generation: current.generation + 1,
-                });
+            let diff = diff(current);
+            if !diff.changes(current) {
+                return false;
             }
-            changed
+            let mut types = current.types.clone();
+            for (type_url, d) in &diff.types {
+                let map = Arc::make_mut(types.entry(type_url.to_string()).or_default());
+                for n in &d.removals {
+                    map.remove(n);
+                }
+                for r in &d.upserts {
+                    map.insert(r.name.clone(), Arc::clone(r));
+                }
+            }
+            *current = Arc::new(CacheSnapshot {
+                types,
+                generation: current.generation + 1,
+            });
+            true
         })
     }
 }
@@ -195,5 +275,48 @@ mod tests {
         let after = version_of(cache.current().resources(type_url::ENDPOINT, &a).iter());
         assert_eq!(before, after, "a change to b must not change a's version");
         assert_eq!(cache.current().resources(type_url::ENDPOINT, &[]).len(), 2);
+    }
+
+    #[test]
+    fn a_diff_changes_only_what_it_names_and_shares_the_rest() {
+        let cache = XdsCache::new();
+        cache.set([
+            (type_url::CLUSTER, vec![("c".into(), any(b"c"))]),
+            (
+                type_url::ENDPOINT,
+                vec![("a".into(), any(b"1")), ("b".into(), any(b"1"))],
+            ),
+        ]);
+        let before = cache.current();
+        let mut diff = CacheDiff::default();
+        diff.upsert(type_url::ENDPOINT, "a".into(), any(b"2"));
+        diff.remove(type_url::ENDPOINT, "b".into());
+        assert!(cache.apply(diff));
+        let after = cache.current();
+        assert_eq!(after.generation, before.generation + 1);
+        let names: Vec<_> = after
+            .all(type_url::ENDPOINT)
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(names, ["a"]);
+        assert_ne!(
+            after.get(type_url::ENDPOINT, "a").unwrap().hash,
+            before.get(type_url::ENDPOINT, "a").unwrap().hash
+        );
+        assert!(
+            Arc::ptr_eq(
+                &after.types[type_url::CLUSTER],
+                &before.types[type_url::CLUSTER]
+            ),
+            "an untouched type is shared, not copied"
+        );
+        // The same diff again (and removing what is gone) is no change: no new generation.
+        let mut again = CacheDiff::default();
+        again.upsert(type_url::ENDPOINT, "a".into(), any(b"2"));
+        again.remove(type_url::ENDPOINT, "b".into());
+        assert!(!cache.apply(again));
+        assert_eq!(cache.current().generation, after.generation);
     }
 }

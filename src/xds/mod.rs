@@ -1,10 +1,13 @@
 //! From the DAG to Envoy: translation (pure), the versioned cache, and the ADS server.
 
 pub mod cache;
+mod delta;
 pub mod limits;
+mod report;
+pub mod sequence;
 pub mod server;
+mod sotw;
 pub mod stats;
-mod stream;
 pub mod tls_incoming;
 pub mod translate;
 pub mod type_url;

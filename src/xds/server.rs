@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::cache::XdsCache;
+use super::cache::{CacheSnapshot, XdsCache};
 use super::limits::XdsServerLimits;
 use super::stats::XdsStats;
 use super::tls_incoming::{tls_incoming, XdsTls};
@@ -53,20 +53,47 @@ async fn until_closing(mut closing: watch::Receiver<bool>) {
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+/// A request read from a stream: `Ok(None)` when the client closed it, `Err` with the status to send
+/// back when it broke (one over `--xds-max-message-bytes` lands here as OUT_OF_RANGE).
+pub(super) fn next_request<T>(
+    read: Result<Option<T>, Status>,
+    node: &str,
+) -> Result<Option<T>, Status> {
+    read.inspect_err(|status| {
+        if status.code() == tonic::Code::OutOfRange {
+            tracing::warn!(%status, node, "xDS request refused; stream closed");
+        } else {
+            tracing::debug!(%status, node, "xDS stream ended");
+        }
+    })
+}
 
-    async fn stream_aggregated_resources(
+impl AdsService {
+    /// Runs one stream (`serve` is the protocol's stream loop) until it ends or isobar closes.
+    fn spawn_stream<Req, Resp, F>(
         &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        request: Request<Streaming<Req>>,
+        serve: impl FnOnce(
+                Streaming<Req>,
+                mpsc::Sender<Result<Resp, Status>>,
+                watch::Receiver<Arc<CacheSnapshot>>,
+                Arc<XdsStats>,
+                u64,
+            ) -> F
+            + Send
+            + 'static,
+    ) -> ResponseStream<Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let peer = request
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let stream_id = self.stats.open_stream(peer);
+        // At most one update per type is in flight (see `sequence`), so this never holds a backlog.
         let (tx, rx) = mpsc::channel(16);
         let cache = self.cache.subscribe();
         let stats = Arc::clone(&self.stats);
@@ -75,7 +102,7 @@ impl AggregatedDiscoveryService for AdsService {
         tokio::spawn(async move {
             let last_word = tx.clone();
             tokio::select! {
-                () = super::stream::run(requests, tx, cache, Arc::clone(&stats), stream_id) => {}
+                () = serve(requests, tx, cache, Arc::clone(&stats), stream_id) => {}
                 // An ADS stream never ends by itself: left open, it would hold the server's graceful
                 // shutdown for its whole grace period. Ending it tells Envoy to reconnect (to the next
                 // replica); Envoy keeps serving what it has meanwhile.
@@ -87,16 +114,27 @@ impl AggregatedDiscoveryService for AdsService {
             }
             stats.close_stream(stream_id);
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsService {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.spawn_stream(request, super::sotw::run)))
     }
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "isobar serves state-of-the-world ADS; configure Envoy with api_type GRPC",
-        ))
+        Ok(Response::new(self.spawn_stream(request, super::delta::run)))
     }
 }
 

@@ -45,6 +45,8 @@ pub struct StreamState {
 #[derive(Debug, Default)]
 pub struct XdsStats {
     pub responses_sent: AtomicU64,
+    /// Encoded bytes of every response sent (both protocols).
+    pub response_bytes: AtomicU64,
     pub acks: AtomicU64,
     pub nacks: AtomicU64,
     /// Connections refused at the TLS handshake (bad or missing certificate, not TLS, too slow).

@@ -1,0 +1,564 @@
+//! What one client holds, and what it is sent next: the per-stream state shared by both ADS
+//! protocols (state of the world and delta). The protocols differ only in how a [`Update`] is put on
+//! the wire and how requests are read; ordering, diffing, ACK/NACK bookkeeping and resumption are here.
+//!
+//! **Only what changed.** Each type remembers what the client holds (what it ACKed), resource by
+//! resource, by content hash. An update carries the resources whose hash differs and the names to
+//! remove; nothing is sent for a type whose content did not change.
+//!
+//! **One update in flight per type.** The next one is computed when the client has answered, from
+//! the latest snapshot: a slow client never gets a queue of stale snapshots, only the latest.
+//!
+//! **Make-before-break** (the xDS protocol's "eventual consistency considerations"), one [`Stage`]
+//! after the other: clusters, endpoints and secrets first, with what the client already holds kept
+//! alongside (so nothing in use disappears) until the clusters are ACKed and the new ones have
+//! their endpoints; then listeners; then routes; and only once the client has ACKed the listeners
+//! and routes that stopped using them, the removal of clusters, endpoints and secrets. A newer
+//! snapshot restarts the sequence from what the client holds now.
+//!
+//! **Versions are a function of content only** ([`version_of`] over names and content hashes), so
+//! two isobar replicas with the same inputs send the same versions, and a client that reconnects
+//! holding exactly what would be sent is sent nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+
+use super::cache::{version_of, CacheSnapshot, Resource, TypeMap};
+use super::type_url;
+
+/// Where a stream is in carrying one snapshot to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// Clusters, endpoints and secrets go out, as the union of what the client holds and the snapshot.
+    Warm,
+    /// The clusters are ACKed and warm: listeners go out.
+    Listeners,
+    /// Listeners are ACKed: routes go out.
+    Routes,
+    /// Listeners and routes in use are the snapshot's: what they no longer use is removed.
+    Done,
+}
+
+/// The protocol a stream speaks; it decides which removals can be said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// State of the world: listeners and clusters are sent whole (leaving one out removes it);
+    /// other types only as they change, and are removed by the client when it stops asking for them.
+    Sotw,
+    /// Incremental: every type carries changes and named removals.
+    Delta,
+}
+
+/// The names a client asked for, for one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    /// Every resource of the type.
+    pub wildcard: bool,
+    pub names: BTreeSet<String>,
+}
+
+impl Subscription {
+    fn wants(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// A response on its way to the client, awaiting its answer.
+#[derive(Debug)]
+struct InFlight {
+    nonce: String,
+    version: String,
+    generation: u64,
+    upserts: Vec<Arc<Resource>>,
+    removals: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    sub: Subscription,
+    /// What the client holds, as far as its answers tell.
+    held: TypeMap,
+    inflight: Option<InFlight>,
+    /// The nonce of the last response sent.
+    last_nonce: String,
+    /// The version of the last response sent (what the client holds if it accepts it).
+    sent_version: Option<String>,
+    acked_version: Option<String>,
+    /// The version the client last rejected; the same content is not sent again.
+    rejected_version: Option<String>,
+    /// The client rejected a response built for the current target.
+    nacked: bool,
+    /// Names to send although the client holds them (it asked for them again).
+    resend: BTreeSet<String>,
+    resend_all: bool,
+    /// State of the world: the version the client said it holds when it connected, adopted as
+    /// what it holds if it is what would be sent.
+    claimed_version: Option<String>,
+}
+
+impl TypeState {
+    /// The client answered the last response and did not reject it.
+    fn settled(&self) -> bool {
+        self.inflight.is_none() && !self.nacked
+    }
+
+    /// The client holds what was last sent.
+    fn in_sync(&self) -> bool {
+        self.inflight.is_none() && self.acked_version == self.sent_version
+    }
+}
+
+/// One response to send: the changes for one type, and the state the client holds once it applies them.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub type_url: &'static str,
+    pub nonce: String,
+    /// The version of `state`.
+    pub version: String,
+    /// The cache generation the update was built from.
+    pub generation: u64,
+    /// Resources new to the client or changed.
+    pub upserts: Vec<Arc<Resource>>,
+    /// Names the client holds that are gone.
+    pub removals: Vec<String>,
+    /// Everything of this type the client holds after applying the update.
+    pub state: Vec<Arc<Resource>>,
+}
+
+/// The client's answer to a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Ack {
+        version: String,
+        generation: u64,
+    },
+    Nack {
+        rejected_version: String,
+        /// What the client keeps using.
+        version_in_use: String,
+        generation: u64,
+        /// The resources the rejected response carried.
+        names: Vec<String>,
+    },
+}
+
+/// A type in sync without sending: the client already holds exactly what would be sent (on
+/// reconnecting, or after it rejected something that is no longer wanted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    pub type_url: &'static str,
+    pub version: String,
+    pub generation: u64,
+}
+
+/// The per-stream state of both protocols.
+#[derive(Debug)]
+pub struct Sequence {
+    protocol: Protocol,
+    types: BTreeMap<&'static str, TypeState>,
+    nonce: u64,
+    /// The snapshot being carried to the client (the latest one).
+    target: Arc<CacheSnapshot>,
+    stage: Stage,
+    /// The endpoint names the clusters the client holds read (EDS service names).
+    acked_eds_names: BTreeSet<String>,
+    /// The endpoint names of the clusters the last ACKed cluster update added or changed: a client
+    /// that asks for endpoints again wants these (a changed cluster warms until it has them).
+    recent_eds_names: BTreeSet<String>,
+    resumed: Vec<Resumed>,
+}
+
+impl Sequence {
+    pub fn new(protocol: Protocol, target: Arc<CacheSnapshot>) -> Self {
+        Sequence {
+            protocol,
+            types: BTreeMap::new(),
+            nonce: 0,
+            target,
+            stage: Stage::Warm,
+            acked_eds_names: BTreeSet::new(),
+            recent_eds_names: BTreeSet::new(),
+            resumed: Vec::new(),
+        }
+    }
+
+    /// A newer snapshot: start over from what the client holds now.
+    pub fn retarget(&mut self, target: Arc<CacheSnapshot>) {
+        self.target = target;
+        self.stage = Stage::Warm;
+        for t in self.types.values_mut() {
+            // A rejection of an older snapshot's content does not hold this one up; content equal to
+            // the rejected is not sent again (`rejected_version`).
+            t.nacked = false;
+        }
+    }
+
+    /// The nonce of the last response of `type_url`, and whether it awaits an answer.
+    pub fn last_nonce(&self, type_url: &str) -> Option<(&str, bool)> {
+        let t = self.types.get(type_url)?;
+        Some((t.last_nonce.as_str(), t.inflight.is_some()))
+    }
+
+    /// Whether the client has asked for `type_url` on this stream.
+    pub fn knows(&self, type_url: &str) -> bool {
+        self.types.contains_key(type_url)
+    }
+
+    /// The names asked for, for reports (empty for a wildcard).
+    pub fn names(&self, type_url: &str) -> Vec<String> {
+        self.types
+            .get(type_url)
+            .map(|t| t.sub.names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// State of the world: the client asks for `names` of `type_url` (all of them when empty).
+    /// `asks_again`: it repeats a request for a response already answered, which it does when it
+    /// adds a watch on resources it holds (an updated cluster's endpoints).
+    pub fn sotw_request(
+        &mut self,
+        type_url: &'static str,
+        names: Vec<String>,
+        version_info: &str,
+        asks_again: bool,
+    ) {
+        let first = !self.types.contains_key(type_url);
+        let recent = self.recent_eds_names.clone();
+        let t = self.types.entry(type_url).or_default();
+        let sub = Subscription {
+            wildcard: names.is_empty(),
+            names: names.into_iter().collect(),
+        };
+        if sub != t.sub {
+            t.held.retain(|n, _| sub.wants(n));
+            t.sub = sub;
+        }
+        if first && !version_info.is_empty() {
+            t.claimed_version = Some(version_info.to_string());
+        }
+        if asks_again {
+            let wanted: BTreeSet<String> = if type_url == type_url::ENDPOINT {
+                recent.into_iter().filter(|n| t.sub.wants(n)).collect()
+            } else {
+                BTreeSet::new()
+            };
+            if wanted.is_empty() {
+                t.resend_all = true;
+            } else {
+                t.resend.extend(wanted);
+            }
+        }
+    }
+
+    /// Delta: the client subscribes to and unsubscribes from names of `type_url` (`*` is the
+    /// wildcard). On its first request it says which versions it already holds.
+    pub fn delta_request(
+        &mut self,
+        type_url: &'static str,
+        subscribe: &[String],
+        unsubscribe: &[String],
+        initial_versions: &BTreeMap<String, String>,
+    ) {
+        let first = !self.types.contains_key(type_url);
+        let t = self.types.entry(type_url).or_default();
+        if first {
+            // An empty first subscription is the legacy wildcard.
+            t.sub.wildcard = subscribe.is_empty();
+            for (name, version) in initial_versions {
+                t.held
+                    .insert(name.clone(), placeholder(type_url, name, version));
+            }
+            if !initial_versions.is_empty() {
+                let v = version_of(t.held.values());
+                t.sent_version = Some(v.clone());
+                t.acked_version = Some(v);
+            }
+        }
+        for name in subscribe {
+            if name == "*" {
+                t.sub.wildcard = true;
+            } else if !t.sub.names.insert(name.clone()) && !first {
+                // Asked for again: the client wants it sent although it held it.
+                t.resend.insert(name.clone());
+            }
+        }
+        for name in unsubscribe {
+            if name == "*" {
+                t.sub.wildcard = false;
+            } else {
+                t.sub.names.remove(name);
+            }
+        }
+        let sub = t.sub.clone();
+        t.held.retain(|n, _| sub.wants(n));
+        t.resend.retain(|n| sub.wants(n));
+    }
+
+    /// The client answered the response with `nonce` of `type_url`; `None` if that response is not
+    /// the one awaiting an answer (a reply to a superseded response).
+    pub fn answer(&mut self, type_url: &str, nonce: &str, rejected: bool) -> Option<Answer> {
+        let t = self.types.get_mut(type_url)?;
+        if t.inflight.as_ref().is_none_or(|f| f.nonce != nonce) {
+            return None;
+        }
+        let f = t.inflight.take()?;
+        if rejected {
+            t.nacked = true;
+            t.rejected_version = Some(f.version.clone());
+            return Some(Answer::Nack {
+                rejected_version: f.version,
+                version_in_use: t.acked_version.clone().unwrap_or_default(),
+                generation: f.generation,
+                names: f.upserts.iter().map(|r| r.name.clone()).collect(),
+            });
+        }
+        for n in &f.removals {
+            t.held.remove(n);
+        }
+        for r in &f.upserts {
+            t.held.insert(r.name.clone(), Arc::clone(r));
+        }
+        t.nacked = false;
+        t.acked_version = Some(f.version.clone());
+        if type_url == type_url::CLUSTER {
+            self.acked_eds_names = t.held.values().filter_map(|r| eds_name(r)).collect();
+            self.recent_eds_names = f.upserts.iter().filter_map(|r| eds_name(r)).collect();
+        }
+        Some(Answer::Ack {
+            version: f.version,
+            generation: f.generation,
+        })
+    }
+
+    /// Types resumed without sending since the last call.
+    pub fn take_resumed(&mut self) -> Vec<Resumed> {
+        std::mem::take(&mut self.resumed)
+    }
+
+    /// Whether the stage may move on.
+    fn gate_open(&self) -> bool {
+        let settled = |t: &str| self.types.get(t).is_none_or(TypeState::settled);
+        let in_sync = |t: &str| self.types.get(t).is_none_or(TypeState::in_sync);
+        match self.stage {
+            Stage::Warm => {
+                // Envoy ACKs clusters before their endpoints arrive; a route to a cluster still
+                // warming answers 503, so every EDS cluster the client holds must have its endpoints.
+                let endpoints = self.types.get(type_url::ENDPOINT).is_none_or(|t| {
+                    t.settled() && self.acked_eds_names.iter().all(|n| t.sub.wants(n))
+                });
+                settled(type_url::CLUSTER) && settled(type_url::SECRET) && endpoints
+            }
+            Stage::Listeners => settled(type_url::LISTENER),
+            Stage::Routes => in_sync(type_url::LISTENER) && in_sync(type_url::ROUTE),
+            Stage::Done => false,
+        }
+    }
+
+    /// Every update due now, moving through the stages as far as the client's answers allow.
+    pub fn step(&mut self) -> Vec<Update> {
+        let mut out = Vec::new();
+        if self.target.generation == 0 {
+            // Nothing built yet (the source is still syncing): an empty answer would make Envoy drop
+            // the configuration it has. It gets the first complete one instead.
+            return out;
+        }
+        loop {
+            for type_url in type_url::ALL {
+                if let Some(u) = self.next_update(type_url) {
+                    out.push(u);
+                }
+            }
+            if !self.gate_open() {
+                break;
+            }
+            self.stage = match self.stage {
+                Stage::Warm => Stage::Listeners,
+                Stage::Listeners => Stage::Routes,
+                Stage::Routes | Stage::Done => Stage::Done,
+            };
+        }
+        out
+    }
+
+    fn next_update(&mut self, type_url: &'static str) -> Option<Update> {
+        let (stage, protocol) = (self.stage, self.protocol);
+        let target = Arc::clone(&self.target);
+        let t = self.types.get_mut(type_url)?;
+        if t.inflight.is_some() {
+            return None;
+        }
+        if let Some(claimed) = t.claimed_version.take() {
+            let current: TypeMap = wanted(&target, type_url, &t.sub);
+            if version_of(current.values()) == claimed {
+                t.held = current;
+                t.sent_version = Some(claimed.clone());
+                t.acked_version = Some(claimed.clone());
+                self.resumed.push(Resumed {
+                    type_url,
+                    version: claimed,
+                    generation: target.generation,
+                });
+                if type_url == type_url::CLUSTER {
+                    self.acked_eds_names = t.held.values().filter_map(|r| eds_name(r)).collect();
+                }
+            }
+        }
+        let desired = desired(type_url, t, &target, stage)?;
+        let mut upserts = Vec::new();
+        for (name, r) in &desired {
+            match t.held.get(name) {
+                Some(h) if h.hash == r.hash => {
+                    if !Arc::ptr_eq(h, r) {
+                        // Known by hash only (a delta client's initial versions): keep the body.
+                        t.held.insert(name.clone(), Arc::clone(r));
+                    }
+                    if t.resend_all || t.resend.contains(name) {
+                        upserts.push(Arc::clone(r));
+                    }
+                }
+                _ => upserts.push(Arc::clone(r)),
+            }
+        }
+        let removable = protocol == Protocol::Delta
+            || matches!(type_url, type_url::LISTENER | type_url::CLUSTER);
+        let removals: Vec<String> = if removable {
+            t.held
+                .keys()
+                .filter(|n| !desired.contains_key(*n))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let forced = t.resend_all || !t.resend.is_empty();
+        t.resend.clear();
+        t.resend_all = false;
+        let first = t.sent_version.is_none();
+        if upserts.is_empty() && removals.is_empty() && !first && !forced {
+            if t.sent_version != t.acked_version {
+                // The client rejected the last response and holds what is wanted now: in sync
+                // again without sending, which is as good as an ACK of this generation (a NACK
+                // bisection waits for one).
+                t.sent_version.clone_from(&t.acked_version);
+                // The rejected content is no longer the last word: if it is wanted again later,
+                // it is sent again (and its verdict counts for that generation).
+                t.rejected_version = None;
+                if let Some(version) = t.acked_version.clone() {
+                    self.resumed.push(Resumed {
+                        type_url,
+                        version,
+                        generation: target.generation,
+                    });
+                }
+            }
+            return None;
+        }
+        let mut state = t.held.clone();
+        for n in &removals {
+            state.remove(n);
+        }
+        for r in &upserts {
+            state.insert(r.name.clone(), Arc::clone(r));
+        }
+        let version = version_of(state.values());
+        if !forced && t.rejected_version.as_deref() == Some(version.as_str()) {
+            return None;
+        }
+        self.nonce += 1;
+        let nonce = self.nonce.to_string();
+        t.last_nonce = nonce.clone();
+        t.sent_version = Some(version.clone());
+        t.rejected_version = None;
+        t.nacked = false;
+        t.inflight = Some(InFlight {
+            nonce: nonce.clone(),
+            version: version.clone(),
+            generation: target.generation,
+            upserts: upserts.clone(),
+            removals: removals.clone(),
+        });
+        Some(Update {
+            type_url,
+            nonce,
+            version,
+            generation: target.generation,
+            upserts,
+            removals,
+            state: state.into_values().collect(),
+        })
+    }
+}
+
+/// The snapshot's resources of `type_url` that `sub` asks for.
+fn wanted(snapshot: &CacheSnapshot, type_url: &str, sub: &Subscription) -> TypeMap {
+    let Some(all) = snapshot.all(type_url) else {
+        return TypeMap::new();
+    };
+    if sub.wildcard {
+        return all.clone();
+    }
+    sub.names
+        .iter()
+        .filter_map(|n| all.get(n).map(|r| (n.clone(), Arc::clone(r))))
+        .collect()
+}
+
+/// The resources `type_url` should hold at `stage`, or `None` while the type waits for an earlier stage.
+fn desired(
+    type_url: &'static str,
+    t: &TypeState,
+    snapshot: &CacheSnapshot,
+    stage: Stage,
+) -> Option<TypeMap> {
+    match type_url {
+        type_url::LISTENER if stage < Stage::Listeners => return None,
+        type_url::ROUTE if stage < Stage::Routes => return None,
+        _ => {}
+    }
+    let mut resources = wanted(snapshot, type_url, &t.sub);
+    let keeps = matches!(
+        type_url,
+        type_url::CLUSTER | type_url::ENDPOINT | type_url::SECRET
+    );
+    if keeps && stage < Stage::Done {
+        // Make before break: what the client holds stays until nothing uses it.
+        for (name, r) in &t.held {
+            resources
+                .entry(name.clone())
+                .or_insert_with(|| Arc::clone(r));
+        }
+    }
+    Some(resources)
+}
+
+/// A resource the client holds, known only by name and version (a delta client's initial versions).
+fn placeholder(type_url: &str, name: &str, version: &str) -> Arc<Resource> {
+    Arc::new(Resource {
+        name: name.to_string(),
+        body: Any {
+            type_url: type_url.to_string(),
+            value: Vec::new(),
+        },
+        hash: version.to_string(),
+    })
+}
+
+/// The EDS service name of a cluster that reads its endpoints over EDS.
+fn eds_name(r: &Resource) -> Option<String> {
+    let c = Cluster::decode(r.body.value.as_slice()).ok()?;
+    let eds = matches!(
+        c.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
+    );
+    if !eds {
+        return None;
+    }
+    match c.eds_cluster_config.map(|e| e.service_name) {
+        Some(n) if !n.is_empty() => Some(n),
+        _ => Some(c.name),
+    }
+}
