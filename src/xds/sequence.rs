@@ -562,3 +562,7 @@ fn eds_name(r: &Resource) -> Option<String> {
         _ => Some(c.name),
     }
 }
+
+#[cfg(test)]
+#[path = "sequence_tests.rs"]
+mod tests;
