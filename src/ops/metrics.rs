@@ -301,6 +301,7 @@ mod tests {
         let (metrics, stats, _) = metrics();
         for t in [type_url::ROUTE, type_url::ROUTE, type_url::SECRET] {
             stats.record_nack(Nack {
+                resources: Vec::new(),
                 node: "envoy".into(),
                 type_url: t.into(),
                 rejected_version: "2".into(),

@@ -84,6 +84,11 @@ impl CacheSnapshot {
         self.types.get(type_url).map(|m| m.as_ref())
     }
 
+    /// Every resource of `type_url`, as shared between snapshots (unchanged types share one map).
+    pub fn shared(&self, type_url: &str) -> Option<&Arc<TypeMap>> {
+        self.types.get(type_url)
+    }
+
     /// One resource.
     pub fn get(&self, type_url: &str, name: &str) -> Option<&Arc<Resource>> {
         self.types.get(type_url)?.get(name)

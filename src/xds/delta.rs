@@ -16,7 +16,7 @@ use tonic::{Status, Streaming};
 
 use super::cache::CacheSnapshot;
 use super::report::Reporter;
-use super::sequence::{Protocol, Sequence, Update};
+use super::sequence::{Sequence, Update};
 use super::stats::XdsStats;
 use super::type_url;
 
@@ -28,7 +28,7 @@ pub async fn run(
     stats: Arc<XdsStats>,
     stream_id: u64,
 ) {
-    let mut seq = Sequence::new(Protocol::Delta, cache.borrow_and_update().clone());
+    let mut seq = Sequence::new(cache.borrow_and_update().clone());
     let mut report = Reporter {
         stats: &stats,
         stream_id,

@@ -44,9 +44,15 @@ impl Reporter<'_> {
                 generation,
                 names,
             } => {
-                tracing::error!(node = self.node, xds = type_url::short_name(type_url), rejected_version,
-                    version_in_use, resources = ?names, error = message,
-                    "Envoy rejected configuration (NACK); it keeps its last good configuration");
+                tracing::error!(
+                    node = self.node,
+                    xds = type_url::short_name(type_url),
+                    rejected_version,
+                    version_in_use,
+                    resources = names.len(),
+                    error = message,
+                    "Envoy rejected configuration (NACK); it keeps its last good configuration"
+                );
                 let last = message.to_string();
                 self.stats.update_stream(self.stream_id, |s| {
                     s.types.entry(type_url.to_string()).or_default().last_nack = Some(last)
@@ -57,6 +63,7 @@ impl Reporter<'_> {
                     rejected_version,
                     version_in_use,
                     message: message.to_string(),
+                    resources: names,
                     generation,
                 });
             }

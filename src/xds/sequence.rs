@@ -43,16 +43,6 @@ enum Stage {
     Done,
 }
 
-/// The protocol a stream speaks; it decides which removals can be said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// State of the world: listeners and clusters are sent whole (leaving one out removes it);
-    /// other types only as they change, and are removed by the client when it stops asking for them.
-    Sotw,
-    /// Incremental: every type carries changes and named removals.
-    Delta,
-}
-
 /// The names a client asked for, for one type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subscription {
@@ -98,6 +88,12 @@ struct TypeState {
     /// State of the world: the version the client said it holds when it connected, adopted as
     /// what it holds if it is what would be sent.
     claimed_version: Option<String>,
+    /// Bumped whenever the subscription, what the client holds, or what it asked again changes.
+    epoch: u64,
+    /// The inputs (snapshot map, phase, epoch) for which there was last nothing to send: the same
+    /// inputs again need no diff (every ACK steps every type; at 10,000 resources that adds up).
+    /// The map is held (not its address), so it cannot be freed and its address reused.
+    quiet: Option<(Option<Arc<TypeMap>>, bool, u64)>,
 }
 
 impl TypeState {
@@ -158,7 +154,6 @@ pub struct Resumed {
 /// The per-stream state of both protocols.
 #[derive(Debug)]
 pub struct Sequence {
-    protocol: Protocol,
     types: BTreeMap<&'static str, TypeState>,
     nonce: u64,
     /// The snapshot being carried to the client (the latest one).
@@ -173,9 +168,8 @@ pub struct Sequence {
 }
 
 impl Sequence {
-    pub fn new(protocol: Protocol, target: Arc<CacheSnapshot>) -> Self {
+    pub fn new(target: Arc<CacheSnapshot>) -> Self {
         Sequence {
-            protocol,
             types: BTreeMap::new(),
             nonce: 0,
             target,
@@ -229,6 +223,7 @@ impl Sequence {
         let first = !self.types.contains_key(type_url);
         let recent = self.recent_eds_names.clone();
         let t = self.types.entry(type_url).or_default();
+        t.epoch += 1;
         let sub = Subscription {
             wildcard: names.is_empty(),
             names: names.into_iter().collect(),
@@ -265,6 +260,7 @@ impl Sequence {
     ) {
         let first = !self.types.contains_key(type_url);
         let t = self.types.entry(type_url).or_default();
+        t.epoch += 1;
         if first {
             // An empty first subscription is the legacy wildcard.
             t.sub.wildcard = subscribe.is_empty();
@@ -306,6 +302,7 @@ impl Sequence {
             return None;
         }
         let f = t.inflight.take()?;
+        t.epoch += 1;
         if rejected {
             t.nacked = true;
             t.rejected_version = Some(f.version.clone());
@@ -385,7 +382,7 @@ impl Sequence {
     }
 
     fn next_update(&mut self, type_url: &'static str) -> Option<Update> {
-        let (stage, protocol) = (self.stage, self.protocol);
+        let stage = self.stage;
         let target = Arc::clone(&self.target);
         let t = self.types.get_mut(type_url)?;
         if t.inflight.is_some() {
@@ -407,6 +404,22 @@ impl Sequence {
                 }
             }
         }
+        let inputs = (
+            target.shared(type_url).cloned(),
+            phase(type_url, stage),
+            t.epoch,
+        );
+        let same_map = |q: &Option<Arc<TypeMap>>| match (q, &inputs.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if t.quiet
+            .as_ref()
+            .is_some_and(|q| same_map(&q.0) && q.1 == inputs.1 && q.2 == inputs.2)
+        {
+            return None;
+        }
         let desired = desired(type_url, t, &target, stage)?;
         let mut upserts = Vec::new();
         for (name, r) in &desired {
@@ -423,22 +436,21 @@ impl Sequence {
                 _ => upserts.push(Arc::clone(r)),
             }
         }
-        let removable = protocol == Protocol::Delta
-            || matches!(type_url, type_url::LISTENER | type_url::CLUSTER);
-        let removals: Vec<String> = if removable {
-            t.held
-                .keys()
-                .filter(|n| !desired.contains_key(*n))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // State of the world can't name removals of routes, endpoints or secrets (the client drops
+        // them when it stops asking); they still leave what the client is taken to hold, so the
+        // version is the one of what is wanted and exists.
+        let removals: Vec<String> = t
+            .held
+            .keys()
+            .filter(|n| !desired.contains_key(*n))
+            .cloned()
+            .collect();
         let forced = t.resend_all || !t.resend.is_empty();
         t.resend.clear();
         t.resend_all = false;
         let first = t.sent_version.is_none();
         if upserts.is_empty() && removals.is_empty() && !first && !forced {
+            t.quiet = Some(inputs);
             if t.sent_version != t.acked_version {
                 // The client rejected the last response and holds what is wanted now: in sync
                 // again without sending, which is as good as an ACK of this generation (a NACK
@@ -490,6 +502,16 @@ impl Sequence {
             removals,
             state: state.into_values().collect(),
         })
+    }
+}
+
+/// What of the stage decides a type's desired content: whether listeners or routes may go out yet,
+/// and for clusters, endpoints and secrets whether what the client holds is still kept.
+fn phase(type_url: &str, stage: Stage) -> bool {
+    match type_url {
+        type_url::LISTENER => stage >= Stage::Listeners,
+        type_url::ROUTE => stage >= Stage::Routes,
+        _ => stage == Stage::Done,
     }
 }
 

@@ -11,6 +11,14 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use super::*;
+use crate::xds::{delta, sotw};
+
+/// Which protocol a test client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Sotw,
+    Delta,
+}
 use crate::xds::cache::XdsCache;
 use crate::xds::translate::Named;
 
@@ -106,7 +114,7 @@ fn step_ack(seq: &mut Sequence, type_url: &str) -> Update {
 
 /// A state-of-the-world client that asked for everything and ACKed it.
 fn sotw_synced(cache: &XdsCache, eds: &[&str]) -> Sequence {
-    let mut seq = Sequence::new(Protocol::Sotw, cache.current());
+    let mut seq = Sequence::new(cache.current());
     seq.sotw_request(type_url::CLUSTER, vec![], "", false);
     step_ack(&mut seq, type_url::CLUSTER);
     let eds: Vec<String> = eds.iter().map(|s| s.to_string()).collect();
@@ -167,7 +175,7 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
     for protocol in [Protocol::Sotw, Protocol::Delta] {
         let cache = XdsCache::new();
         cache.set(config(&[("a", "1")], "a"));
-        let mut seq = Sequence::new(protocol, cache.current());
+        let mut seq = Sequence::new(cache.current());
         let request = |seq: &mut Sequence, t: &'static str, names: &[&str]| {
             let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             match protocol {
@@ -216,19 +224,21 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
             .unwrap();
         assert_eq!(names(&cds.state), ["b"], "{protocol:?}");
         assert_eq!(cds.removals, ["a"], "{protocol:?}");
-        if protocol == Protocol::Delta {
-            let eds = rest
-                .iter()
-                .find(|u| u.type_url == type_url::ENDPOINT)
-                .unwrap();
-            assert_eq!(eds.removals, ["a"], "delta says endpoint removals too");
-        } else {
-            assert_eq!(
-                rest.len(),
-                1,
-                "SotW endpoints go when unsubscribed: {rest:?}"
-            );
-        }
+        let eds = rest
+            .iter()
+            .find(|u| u.type_url == type_url::ENDPOINT)
+            .unwrap();
+        assert_eq!(eds.removals, ["a"], "{protocol:?}");
+        assert_eq!(delta::encode(eds).removed_resources, ["a"], "delta says so");
+        assert!(
+            sotw::encode(eds).resources.is_empty(),
+            "SotW can't: the client drops endpoints when it stops asking"
+        );
+        assert_eq!(
+            sotw::encode(cds).resources.len(),
+            1,
+            "SotW clusters are sent whole"
+        );
     }
 }
 
@@ -239,7 +249,7 @@ fn sotw_a_client_reconnecting_with_the_current_versions_is_sent_nothing() {
     let snapshot = cache.current();
     let version = |t: &str, names: &[String]| version_of(snapshot.resources(t, names).iter());
     let eds = vec!["a".to_string(), "b".to_string()];
-    let mut seq = Sequence::new(Protocol::Sotw, cache.current());
+    let mut seq = Sequence::new(cache.current());
     seq.sotw_request(
         type_url::CLUSTER,
         vec![],
@@ -275,7 +285,7 @@ fn delta_initial_versions_that_match_are_not_sent_and_unknown_names_are_removed(
     cache.set(config(&[("a", "1"), ("b", "1")], "a"));
     let snapshot = cache.current();
     let hash = |t: &str, n: &str| snapshot.get(t, n).unwrap().hash.clone();
-    let mut seq = Sequence::new(Protocol::Delta, cache.current());
+    let mut seq = Sequence::new(cache.current());
     let initial: BTreeMap<String, String> = [
         ("a".to_string(), hash(type_url::CLUSTER, "a")),
         ("b".to_string(), "outdated".to_string()),
@@ -309,7 +319,7 @@ fn delta_initial_versions_that_match_are_not_sent_and_unknown_names_are_removed(
 fn delta_unsubscribing_forgets_and_subscribing_again_sends_again() {
     let cache = XdsCache::new();
     cache.set(config(&[("a", "1")], "a"));
-    let mut seq = Sequence::new(Protocol::Delta, cache.current());
+    let mut seq = Sequence::new(cache.current());
     let none = BTreeMap::new();
     seq.delta_request(type_url::ENDPOINT, &["a".into()], &[], &none);
     step_ack(&mut seq, type_url::ENDPOINT);

@@ -17,6 +17,9 @@ pub struct Nack {
     /// The version Envoy keeps using (empty if it never accepted one).
     pub version_in_use: String,
     pub message: String,
+    /// The resources the rejected response carried (delta and SotW routes/endpoints/secrets carry
+    /// only changed ones, so this narrows down what Envoy refused).
+    pub resources: Vec<String>,
     /// The cache generation the rejected response was built from: versions of a type depend on the
     /// names a stream asked for, generations don't, so the pipeline matches verdicts by generation.
     pub generation: u64,
@@ -178,6 +181,7 @@ mod tests {
 
     fn nack(type_url: &str) -> Nack {
         Nack {
+            resources: Vec::new(),
             node: "envoy".into(),
             type_url: type_url.into(),
             rejected_version: "v2".into(),
