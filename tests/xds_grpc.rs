@@ -1,9 +1,6 @@
 //! gRPC-level tests of the ADS server, no Envoy: a tonic ADS client over mTLS (the harness's probe)
 //! talks to the real server on a loopback socket, and the exact resources are pinned.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
@@ -19,113 +16,15 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
-use isobar::dag::{self, DagOptions};
-use isobar::source::file::parse_manifests;
-use isobar::store::Snapshot;
 use isobar::tls::certgen::{self, CertgenOptions};
-use isobar::tls::server::{ReloadingServerConfig, TlsFiles};
-use isobar::xds::cache::XdsCache;
 use isobar::xds::limits::XdsServerLimits;
-use isobar::xds::server::{serve, AdsService};
 use isobar::xds::stats::XdsStats;
-use isobar::xds::tls_incoming::XdsTls;
-use isobar::xds::translate::{self, ListenerConfig};
 use isobar::xds::type_url;
 use isobar_harness::xds_client::{connect_ads, AdsStream, XdsClientTls};
+
+mod ads_server;
+use ads_server::{fixture_snapshot, flip, publish, start, start_with, Server, QUIET, RECV};
 use prost::Message;
-use tokio::sync::oneshot;
-
-const RECV: Duration = Duration::from_secs(5);
-/// How long a test waits to see that nothing is sent. It bounds a check for absence; nothing
-/// synchronises on it.
-const QUIET: Duration = Duration::from_millis(400);
-
-struct Server {
-    addr: std::net::SocketAddr,
-    cache: Arc<XdsCache>,
-    stats: Arc<XdsStats>,
-    client_tls: XdsClientTls,
-    dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
-}
-
-fn fixture_snapshot(extra: &str) -> Snapshot {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/grpc/objects.yaml"
-    ))
-    .unwrap();
-    let mut snapshot = Snapshot::default();
-    for o in parse_manifests("objects.yaml", &format!("{text}\n---\n{extra}")).unwrap() {
-        snapshot.insert(o);
-    }
-    snapshot
-}
-
-fn publish(cache: &XdsCache, snapshot: &Snapshot) -> bool {
-    let (dag, statuses) = dag::build(snapshot, &DagOptions::default());
-    assert!(
-        statuses.iter().all(|s| s.validity == dag::Validity::Valid),
-        "{statuses:?}"
-    );
-    let config = ListenerConfig {
-        http_address: "127.0.0.1".into(),
-        http_port: 18080,
-        https_address: "127.0.0.1".into(),
-        https_port: 18443,
-    };
-    cache.set(translate::translate(&dag, snapshot, &config).by_type())
-}
-
-async fn start() -> Server {
-    start_with(XdsServerLimits::default()).await
-}
-
-async fn start_with(limits: XdsServerLimits) -> Server {
-    isobar::tls::install_default_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let certs =
-        certgen::generate(&CertgenOptions::default(), time::OffsetDateTime::now_utc()).unwrap();
-    certgen::write_to_dir(&certs, dir.path(), false).unwrap();
-    let tls = ReloadingServerConfig::load(TlsFiles {
-        ca: dir.path().join("ca.crt"),
-        cert: dir.path().join("isobar.crt"),
-        key: dir.path().join("isobar.key"),
-    })
-    .unwrap();
-    let tls = Arc::new(tls);
-    Arc::clone(&tls).spawn_watch(Duration::from_millis(50));
-    let cache = Arc::new(XdsCache::new());
-    publish(&cache, &fixture_snapshot(""));
-    let stats = Arc::new(XdsStats::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let service = AdsService::new(Arc::clone(&cache), Arc::clone(&stats));
-    let tls = XdsTls {
-        server_config: tls,
-        client_sans: Default::default(),
-    };
-    tokio::spawn(async move {
-        serve(listener, Some(tls), &limits, service, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    Server {
-        addr,
-        cache,
-        stats,
-        client_tls: XdsClientTls {
-            ca_pem: Some(certs.ca_cert.into_bytes()),
-            client_cert_pem: Some(certs.envoy_cert.into_bytes()),
-            client_key_pem: Some(certs.envoy_key.into_bytes()),
-            server_name: "isobar".into(),
-        },
-        dir,
-        _stop: stop,
-    }
-}
 
 async fn client(server: &Server) -> AdsStream {
     connect_ads(server.addr, Some(server.client_tls.clone()))
@@ -619,23 +518,6 @@ async fn a_request_over_the_message_size_limit_ends_its_stream_with_out_of_range
         err.contains("OutOfRange") && err.contains("the limit is: 4096 bytes"),
         "{err}"
     );
-}
-
-/// Services `flip-a`, `flip-b` and `flip-c` with an endpoint each, and Ingress `flip` routing
-/// flip.example.com to `flip-<to>`.
-fn flip(to: &str) -> String {
-    let service = |n: &str, ip: &str| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: flip-{n}, namespace: shop}}\nspec: {{ports: [{{port: 80}}]}}\n---\n\
-             apiVersion: v1\nkind: Endpoints\nmetadata: {{name: flip-{n}, namespace: shop}}\nsubsets:\n- addresses: [{{ip: {ip}}}]\n  ports: [{{port: 8080}}]\n---\n"
-        )
-    };
-    format!(
-        "{}{}{}apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: flip, namespace: shop}}\nspec:\n  rules:\n  - host: flip.example.com\n    http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: flip-{to}, port: {{number: 80}}}}}}}}]}}\n",
-        service("a", "127.0.0.21"),
-        service("b", "127.0.0.22"),
-        service("c", "127.0.0.23")
-    )
 }
 
 fn cluster_names(response: &DiscoveryResponse) -> Vec<String> {
