@@ -64,6 +64,66 @@ pub fn certgen(isobar_bin: &Path, dir: &Path) -> Result<CertPaths> {
     Ok(paths)
 }
 
+/// The environment variable that picks the xDS protocol variant of every harness stack whose
+/// options leave it open: `sotw` (also when unset or empty) or `delta`.
+pub const XDS_API_ENV: &str = "ISOBAR_XDS_API";
+
+/// The xDS protocol variant of Envoy's ADS stream (`isobar bootstrap --xds-api`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum XdsApi {
+    /// State of the world (`ads_config.api_type: GRPC`).
+    #[default]
+    Sotw,
+    /// Incremental (`DELTA_GRPC`).
+    Delta,
+}
+
+impl XdsApi {
+    /// Both variants, SotW first.
+    pub const ALL: [XdsApi; 2] = [XdsApi::Sotw, XdsApi::Delta];
+
+    /// The value of `isobar bootstrap --xds-api`: `sotw` or `delta`.
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            XdsApi::Sotw => "sotw",
+            XdsApi::Delta => "delta",
+        }
+    }
+
+    /// The variant `$ISOBAR_XDS_API` names: unset or empty is [`XdsApi::Sotw`]; any other value
+    /// but `sotw` and `delta` is an error (a typo must not quietly test the other variant).
+    pub fn from_env() -> Result<XdsApi> {
+        match std::env::var(XDS_API_ENV) {
+            Err(std::env::VarError::NotPresent) => Ok(XdsApi::Sotw),
+            Err(std::env::VarError::NotUnicode(v)) => Err(Error::Invalid(format!(
+                "{XDS_API_ENV}={v:?}: expected `sotw` or `delta`"
+            ))),
+            Ok(v) if v.trim().is_empty() => Ok(XdsApi::Sotw),
+            Ok(v) => v.parse(),
+        }
+    }
+}
+
+impl std::fmt::Display for XdsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_flag())
+    }
+}
+
+impl std::str::FromStr for XdsApi {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<XdsApi> {
+        match s.trim() {
+            "sotw" => Ok(XdsApi::Sotw),
+            "delta" => Ok(XdsApi::Delta),
+            other => Err(Error::Invalid(format!(
+                "{XDS_API_ENV}={other:?}: expected `sotw` or `delta`"
+            ))),
+        }
+    }
+}
+
 /// Arguments of `isobar bootstrap`.
 #[derive(Debug, Clone)]
 pub struct BootstrapArgs {
@@ -86,12 +146,15 @@ pub struct BootstrapArgs {
     /// `--resources-dir`: Envoy's client certificate and CA as file-based SDS resources written
     /// there, which Envoy reloads when the certificate files are moved into place.
     pub resources_dir: Option<PathBuf>,
+    /// `--xds-api`: state-of-the-world or delta ADS.
+    pub xds_api: XdsApi,
     /// Further arguments, appended verbatim.
     pub extra_args: Vec<String>,
 }
 
 impl BootstrapArgs {
-    /// mTLS to isobar on 127.0.0.1:`xds_port` with certgen's Envoy certificate; admin on 127.0.0.1:0.
+    /// mTLS to isobar on 127.0.0.1:`xds_port` with certgen's Envoy certificate; admin on
+    /// 127.0.0.1:0; state-of-the-world ADS (a stack's own variant: [`crate::Stack::bootstrap_args`]).
     pub fn mtls(xds_port: u16, certs: &CertPaths) -> BootstrapArgs {
         BootstrapArgs {
             xds_address: "127.0.0.1".into(),
@@ -103,6 +166,7 @@ impl BootstrapArgs {
             admin_port: 0,
             xds_server_name: None,
             resources_dir: None,
+            xds_api: XdsApi::Sotw,
             extra_args: Vec::new(),
         }
     }
@@ -132,6 +196,7 @@ pub fn write_bootstrap(isobar_bin: &Path, out: &Path, args: &BootstrapArgs) -> R
     if let Some(dir) = &args.resources_dir {
         cmd.arg("--resources-dir").arg(dir);
     }
+    cmd.args(["--xds-api", args.xds_api.as_flag()]);
     cmd.args(&args.extra_args);
     run(isobar_bin, &mut cmd, "isobar bootstrap")?;
     if !out.is_file() {
@@ -162,4 +227,23 @@ fn run(bin: &Path, cmd: &mut Command, what: &str) -> Result<()> {
         detail: out.status.to_string(),
         log: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xds_api_parses_its_flags_and_nothing_else() {
+        for api in XdsApi::ALL {
+            assert_eq!(api.as_flag().parse::<XdsApi>().unwrap(), api);
+            assert_eq!(api.to_string(), api.as_flag());
+        }
+        let err = "Delta2".parse::<XdsApi>().unwrap_err().to_string();
+        assert!(
+            err.contains(XDS_API_ENV) && err.contains("Delta2") && err.contains("sotw"),
+            "{err}"
+        );
+        assert_eq!(XdsApi::default(), XdsApi::Sotw);
+    }
 }
