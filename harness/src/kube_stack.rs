@@ -120,6 +120,7 @@ impl KubeStack {
             envoy_version: None,
             envoy_sds_files: false,
             xds_api: None,
+            isobar_replicas: 1,
         })
         .await
         .map_err(|e| e.with_log(cluster.log_tails(20)))?;

@@ -8,7 +8,8 @@ use crate::echo::EchoBackend;
 use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
 use crate::error::{Error, Result};
 use crate::isobar::{
-    certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource, XdsApi,
+    add_xds_endpoints, certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions,
+    IsobarSource, XdsApi,
 };
 use crate::ports::free_port;
 
@@ -35,6 +36,10 @@ pub struct StackOptions {
     /// State-of-the-world or delta ADS for the stack's Envoy; `None` takes `$ISOBAR_XDS_API`
     /// ([`XdsApi::from_env`]: unset is SotW, an unknown value fails [`Stack::start`]).
     pub xds_api: Option<XdsApi>,
+    /// How many isobar processes serve the stack (at least 1): the first is [`Stack::isobar`],
+    /// the others [`Stack::replicas`], each with the same source, certificates and arguments on
+    /// ports of its own. Envoy's `isobar` cluster lists every one's xDS address.
+    pub isobar_replicas: usize,
 }
 
 /// The ports the stack uses, all on 127.0.0.1.
@@ -52,13 +57,16 @@ pub struct StackPorts {
     pub envoy_https: u16,
 }
 
-/// A running isobar + Envoy pair. Fields drop in order: Envoy, isobar, then the work dir.
+/// A running isobar + Envoy pair. Fields drop in order: Envoy, isobar (and its replicas), then the
+/// work dir.
 #[derive(Debug)]
 pub struct Stack {
     /// The Envoy data plane.
     pub envoy: Envoy,
     /// The controller.
     pub isobar: Isobar,
+    /// Further isobar processes Envoy may connect to ([`StackOptions::isobar_replicas`]).
+    pub replicas: Vec<Isobar>,
     certs: CertPaths,
     ports: StackPorts,
     xds_api: XdsApi,
@@ -77,6 +85,7 @@ impl StackOptions {
             envoy_version: None,
             envoy_sds_files: false,
             xds_api: None,
+            isobar_replicas: 1,
         }
     }
 }
@@ -131,6 +140,14 @@ impl Stack {
             extra_args: opts.isobar_args.clone(),
         })
         .await?;
+        let mut replicas = Vec::new();
+        for _ in 1..opts.isobar_replicas {
+            let mut replica = isobar.options().clone();
+            replica.xds_port = free_port()?;
+            replica.http_port = free_port()?;
+            replica.debug_port = free_port()?;
+            replicas.push(Isobar::start(replica).await?);
+        }
 
         let bootstrap = work.join("envoy-bootstrap.json");
         let mut bootstrap_args = BootstrapArgs::mtls(ports.xds, &certs);
@@ -139,18 +156,27 @@ impl Stack {
             bootstrap_args.resources_dir = Some(work.join("sds"));
         }
         write_bootstrap(&opts.isobar_bin, &bootstrap, &bootstrap_args)?;
+        if !replicas.is_empty() {
+            let ports: Vec<u16> = replicas.iter().map(|r| r.xds_addr().port()).collect();
+            add_xds_endpoints(&bootstrap, "127.0.0.1", &ports)?;
+        }
         let envoy =
             Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
         envoy.wait_live(LIVE_TIMEOUT).await.map_err(|e| {
-            e.with_log(format!(
-                "(xDS API {xds_api})\n{}\n{}",
-                envoy.log_tail(30),
-                isobar.log_tail(30)
-            ))
+            let e = match e {
+                Error::Timeout { what, after, log } => Error::Timeout {
+                    what: format!("{what} (Envoy bootstrapped with {xds_api} ADS)"),
+                    after,
+                    log,
+                },
+                other => other,
+            };
+            e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30)))
         })?;
         Ok(Stack {
             envoy,
             isobar,
+            replicas,
             certs,
             ports,
             xds_api,

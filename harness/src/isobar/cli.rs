@@ -208,6 +208,41 @@ pub fn write_bootstrap(isobar_bin: &Path, out: &Path, args: &BootstrapArgs) -> R
     Ok(())
 }
 
+/// Adds `address`:`port` for each of `ports` to the endpoints of the static `isobar` cluster in
+/// the bootstrap JSON at `path` (as `isobar bootstrap` wrote it), so Envoy may reach any of several
+/// isobar replicas: it connects to one, and to another when that one goes away.
+pub fn add_xds_endpoints(path: &Path, address: &str, ports: &[u16]) -> Result<()> {
+    let what = format!("the bootstrap {}", path.display());
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {what}"), e))?;
+    let mut bootstrap: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| Error::Json {
+            context: what.clone(),
+            source,
+        })?;
+    let lb_endpoints = bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .and_then(|clusters| clusters.iter_mut().find(|c| c["name"] == "isobar"))
+        .and_then(|c| c["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array_mut())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{what} has no static cluster `isobar` with load_assignment.endpoints[0].lb_endpoints"
+            ))
+        })?;
+    for port in ports {
+        lb_endpoints.push(
+            serde_json::json!({"endpoint": {"address": {"socket_address": {
+                "address": address, "port_value": port
+            }}}}),
+        );
+    }
+    let text = serde_json::to_string_pretty(&bootstrap).map_err(|source| Error::Json {
+        context: what.clone(),
+        source,
+    })?;
+    std::fs::write(path, text).map_err(|e| Error::io(format!("writing {what}"), e))
+}
+
 fn run(bin: &Path, cmd: &mut Command, what: &str) -> Result<()> {
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -245,5 +280,35 @@ mod tests {
             "{err}"
         );
         assert_eq!(XdsApi::default(), XdsApi::Sotw);
+    }
+
+    #[test]
+    fn further_xds_endpoints_join_the_isobar_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bootstrap.json");
+        let endpoint = |port: u16| {
+            serde_json::json!({"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port
+            }}}})
+        };
+        let bootstrap = serde_json::json!({"static_resources": {"clusters": [
+            {"name": "other", "load_assignment": {"endpoints": [{"lb_endpoints": []}]}},
+            {"name": "isobar", "load_assignment": {"endpoints": [{"lb_endpoints": [endpoint(8001)]}]}}
+        ]}});
+        std::fs::write(&path, bootstrap.to_string()).unwrap();
+        add_xds_endpoints(&path, "127.0.0.1", &[8002, 8003]).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let clusters = &written["static_resources"]["clusters"];
+        assert_eq!(
+            clusters[1]["load_assignment"]["endpoints"][0]["lb_endpoints"],
+            serde_json::json!([endpoint(8001), endpoint(8002), endpoint(8003)])
+        );
+        assert_eq!(
+            clusters[0]["load_assignment"]["endpoints"][0]["lb_endpoints"],
+            serde_json::json!([])
+        );
+        std::fs::write(&path, "{}").unwrap();
+        assert!(add_xds_endpoints(&path, "127.0.0.1", &[8002]).is_err());
     }
 }
