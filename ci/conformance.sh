@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The conformance matrix: runs the data-driven suite (tests/conformance.rs, cases under
-# conformance/cases/) once per Envoy version and writes target/conformance/report.{md,json}.
+# conformance/cases/) once per Envoy version — every case in both xDS variants, state of the world
+# and delta — and writes target/conformance/report.{md,json} (a result column per version and variant).
 #
 #   ci/conformance.sh               # every version in conformance/envoy-versions
 #   ci/conformance.sh 1.36.4 1.40.0 # just these
+#   ISOBAR_CONFORMANCE_XDS_APIS=sotw ci/conformance.sh   # one variant only
 #
 # Exits non-zero if any case failed on any version (or a run produced no results).
 set -uo pipefail
@@ -17,6 +19,8 @@ else
     mapfile -t versions < <(grep -v '^[[:space:]]*\(#\|$\)' conformance/envoy-versions | sed 's/[[:space:]]//g; /^$/d')
 fi
 [ "${#versions[@]}" -gt 0 ] || { echo "no Envoy versions" >&2; exit 2; }
+xds_apis=${ISOBAR_CONFORMANCE_XDS_APIS:-sotw,delta}
+export ISOBAR_CONFORMANCE_XDS_APIS="$xds_apis"
 
 echo "==> conformance: building the suite"
 cargo test --features e2e --test conformance --no-run || exit 1
@@ -46,9 +50,10 @@ for v in "${versions[@]}"; do
     echo "    Envoy $v: ${secs} s, exit $rc"
 done
 
-python3 - "$out" "${versions[@]}" <<'PY' || status=1
+python3 - "$out" "$xds_apis" "${versions[@]}" <<'PY' || status=1
 import json, sys, os
-out, versions = sys.argv[1], sys.argv[2:]
+out, apis, versions = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
+apis = [a.strip() for a in apis if a.strip()]
 rows = []
 for v in versions:
     p = os.path.join(out, f"results-{v}.jsonl")
@@ -60,10 +65,13 @@ with open(os.path.join(out, "timings.tsv")) as f:
     for line in f:
         v, secs, rc = line.rstrip("\n").split("\t")
         timings[v] = {"seconds": int(secs), "exit": int(rc)}
+for r in rows:
+    r.setdefault("xds_api", "sotw")
 cases = sorted({r["case"] for r in rows})
-by = {(r["case"], r["version"]): r for r in rows}
+columns = [(v, a) for v in versions for a in apis]
+by = {(r["case"], r["version"], r["xds_api"]): r for r in rows}
 with open(os.path.join(out, "report.json"), "w") as f:
-    json.dump({"versions": versions, "timings": timings, "results": rows}, f, indent=2)
+    json.dump({"versions": versions, "xds_apis": apis, "timings": timings, "results": rows}, f, indent=2)
 def cell(r):
     if r is None:
         return "not run"
@@ -71,12 +79,16 @@ def cell(r):
         return "**FAIL**"
     return "skip" if r["reason"].startswith("skipped") else "pass"
 lines = ["# isobar conformance matrix", "",
-         "| case | " + " | ".join(versions) + " |",
-         "|---|" + "---|" * len(versions)]
+         "Each case runs on each Envoy version in each xDS variant (`sotw`: state of the world; "
+         "`delta`: incremental), a fresh isobar + Envoy each.", "",
+         "| case | " + " | ".join(f"{v} {a}" for v, a in columns) + " |",
+         "|---|" + "---|" * len(columns)]
 for c in cases:
-    lines.append(f"| {c} | " + " | ".join(cell(by.get((c, v))) for v in versions) + " |")
+    lines.append(f"| {c} | " + " | ".join(cell(by.get((c, v, a))) for v, a in columns) + " |")
+# Both variants of a version run in one process: its wall time spans both columns.
 lines.append("| **wall time** | " + " | ".join(
-    f"{timings[v]['seconds']} s" if v in timings else "-" for v in versions) + " |")
+    (f"{timings[v]['seconds']} s" if v in timings else "-") if a == apis[0] else "(same run)"
+    for v, a in columns) + " |")
 failures = [r for r in rows if not r["pass"]]
 lines += ["", "## Failures", ""]
 if not failures:
@@ -85,15 +97,15 @@ for r in failures:
     reason = r["reason"].replace("|", "\\|").replace("\n", " ")
     if len(reason) > 500:
         reason = reason[:500] + "… (full reason in report.json)"
-    lines.append(f"* `{r['case']}` on Envoy {r['version']}: {reason}")
-missing = [(c, v) for c in cases for v in versions if (c, v) not in by]
-for c, v in missing:
-    lines.append(f"* `{c}` on Envoy {v}: not run (see target/conformance/log-{v}.txt)")
+    lines.append(f"* `{r['case']}` on Envoy {r['version']}, {r['xds_api']}: {reason}")
+missing = [(c, v, a) for c in cases for v, a in columns if (c, v, a) not in by]
+for c, v, a in missing:
+    lines.append(f"* `{c}` on Envoy {v}, {a}: not run (see target/conformance/log-{v}.txt)")
 notes = [r for r in rows if r["pass"] and r.get("note")]
 if notes:
     lines += ["", "## Notes", ""]
     for r in notes:
-        lines.append(f"* `{r['case']}` on Envoy {r['version']}: {r['note']}")
+        lines.append(f"* `{r['case']}` on Envoy {r['version']}, {r['xds_api']}: {r['note']}")
 with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 print("\n".join(lines))

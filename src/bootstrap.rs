@@ -1,6 +1,6 @@
 //! Envoy's bootstrap for the split model: an admin listener, a static `isobar` cluster reached over
 //! HTTP/2 with mutual TLS (client certificate, trusted CA, the server's SAN verified) and ADS for LDS and
-//! CDS. Everything else (routes, endpoints, secrets) follows over ADS.
+//! CDS, state-of-the-world or delta. Everything else (routes, endpoints, secrets) follows over ADS.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,27 @@ use crate::Result;
 
 /// The name of the static cluster Envoy uses to reach isobar.
 pub const XDS_CLUSTER: &str = "isobar";
+
+/// Which variant of the xDS protocol Envoy's ADS stream speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XdsApi {
+    /// State of the world (`GRPC`): every Envoy and every xDS client speaks it.
+    #[default]
+    Sotw,
+    /// Incremental (`DELTA_GRPC`): only changed resources of every type travel, listeners and
+    /// clusters included.
+    Delta,
+}
+
+impl XdsApi {
+    /// The value of `ads_config.api_type`.
+    pub fn api_type(self) -> &'static str {
+        match self {
+            XdsApi::Sotw => "GRPC",
+            XdsApi::Delta => "DELTA_GRPC",
+        }
+    }
+}
 
 /// What goes into the bootstrap.
 #[derive(Debug, Clone)]
@@ -28,6 +49,8 @@ pub struct BootstrapOptions {
     /// With a directory, Envoy's client certificate and the CA are file-based SDS resources written
     /// there, which Envoy reloads when the certificate files change: rotation without restarting Envoy.
     pub resources_dir: Option<PathBuf>,
+    /// State-of-the-world or delta ADS.
+    pub xds_api: XdsApi,
 }
 
 /// Names of the file-based SDS secrets.
@@ -108,7 +131,7 @@ pub fn render(options: &BootstrapOptions) -> Value {
         "admin": {"address": socket_address(&options.admin_address, options.admin_port)},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": options.xds_api.api_type(),
                 "transport_api_version": "V3",
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}]
             },
@@ -213,6 +236,38 @@ mod tests {
             node_id: "envoy".into(),
             node_cluster: "isobar".into(),
             resources_dir: None,
+            xds_api: XdsApi::default(),
+        }
+    }
+
+    /// The whole `ads_config` as written, for both variants: only `api_type` differs.
+    #[test]
+    fn ads_config_names_the_api_type_of_the_chosen_variant() {
+        let ads_config = |api: XdsApi| {
+            let mut o = options();
+            o.xds_api = api;
+            render(&o)["dynamic_resources"]["ads_config"].clone()
+        };
+        let expected = |api_type: &str| {
+            json!({
+                "api_type": api_type,
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "isobar"}}]
+            })
+        };
+        assert_eq!(ads_config(XdsApi::Sotw), expected("GRPC"));
+        assert_eq!(ads_config(XdsApi::Delta), expected("DELTA_GRPC"));
+        assert_eq!(XdsApi::default(), XdsApi::Sotw);
+        // LDS and CDS come over ADS either way.
+        let mut o = options();
+        o.xds_api = XdsApi::Delta;
+        let b = render(&o);
+        for config in ["lds_config", "cds_config"] {
+            assert_eq!(
+                b["dynamic_resources"][config],
+                json!({"ads": {}, "resource_api_version": "V3"}),
+                "{config}"
+            );
         }
     }
 

@@ -1,14 +1,16 @@
 #![cfg(feature = "e2e")]
 //! The data-driven conformance suite: every directory under `conformance/cases/` is one case,
-//! run through a fresh isobar + Envoy stack (Envoy version from `$ISOBAR_ENVOY_VERSION`,
-//! default 1.40.0). See `conformance/README.md` for the case format.
+//! run through a fresh isobar + Envoy stack once per xDS protocol variant (state of the world, then
+//! delta: a stack each) on one Envoy version (`$ISOBAR_ENVOY_VERSION`, default 1.40.0). See
+//! `conformance/README.md` for the case format.
 //!
 //! A case fails when any expectation fails, when a request that passed once fails in one of the
 //! rounds that follow convergence, when a `flip:` loses a request, or when isobar's `/debug/xds`
 //! records a NACK.
 //! With `$ISOBAR_CONFORMANCE_REPORT` set, one JSON line per case is appended to that file:
-//! `{case, version, pass, reason, note, seconds}` (`note`: e.g. a flip's request counts). `$ISOBAR_CONFORMANCE_CASES` (comma list) limits
-//! the run to the named cases.
+//! `{case, version, xds_api, pass, reason, note, seconds}` (`note`: e.g. a flip's request counts).
+//! `$ISOBAR_CONFORMANCE_CASES` (comma list) limits the run to the named cases,
+//! `$ISOBAR_CONFORMANCE_XDS_APIS` (`sotw,delta` by default) to the named variants.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,6 +23,7 @@ use isobar_harness::echo::{
 };
 use isobar_harness::envoy::default_envoy_version;
 use isobar_harness::http::{send, RequestSpec, Response, Trust};
+use isobar_harness::isobar::XdsApi;
 use isobar_harness::load::{KeepAliveLoad, LoadCounts, LoadLimits};
 use isobar_harness::manifests::{service_and_endpoints_yaml, write_manifest};
 use isobar_harness::pki::TestCa;
@@ -778,6 +781,37 @@ async fn envoy_is(stack: &Stack, version: &str) -> Result<(), String> {
     }
 }
 
+/// The running Envoy's bootstrap asks for `api`'s ADS (so the matrix really tests each variant).
+async fn envoy_speaks(stack: &Stack, api: XdsApi) -> Result<(), String> {
+    let want = match api {
+        XdsApi::Sotw => "GRPC",
+        XdsApi::Delta => "DELTA_GRPC",
+    };
+    let dump = stack
+        .envoy
+        .config_dump()
+        .await
+        .map_err(|e| format!("Envoy /config_dump: {e}"))?;
+    let api_type = dump["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".BootstrapConfigDump"))
+        })
+        .map(|c| c["bootstrap"]["dynamic_resources"]["ads_config"]["api_type"].clone())
+        .unwrap_or_default();
+    if api_type == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "Envoy's bootstrap has ads_config.api_type {api_type}, expected {want}"
+        ))
+    }
+}
+
 /// How a case that did not fail ended.
 enum Passed {
     /// Every expectation held; with a note for the report (e.g. a flip's counts), if any.
@@ -786,7 +820,7 @@ enum Passed {
     Skipped(String),
 }
 
-async fn run_case(dir: &Path, version: &str) -> Result<Passed, String> {
+async fn run_case(dir: &Path, version: &str, api: XdsApi) -> Result<Passed, String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(dir.join("case.yaml"))
         .map_err(|e| format!("reading case.yaml: {e}"))?;
@@ -802,11 +836,13 @@ async fn run_case(dir: &Path, version: &str) -> Result<Passed, String> {
     let mut opts =
         StackOptions::manifests(isobar_bin(), echo_bin(), env.manifests.path().to_path_buf());
     opts.envoy_version = Some(version.to_string());
+    opts.xds_api = Some(api);
     let stack = Stack::start(opts)
         .await
         .map_err(|e| format!("starting the stack: {e}"))?;
     let outcome = async {
         envoy_is(&stack, version).await?;
+        envoy_speaks(&stack, api).await?;
         let mut note = None;
         match case.kind.as_deref().unwrap_or("http") {
             "http" => {
@@ -846,6 +882,27 @@ fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/cases")
 }
 
+/// The xDS variants to run every case in: `$ISOBAR_CONFORMANCE_XDS_APIS` (comma list), by default
+/// both. An unknown name fails the suite.
+fn xds_apis() -> Vec<XdsApi> {
+    match std::env::var("ISOBAR_CONFORMANCE_XDS_APIS") {
+        Ok(list) if !list.trim().is_empty() => {
+            let apis: Vec<XdsApi> = list
+                .split(',')
+                .map(|a| {
+                    a.trim().parse().unwrap_or_else(|_| {
+                        panic!(
+                            "ISOBAR_CONFORMANCE_XDS_APIS={list:?}: {a:?} is neither sotw nor delta"
+                        )
+                    })
+                })
+                .collect();
+            apis
+        }
+        _ => XdsApi::ALL.to_vec(),
+    }
+}
+
 fn discover() -> Vec<PathBuf> {
     let only: Option<Vec<String>> = std::env::var("ISOBAR_CONFORMANCE_CASES")
         .ok()
@@ -882,46 +939,54 @@ async fn conformance_cases_pass_on_this_envoy() {
                 .open(&p)
                 .unwrap_or_else(|e| panic!("opening {}: {e}", PathBuf::from(&p).display()))
         });
+    let apis = xds_apis();
     let mut failed = Vec::new();
     for dir in &cases {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let started = Instant::now();
-        let result = run_case(dir, &version).await;
-        let seconds = started.elapsed().as_secs_f64();
-        let (pass, reason, note) = match result {
-            Ok(Passed::Ran(note)) => (true, String::new(), note.unwrap_or_default()),
-            Ok(Passed::Skipped(skip)) => (true, format!("skipped: {skip}"), String::new()),
-            Err(e) => (false, e, String::new()),
-        };
-        println!(
-            "conformance {name} on Envoy {version}: {} ({seconds:.1} s){}",
-            if pass { "pass" } else { "FAIL" },
-            [&reason, &note]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| format!(": {s}"))
-                .collect::<String>()
-        );
-        if let Some(f) = report.as_mut() {
-            let line = serde_json::json!({
-                "case": name,
-                "version": version,
-                "pass": pass,
-                "reason": reason,
-                "note": note,
-                "seconds": (seconds * 10.0).round() / 10.0,
-            });
-            writeln!(f, "{line}").expect("writing the conformance report");
-        }
-        if !pass {
-            failed.push(format!("{name}: {reason}"));
+        // A separate stack per variant: a case passes or fails in each on its own.
+        for &api in &apis {
+            let started = Instant::now();
+            let result = run_case(dir, &version, api).await;
+            let seconds = started.elapsed().as_secs_f64();
+            let (pass, reason, note) = match result {
+                Ok(Passed::Ran(note)) => (true, String::new(), note.unwrap_or_default()),
+                Ok(Passed::Skipped(skip)) => (true, format!("skipped: {skip}"), String::new()),
+                Err(e) => (false, format!("{api} ADS: {e}"), String::new()),
+            };
+            println!(
+                "conformance {name} on Envoy {version} ({api} ADS): {} ({seconds:.1} s){}",
+                if pass { "pass" } else { "FAIL" },
+                [&reason, &note]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| format!(": {s}"))
+                    .collect::<String>()
+            );
+            if let Some(f) = report.as_mut() {
+                let line = serde_json::json!({
+                    "case": name,
+                    "version": version,
+                    "xds_api": api.as_flag(),
+                    "pass": pass,
+                    "reason": reason,
+                    "note": note,
+                    "seconds": (seconds * 10.0).round() / 10.0,
+                });
+                writeln!(f, "{line}").expect("writing the conformance report");
+            }
+            if !pass {
+                failed.push(format!("{name}: {reason}"));
+            }
         }
     }
+    let runs = cases.len() * apis.len();
+    let apis: Vec<&str> = apis.iter().map(|a| a.as_flag()).collect();
     assert!(
         failed.is_empty(),
-        "{} of {} conformance cases failed on Envoy {version}:\n{}",
+        "{} of {runs} conformance runs ({} cases × {}) failed on Envoy {version}:\n{}",
         failed.len(),
         cases.len(),
+        apis.join(", "),
         failed.join("\n")
     );
 }

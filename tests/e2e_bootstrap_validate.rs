@@ -1,13 +1,14 @@
 #![cfg(feature = "e2e")]
-//! The bootstrap `isobar bootstrap` writes (mTLS, certificates from `isobar certgen`) passes
-//! `envoy --mode validate` on every Envoy version listed in `conformance/envoy-versions`.
+//! The bootstraps `isobar bootstrap` writes (mTLS, certificates from `isobar certgen`; SotW and
+//! delta ADS) pass `envoy --mode validate` on every Envoy version listed in
+//! `conformance/envoy-versions`.
 
 mod common;
 
 use std::process::Command;
 
 use isobar_harness::envoy::envoy_binary;
-use isobar_harness::isobar::{certgen, write_bootstrap, BootstrapArgs};
+use isobar_harness::isobar::{certgen, write_bootstrap, BootstrapArgs, XdsApi};
 
 use common::isobar_bin;
 
@@ -32,13 +33,16 @@ fn bootstrap_validates_on_every_listed_envoy_version() {
     );
     let dir = tempfile::tempdir().unwrap();
     let certs = certgen(&isobar_bin(), &dir.path().join("certs")).unwrap();
-    let bootstrap = dir.path().join("bootstrap.json");
-    write_bootstrap(
-        &isobar_bin(),
-        &bootstrap,
-        &BootstrapArgs::mtls(8001, &certs),
-    )
-    .unwrap();
+    let bootstraps: Vec<(XdsApi, std::path::PathBuf)> = XdsApi::ALL
+        .into_iter()
+        .map(|api| {
+            let bootstrap = dir.path().join(format!("bootstrap-{api}.json"));
+            let mut args = BootstrapArgs::mtls(8001, &certs);
+            args.xds_api = api;
+            write_bootstrap(&isobar_bin(), &bootstrap, &args).unwrap();
+            (api, bootstrap)
+        })
+        .collect();
 
     let mut failures = Vec::new();
     for version in &versions {
@@ -49,23 +53,25 @@ fn bootstrap_validates_on_every_listed_envoy_version() {
                 continue;
             }
         };
-        let out = Command::new(&bin)
-            .args(["--mode", "validate", "--disable-hot-restart", "-c"])
-            .arg(&bootstrap)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let said_ok = text
-            .lines()
-            .any(|l| l.contains("configuration") && l.trim_end().ends_with("OK"));
-        if !out.status.success() || !said_ok {
-            failures.push(format!("{version}: {}: {text}", out.status));
-        } else {
-            eprintln!("Envoy {version}: bootstrap OK");
+        for (api, bootstrap) in &bootstraps {
+            let out = Command::new(&bin)
+                .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+                .arg(bootstrap)
+                .output()
+                .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let said_ok = text
+                .lines()
+                .any(|l| l.contains("configuration") && l.trim_end().ends_with("OK"));
+            if !out.status.success() || !said_ok {
+                failures.push(format!("{version} ({api} ADS): {}: {text}", out.status));
+            } else {
+                eprintln!("Envoy {version}: {api} bootstrap OK");
+            }
         }
     }
     assert!(

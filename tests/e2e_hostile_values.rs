@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use isobar::bootstrap::{self, BootstrapOptions};
+use isobar::bootstrap::{self, BootstrapOptions, XdsApi};
 use isobar::dag::{self, DagOptions};
 use isobar::source::file::parse_manifests;
 use isobar::store::Snapshot;
@@ -483,6 +483,7 @@ async fn world(dir: &std::path::Path) -> World {
         node_id: "hostile".into(),
         node_cluster: "isobar".into(),
         resources_dir: None,
+        xds_api: XdsApi::Sotw,
     };
     bootstrap::write(&options, &bootstrap_path).expect("writing the bootstrap");
     let version = default_envoy_version();

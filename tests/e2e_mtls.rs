@@ -174,7 +174,7 @@ async fn envoy_failing_tls(stack: &Stack, args: &BootstrapArgs, stat: &str) -> E
 #[tokio::test]
 async fn envoy_expecting_another_san_gets_no_listeners() {
     let (_f, stack) = stack().await;
-    let mut args = BootstrapArgs::mtls(stack.ports().xds, stack.certs());
+    let mut args = stack.bootstrap_args();
     args.xds_server_name = Some("not-isobar".into());
     let envoy = envoy_failing_tls(&stack, &args, "cluster.isobar.ssl.fail_verify_san").await;
     assert_eq!(
@@ -202,7 +202,7 @@ async fn envoy_trusting_another_ca_gets_no_listeners() {
     let other = TestCa::new("not isobar's CA").unwrap();
     let other_ca = stack.work_dir().join("other-ca.crt");
     std::fs::write(&other_ca, other.cert_pem()).unwrap();
-    let mut args = BootstrapArgs::mtls(stack.ports().xds, stack.certs());
+    let mut args = stack.bootstrap_args();
     args.envoy_cafile = Some(other_ca);
     let envoy = envoy_failing_tls(&stack, &args, "cluster.isobar.ssl.fail_verify_error").await;
     assert_eq!(

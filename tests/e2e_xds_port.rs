@@ -4,7 +4,6 @@
 
 mod common;
 
-use isobar_harness::isobar::BootstrapArgs;
 use isobar_harness::pki::ClientCertSpec;
 use isobar_harness::{wait_for_async, Stack};
 use tokio::net::TcpStream;
@@ -48,7 +47,7 @@ async fn a_thousand_idle_connections_do_not_keep_a_new_envoy_from_its_listeners(
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.isobar.log_tail(20)));
 
-    let args = BootstrapArgs::mtls(stack.ports().xds, stack.certs());
+    let args = stack.bootstrap_args();
     let envoy = start_envoy(&stack, &args, "late-envoy").await;
     wait_for_async(CONVERGE, "the new Envoy to get its listeners", || async {
         let names = envoy.dynamic_listener_names().await?;

@@ -119,6 +119,8 @@ impl KubeStack {
             isobar_args,
             envoy_version: None,
             envoy_sds_files: false,
+            xds_api: None,
+            isobar_replicas: 1,
         })
         .await
         .map_err(|e| e.with_log(cluster.log_tails(20)))?;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,7 @@ impl LoadCounts {
 /// A running request loop; [`KeepAliveLoad::stop`] ends it and returns its counts.
 pub struct KeepAliveLoad {
     stop: Arc<AtomicBool>,
+    exchanges: Arc<AtomicU64>,
     task: JoinHandle<LoadCounts>,
 }
 
@@ -88,13 +89,25 @@ impl KeepAliveLoad {
     /// Starts requesting `GET /` with `Host: host` from `addr` on a tokio task.
     pub fn start(addr: SocketAddr, host: &str, limits: LoadLimits) -> KeepAliveLoad {
         let stop = Arc::new(AtomicBool::new(false));
+        let exchanges = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(request_loop(
             addr,
             host.to_string(),
             limits,
             Arc::clone(&stop),
+            Arc::clone(&exchanges),
         ));
-        KeepAliveLoad { stop, task }
+        KeepAliveLoad {
+            stop,
+            exchanges,
+            task,
+        }
+    }
+
+    /// Exchanges attempted so far (answered or not): lets a test wait until the loop has run
+    /// for a while before and after what it does.
+    pub fn exchanges(&self) -> u64 {
+        self.exchanges.load(Ordering::Relaxed)
     }
 
     /// Stops the loop after its current exchange and returns what it counted.
@@ -179,6 +192,7 @@ async fn request_loop(
     host: String,
     limits: LoadLimits,
     stop: Arc<AtomicBool>,
+    exchanges: Arc<AtomicU64>,
 ) -> LoadCounts {
     let mut counts = LoadCounts::default();
     let started = Instant::now();
@@ -189,6 +203,7 @@ async fn request_loop(
         && started.elapsed() < limits.max_time
     {
         n += 1;
+        exchanges.fetch_add(1, Ordering::Relaxed);
         if conn.is_none() {
             match TcpStream::connect(addr).await {
                 Ok(tcp) => {

@@ -8,7 +8,8 @@ use crate::echo::EchoBackend;
 use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
 use crate::error::{Error, Result};
 use crate::isobar::{
-    certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource,
+    add_xds_endpoints, certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions,
+    IsobarSource, XdsApi,
 };
 use crate::ports::free_port;
 
@@ -32,6 +33,13 @@ pub struct StackOptions {
     /// certificate and CA become file-based SDS resources it reloads when the files in the
     /// certificates' directory are replaced by a rename.
     pub envoy_sds_files: bool,
+    /// State-of-the-world or delta ADS for the stack's Envoy; `None` takes `$ISOBAR_XDS_API`
+    /// ([`XdsApi::from_env`]: unset is SotW, an unknown value fails [`Stack::start`]).
+    pub xds_api: Option<XdsApi>,
+    /// How many isobar processes serve the stack (at least 1): the first is [`Stack::isobar`],
+    /// the others [`Stack::replicas`], each with the same source, certificates and arguments on
+    /// ports of its own. Envoy's `isobar` cluster lists every one's xDS address.
+    pub isobar_replicas: usize,
 }
 
 /// The ports the stack uses, all on 127.0.0.1.
@@ -49,15 +57,19 @@ pub struct StackPorts {
     pub envoy_https: u16,
 }
 
-/// A running isobar + Envoy pair. Fields drop in order: Envoy, isobar, then the work dir.
+/// A running isobar + Envoy pair. Fields drop in order: Envoy, isobar (and its replicas), then the
+/// work dir.
 #[derive(Debug)]
 pub struct Stack {
     /// The Envoy data plane.
     pub envoy: Envoy,
     /// The controller.
     pub isobar: Isobar,
+    /// Further isobar processes Envoy may connect to ([`StackOptions::isobar_replicas`]).
+    pub replicas: Vec<Isobar>,
     certs: CertPaths,
     ports: StackPorts,
+    xds_api: XdsApi,
     echo_bin: PathBuf,
     work_dir: tempfile::TempDir,
 }
@@ -72,6 +84,8 @@ impl StackOptions {
             isobar_args: Vec::new(),
             envoy_version: None,
             envoy_sds_files: false,
+            xds_api: None,
+            isobar_replicas: 1,
         }
     }
 }
@@ -81,6 +95,10 @@ impl Stack {
     ///
     /// Set `ISOBAR_KEEP_WORK_DIR=1` to keep the work dir (logs, bootstrap) after the test.
     pub async fn start(opts: StackOptions) -> Result<Stack> {
+        let xds_api = match opts.xds_api {
+            Some(api) => api,
+            None => XdsApi::from_env()?,
+        };
         let mut work_dir = tempfile::Builder::new()
             .prefix("isobar-stack-")
             .tempdir()
@@ -122,24 +140,46 @@ impl Stack {
             extra_args: opts.isobar_args.clone(),
         })
         .await?;
+        let mut replicas = Vec::new();
+        for _ in 1..opts.isobar_replicas {
+            let mut replica = isobar.options().clone();
+            replica.xds_port = free_port()?;
+            replica.http_port = free_port()?;
+            replica.debug_port = free_port()?;
+            replicas.push(Isobar::start(replica).await?);
+        }
 
         let bootstrap = work.join("envoy-bootstrap.json");
         let mut bootstrap_args = BootstrapArgs::mtls(ports.xds, &certs);
+        bootstrap_args.xds_api = xds_api;
         if opts.envoy_sds_files {
             bootstrap_args.resources_dir = Some(work.join("sds"));
         }
         write_bootstrap(&opts.isobar_bin, &bootstrap, &bootstrap_args)?;
+        if !replicas.is_empty() {
+            let ports: Vec<u16> = replicas.iter().map(|r| r.xds_addr().port()).collect();
+            add_xds_endpoints(&bootstrap, "127.0.0.1", &ports)?;
+        }
         let envoy =
             Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
-        envoy
-            .wait_live(LIVE_TIMEOUT)
-            .await
-            .map_err(|e| e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30))))?;
+        envoy.wait_live(LIVE_TIMEOUT).await.map_err(|e| {
+            let e = match e {
+                Error::Timeout { what, after, log } => Error::Timeout {
+                    what: format!("{what} (Envoy bootstrapped with {xds_api} ADS)"),
+                    after,
+                    log,
+                },
+                other => other,
+            };
+            e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30)))
+        })?;
         Ok(Stack {
             envoy,
             isobar,
+            replicas,
             certs,
             ports,
+            xds_api,
             echo_bin: opts.echo_bin,
             work_dir,
         })
@@ -158,6 +198,19 @@ impl Stack {
     /// All ports.
     pub fn ports(&self) -> StackPorts {
         self.ports
+    }
+
+    /// The xDS protocol variant the stack's Envoy speaks.
+    pub fn xds_api(&self) -> XdsApi {
+        self.xds_api
+    }
+
+    /// `isobar bootstrap` arguments like the stack's Envoy's (mTLS to its isobar, its xDS API
+    /// variant), for further Envoys.
+    pub fn bootstrap_args(&self) -> BootstrapArgs {
+        let mut args = BootstrapArgs::mtls(self.ports.xds, &self.certs);
+        args.xds_api = self.xds_api;
+        args
     }
 
     /// The certificates from certgen.

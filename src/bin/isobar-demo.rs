@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use isobar::bootstrap::{BootstrapOptions, EnvoyTlsFiles};
+use isobar::bootstrap::{BootstrapOptions, EnvoyTlsFiles, XdsApi};
 use isobar::controller::{self, ServeConfig, SourceConfig};
 use isobar::dag::DagOptions;
 use isobar::tls::certgen::{self, CertgenOptions};
@@ -126,6 +126,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
             node_id: "demo-envoy".into(),
             node_cluster: "isobar".into(),
             resources_dir: None,
+            xds_api: XdsApi::Sotw,
         },
         &bootstrap,
     )?;

@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::bootstrap::{self, BootstrapOptions, EnvoyTlsFiles};
+use crate::bootstrap::{self, BootstrapOptions, EnvoyTlsFiles, XdsApi};
 
 /// `isobar bootstrap`.
 #[derive(Debug, Args)]
@@ -43,9 +43,30 @@ pub struct BootstrapArgs {
     /// reloads them when the files change (certificate rotation without restarting Envoy).
     #[arg(long)]
     pub resources_dir: Option<PathBuf>,
+    /// The xDS protocol variant of Envoy's ADS stream: `sotw` (state of the world, `GRPC`; every
+    /// Envoy speaks it) or `delta` (incremental, `DELTA_GRPC`; only changed listeners and clusters
+    /// travel too, for many listeners or clusters).
+    #[arg(long, value_enum, default_value_t = XdsApiArg::Sotw)]
+    pub xds_api: XdsApiArg,
     /// Connect to isobar in plaintext (no certificates). Only for a local test.
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// `--xds-api` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum XdsApiArg {
+    Sotw,
+    Delta,
+}
+
+impl From<XdsApiArg> for XdsApi {
+    fn from(a: XdsApiArg) -> XdsApi {
+        match a {
+            XdsApiArg::Sotw => XdsApi::Sotw,
+            XdsApiArg::Delta => XdsApi::Delta,
+        }
+    }
 }
 
 pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
@@ -72,7 +93,64 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         node_id: args.node_id,
         node_cluster: args.node_cluster,
         resources_dir: args.resources_dir,
+        xds_api: args.xds_api.into(),
     };
     bootstrap::write(&options, &args.path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// `isobar bootstrap OUT --insecure FLAGS...` run for real; the `ads_config` of the file it wrote.
+    fn written_ads_config(flags: &[&str]) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("envoy.json");
+        let out_arg = out.display().to_string();
+        let argv = ["isobar", "bootstrap", out_arg.as_str(), "--insecure"]
+            .into_iter()
+            .chain(flags.iter().copied());
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Bootstrap(args)) => run(args).unwrap(),
+            other => panic!("{flags:?} parsed as {other:?}"),
+        }
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        written["dynamic_resources"]["ads_config"].clone()
+    }
+
+    #[test]
+    fn xds_api_selects_sotw_or_delta_ads_and_defaults_to_sotw() {
+        for (flags, api_type) in [
+            (&[][..], "GRPC"),
+            (&["--xds-api", "sotw"][..], "GRPC"),
+            (&["--xds-api=delta"][..], "DELTA_GRPC"),
+        ] {
+            let ads = written_ads_config(flags);
+            assert_eq!(ads["api_type"], api_type, "{flags:?}: {ads}");
+            assert_eq!(ads["transport_api_version"], "V3", "{flags:?}: {ads}");
+            assert_eq!(
+                ads["grpc_services"][0]["envoy_grpc"]["cluster_name"], "isobar",
+                "{flags:?}: {ads}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_xds_api_is_refused() {
+        let err = Cli::try_parse_from([
+            "isobar",
+            "bootstrap",
+            "out.json",
+            "--xds-api",
+            "incremental",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sotw") && err.contains("delta"), "{err}");
+    }
 }

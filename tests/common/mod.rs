@@ -69,6 +69,16 @@ impl Fixture {
         self.backends.push(echo);
     }
 
+    /// Starts echo backend `name` without writing a manifest, and returns its port (for
+    /// Endpoints the test writes itself).
+    pub fn echo(&mut self, name: &str) -> u16 {
+        let echo = EchoBackend::start(&echo_bin(), name, self.logs.path())
+            .unwrap_or_else(|e| panic!("starting echo backend {name}: {e}"));
+        let port = echo.port();
+        self.backends.push(echo);
+        port
+    }
+
     /// Writes (atomically replaces) a manifest file.
     pub fn write(&self, file: &str, yaml: &str) -> PathBuf {
         write_manifest(self.manifests.path(), file, yaml)
@@ -88,15 +98,20 @@ impl Fixture {
 
     /// Like [`Fixture::start_stack`], with further `isobar serve` arguments.
     pub async fn start_stack_with_isobar_args(&self, args: &[&str]) -> Stack {
-        let mut opts = StackOptions::manifests(
-            isobar_bin(),
-            echo_bin(),
-            self.manifests.path().to_path_buf(),
-        );
+        let mut opts = self.stack_options();
         opts.isobar_args = args.iter().map(|a| a.to_string()).collect();
         Stack::start(opts)
             .await
             .unwrap_or_else(|e| panic!("starting the stack: {e}"))
+    }
+
+    /// The options [`Fixture::start_stack`] uses, to adjust before [`Stack::start`].
+    pub fn stack_options(&self) -> StackOptions {
+        StackOptions::manifests(
+            isobar_bin(),
+            echo_bin(),
+            self.manifests.path().to_path_buf(),
+        )
     }
 }
 

@@ -3,5 +3,7 @@
 mod cli;
 mod running;
 
-pub use cli::{certgen, write_bootstrap, BootstrapArgs, CertPaths};
+pub use cli::{
+    add_xds_endpoints, certgen, write_bootstrap, BootstrapArgs, CertPaths, XdsApi, XDS_API_ENV,
+};
 pub use running::{Isobar, IsobarOptions, IsobarSource};
