@@ -1,7 +1,7 @@
 #![cfg(feature = "e2e")]
 //! What a real Envoy that already holds the configuration is sent, in the bytes it receives from
-//! its `isobar` cluster (`cluster.isobar.upstream_cx_rx_bytes_total`, TLS and HTTP/2 framing
-//! included):
+//! its `isobar` cluster (`cluster.isobar.upstream_cx_rx_bytes_total`: HTTP/2 frames, counted after
+//! TLS decryption, so the handshake is not in it):
 //!
 //! * isobar killed (SIGKILL) and started again with the same inputs, certificates and port: the
 //!   reconnecting Envoy receives at most 16 KiB at 200 Services (versions are content hashes, so
@@ -28,14 +28,14 @@ use isobar_harness::{wait_for_async, Stack};
 
 use common::{ingress_yaml, metric, Fixture, NS};
 
-/// Bytes Envoy received from isobar, over all its xDS connections.
+/// Bytes Envoy received from isobar over all its xDS connections (decrypted: HTTP/2 frames).
 const RX: &str = "cluster.isobar.upstream_cx_rx_bytes_total";
 /// xDS connections Envoy opened.
 const CX_TOTAL: &str = "cluster.isobar.upstream_cx_total";
 /// 1 while Envoy's ADS stream is up.
 const CONNECTED: &str = "control_plane.connected_state";
-/// What a reconnecting Envoy that holds the current configuration may be sent (a TLS handshake,
-/// HTTP/2 settings, and little else).
+/// What a reconnecting Envoy that holds the current configuration may be sent (HTTP/2 settings
+/// and headers, and little else: ~100 bytes when nothing is resent).
 const RESUME_BUDGET: u64 = 16 * 1024;
 /// What one changed Endpoints object may cost Envoy.
 const ENDPOINT_CHANGE_BUDGET: u64 = 8 * 1024;

@@ -12,6 +12,7 @@ use crate::isobar::{
     IsobarSource, XdsApi,
 };
 use crate::ports::free_port;
+use crate::wait::wait_for_async;
 
 /// How long Envoy may take to fetch its initial LDS/CDS and go LIVE.
 const LIVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +73,36 @@ pub struct Stack {
     xds_api: XdsApi,
     echo_bin: PathBuf,
     work_dir: tempfile::TempDir,
+}
+
+/// What Envoy logs when isobar ends its ADS stream with gRPC status 12, UNIMPLEMENTED (e.g. delta
+/// ADS asked of an isobar without it).
+const ADS_UNIMPLEMENTED: &str = "gRPC config stream to isobar closed: 12,";
+
+/// Waits until Envoy's `/ready` says `LIVE`. Fails at once if isobar refused Envoy's ADS stream
+/// as UNIMPLEMENTED: Envoy would retry that until its initial fetch timeout and go LIVE with
+/// nothing, and every test would then fail later, slowly and obscurely.
+async fn wait_envoy_live(envoy: &Envoy, xds_api: XdsApi) -> Result<()> {
+    let what = format!("Envoy /ready to say LIVE (Envoy bootstrapped with {xds_api} ADS)");
+    wait_for_async(LIVE_TIMEOUT, &what, || async {
+        envoy.process().ensure_running()?;
+        if let Some(line) = envoy
+            .log_tail(100)
+            .lines()
+            .find(|l| l.contains(ADS_UNIMPLEMENTED))
+        {
+            // Envoy's message without its log prefix (`[time][thread][level][logger] [file:line] `).
+            let message = line.rsplit_once("] ").map_or(line, |(_, m)| m).trim();
+            return Err(Error::Xds(format!(
+                "isobar answered Envoy's {xds_api} ADS stream with UNIMPLEMENTED: {message}"
+            )));
+        }
+        Ok(match envoy.admin_request("/ready").await {
+            Ok(r) if r.status == 200 && r.text().trim() == "LIVE" => Some(()),
+            _ => None,
+        })
+    })
+    .await
 }
 
 impl StackOptions {
@@ -162,17 +193,9 @@ impl Stack {
         }
         let envoy =
             Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
-        envoy.wait_live(LIVE_TIMEOUT).await.map_err(|e| {
-            let e = match e {
-                Error::Timeout { what, after, log } => Error::Timeout {
-                    what: format!("{what} (Envoy bootstrapped with {xds_api} ADS)"),
-                    after,
-                    log,
-                },
-                other => other,
-            };
-            e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30)))
-        })?;
+        wait_envoy_live(&envoy, xds_api)
+            .await
+            .map_err(|e| e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30))))?;
         Ok(Stack {
             envoy,
             isobar,
