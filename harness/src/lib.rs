@@ -20,6 +20,7 @@ pub mod stack;
 pub mod tls;
 pub mod wait;
 pub mod xds_client;
+pub mod xds_delta_client;
 
 pub use error::{Error, Result};
 pub use kube_stack::{KubeStack, KubeStackOptions};

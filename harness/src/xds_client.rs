@@ -39,7 +39,7 @@ pub const NODE_ID: &str = "test-envoy";
 pub const NODE_CLUSTER: &str = "isobar-test";
 
 /// gRPC code INTERNAL, which Envoy puts in a NACK's error detail.
-const GRPC_INTERNAL: i32 = 13;
+pub(crate) const GRPC_INTERNAL: i32 = 13;
 /// Bound on TCP connect + TLS + HTTP/2 handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -100,13 +100,7 @@ pub fn request(
 /// Handshake failures surface here; a refusal the server only signals after the handshake
 /// (TLS 1.3 client-certificate rejection) surfaces on the first [`AdsStream::recv`].
 pub async fn connect_ads(addr: SocketAddr, tls: Option<XdsClientTls>) -> Result<AdsStream> {
-    let channel = match tls {
-        None => endpoint(addr)?
-            .connect()
-            .await
-            .map_err(|e| Error::Xds(format!("connecting to {addr}: {}", error_chain(&e))))?,
-        Some(tls) => connect_tls(addr, tls).await?,
-    };
+    let channel = open_channel(addr, tls).await?;
     let (tx, rx) = mpsc::channel(16);
     let mut client =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
@@ -122,6 +116,18 @@ pub async fn connect_ads(addr: SocketAddr, tls: Option<XdsClientTls>) -> Result<
         responses: None,
         subscriptions: HashMap::new(),
     })
+}
+
+/// An HTTP/2 channel to `addr`: plaintext with `tls = None`, else TLS with ALPN h2 (shared by the
+/// state-of-the-world and the delta probe).
+pub(crate) async fn open_channel(addr: SocketAddr, tls: Option<XdsClientTls>) -> Result<Channel> {
+    match tls {
+        None => endpoint(addr)?
+            .connect()
+            .await
+            .map_err(|e| Error::Xds(format!("connecting to {addr}: {}", error_chain(&e)))),
+        Some(tls) => connect_tls(addr, tls).await,
+    }
 }
 
 fn endpoint(addr: SocketAddr) -> Result<Endpoint> {
@@ -252,7 +258,7 @@ impl AdsStream {
     }
 }
 
-fn status_error(what: &str, s: &tonic::Status) -> Error {
+pub(crate) fn status_error(what: &str, s: &tonic::Status) -> Error {
     Error::Xds(format!("{what}: gRPC {:?}: {}", s.code(), error_chain(s)))
 }
 
