@@ -94,8 +94,8 @@ impl Reporter<'_> {
         self.stats.verdict();
     }
 
-    /// Records a response sent.
-    pub fn sent(&self, update: &Update, names: Vec<String>, bytes: usize) {
+    /// Records a response sent; `names`, the client's subscription, when it changed.
+    pub fn sent(&self, update: &Update, names: Option<Vec<String>>, bytes: usize) {
         self.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
         self.stats
             .response_bytes
@@ -113,7 +113,9 @@ impl Reporter<'_> {
         self.stats.update_stream(self.stream_id, |s| {
             let t = s.types.entry(update.type_url.to_string()).or_default();
             t.sent_version = version;
-            t.resource_names = names;
+            if let Some(names) = names {
+                t.resource_names = names;
+            }
         });
     }
 }

@@ -97,7 +97,7 @@ async fn send_all(
         if responses.send(Ok(response)).await.is_err() {
             return false;
         }
-        report.sent(&update, seq.names(update.type_url), bytes);
+        report.sent(&update, seq.names_if_changed(update.type_url), bytes);
     }
     true
 }
