@@ -27,7 +27,7 @@ use isobar_harness::echo::EchoBackend;
 use isobar_harness::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
 use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::isobar::{
-    certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource,
+    certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource, XdsApi,
 };
 use isobar_harness::ports::free_port;
 use isobar_harness::wait_for_async;
@@ -104,19 +104,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// The bootstrap `isobar bootstrap` wrote, switched to delta ADS. Until `isobar bootstrap --xds-api
-/// delta` exists, this is how the bench gets a delta Envoy.
-fn use_delta_ads(bootstrap: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(bootstrap)?;
-    let mut json: serde_json::Value = serde_json::from_str(&text)?;
-    let ads = json
-        .pointer_mut("/dynamic_resources/ads_config")
-        .context("the bootstrap has no dynamic_resources.ads_config")?;
-    ads["api_type"] = "DELTA_GRPC".into();
-    std::fs::write(bootstrap, serde_json::to_string_pretty(&json)?)?;
-    Ok(())
 }
 
 /// Keeps only the stats the bench reads (xDS subscriptions, the `isobar` cluster, the HTTP
@@ -281,11 +268,15 @@ async fn start_run(
     }
 
     let bootstrap = work.join("envoy-bootstrap.json");
-    write_bootstrap(&args.isobar, &bootstrap, &BootstrapArgs::mtls(xds, &certs))?;
+    let bootstrap_args = BootstrapArgs {
+        xds_api: match mode {
+            Mode::Sotw => XdsApi::Sotw,
+            Mode::Delta => XdsApi::Delta,
+        },
+        ..BootstrapArgs::mtls(xds, &certs)
+    };
+    write_bootstrap(&args.isobar, &bootstrap, &bootstrap_args)?;
     keep_bench_stats(&bootstrap)?;
-    if mode == Mode::Delta {
-        use_delta_ads(&bootstrap)?;
-    }
     let mut envoys = Vec::new();
     for k in 0..args.envoys {
         // All Envoys bind the same listener port (isobar gives them one listener): Envoy sets
