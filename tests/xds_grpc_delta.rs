@@ -193,6 +193,20 @@ async fn a_client_reconnecting_with_current_versions_is_sent_only_what_differs()
     first.initial_resource_versions = all.clone().into_iter().collect();
     stream.send(first).await.unwrap();
     assert!(stream.recv(QUIET).await.is_err(), "Envoy holds it all");
+    // …which counts as accepting the current clusters (for /debug/xds and NACK bisection).
+    let current = server.cache.current();
+    isobar_harness::wait_for_async(RECV, "the resumed clusters to count as ACKed", || async {
+        let streams = server.stats.streams();
+        let cds = streams
+            .first()
+            .and_then(|s| s.types.get(type_url::CLUSTER).cloned());
+        Ok(cds.filter(|t| {
+            t.acked_version == current.type_version(type_url::CLUSTER)
+                && t.acked_generation == current.generation
+        }))
+    })
+    .await
+    .unwrap();
     // One outdated, one unknown to isobar: only the outdated one is sent (the unknown one is
     // removed once the routes are settled, which a stream without routes is at once).
     let mut stream = client(&server).await;

@@ -94,6 +94,8 @@ struct TypeState {
     /// inputs again need no diff (every ACK steps every type; at 10,000 resources that adds up).
     /// The map is held (not its address), so it cannot be freed and its address reused.
     quiet: Option<(Option<Arc<TypeMap>>, bool, u64)>,
+    /// Delta: what the client holds came from its initial versions and is not reported yet.
+    initial: bool,
     /// Bumped whenever the subscription changes; `reported_sub` is the one last reported.
     sub_epoch: u64,
     reported_sub: Option<u64>,
@@ -279,6 +281,7 @@ impl Sequence {
                 let v = version_of(t.held.values());
                 t.sent_version = Some(v.clone());
                 t.acked_version = Some(v);
+                t.initial = true;
             }
         }
         for name in subscribe {
@@ -461,7 +464,16 @@ impl Sequence {
         let first = t.sent_version.is_none();
         if upserts.is_empty() && removals.is_empty() && !first && !forced {
             t.quiet = Some(inputs);
-            if t.sent_version != t.acked_version {
+            if std::mem::take(&mut t.initial) {
+                // A reconnecting delta client holds exactly what is wanted: as good as an ACK.
+                if let Some(version) = t.acked_version.clone() {
+                    self.resumed.push(Resumed {
+                        type_url,
+                        version,
+                        generation: target.generation,
+                    });
+                }
+            } else if t.sent_version != t.acked_version {
                 // The client rejected the last response and holds what is wanted now: in sync
                 // again without sending, which is as good as an ACK of this generation (a NACK
                 // bisection waits for one).
@@ -490,6 +502,7 @@ impl Sequence {
         if !forced && t.rejected_version.as_deref() == Some(version.as_str()) {
             return None;
         }
+        t.initial = false;
         self.nonce += 1;
         let nonce = self.nonce.to_string();
         t.last_nonce = nonce.clone();

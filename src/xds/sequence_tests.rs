@@ -313,6 +313,9 @@ fn delta_initial_versions_that_match_are_not_sent_and_unknown_names_are_removed(
     let cds = only(rest, type_url::CLUSTER);
     assert!(cds.upserts.is_empty());
     assert_eq!(cds.removals, ["gone"]);
+    // The endpoints were all current: nothing sent, and that counts as accepted.
+    let resumed: Vec<&str> = seq.take_resumed().iter().map(|r| r.type_url).collect();
+    assert_eq!(resumed, [type_url::ENDPOINT]);
 }
 
 #[test]
