@@ -8,6 +8,7 @@ pub mod sequence;
 pub mod server;
 mod sotw;
 pub mod stats;
+mod stream;
 pub mod tls_incoming;
 pub mod translate;
 pub mod type_url;

@@ -11,7 +11,9 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 
 use super::*;
-use crate::xds::{delta, sotw};
+use crate::xds::delta::Delta;
+use crate::xds::sotw::Sotw;
+use crate::xds::stream::Wire;
 
 /// Which protocol a test client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,13 +231,13 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
             .find(|u| u.type_url == type_url::ENDPOINT)
             .unwrap();
         assert_eq!(eds.removals, ["a"], "{protocol:?}");
-        assert_eq!(delta::encode(eds).removed_resources, ["a"], "delta says so");
+        assert_eq!(Delta::encode(eds).removed_resources, ["a"], "delta says so");
         assert!(
-            sotw::encode(eds).resources.is_empty(),
+            Sotw::encode(eds).resources.is_empty(),
             "SotW can't: the client drops endpoints when it stops asking"
         );
         assert_eq!(
-            sotw::encode(cds).resources.len(),
+            Sotw::encode(cds).resources.len(),
             1,
             "SotW clusters are sent whole"
         );

@@ -18,8 +18,11 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{CacheSnapshot, XdsCache};
+use super::delta::Delta;
 use super::limits::XdsServerLimits;
+use super::sotw::Sotw;
 use super::stats::XdsStats;
+use super::stream;
 use super::tls_incoming::{tls_incoming, XdsTls};
 use crate::Result;
 
@@ -52,21 +55,6 @@ async fn until_closing(mut closing: watch::Receiver<bool>) {
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// A request read from a stream: `Ok(None)` when the client closed it, `Err` with the status to send
-/// back when it broke (one over `--xds-max-message-bytes` lands here as OUT_OF_RANGE).
-pub(super) fn next_request<T>(
-    read: Result<Option<T>, Status>,
-    node: &str,
-) -> Result<Option<T>, Status> {
-    read.inspect_err(|status| {
-        if status.code() == tonic::Code::OutOfRange {
-            tracing::warn!(%status, node, "xDS request refused; stream closed");
-        } else {
-            tracing::debug!(%status, node, "xDS stream ended");
-        }
-    })
-}
 
 impl AdsService {
     /// Runs one stream (`serve` is the protocol's stream loop) until it ends or isobar closes.
@@ -127,14 +115,18 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream(request, super::sotw::run)))
+        Ok(Response::new(
+            self.spawn_stream(request, stream::run::<Sotw>),
+        ))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(self.spawn_stream(request, super::delta::run)))
+        Ok(Response::new(
+            self.spawn_stream(request, stream::run::<Delta>),
+        ))
     }
 }
 
