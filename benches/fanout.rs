@@ -239,16 +239,7 @@ async fn start_run(
     })
     .await?;
     let timeout = Duration::from_secs(60) + Duration::from_millis(60) * services as u32;
-    wait_for_async(timeout, "isobar's /readyz to answer 200", || async {
-        isobar.process().ensure_running()?;
-        Ok(isobar
-            .request("/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await?;
+    isobar.wait_ready(timeout).await?;
     let mut startup = Startup {
         mode,
         services,

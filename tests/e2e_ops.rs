@@ -146,16 +146,10 @@ async fn readyz_is_503_until_the_first_configuration_then_envoy_gets_it_all() {
     let staging = f.manifests_dir().join(".staging");
     copy_manifests(f.manifests_dir(), &staging);
     std::fs::rename(&staging, &live).unwrap();
-    wait_for_async(CONVERGE, "/readyz to answer 200", || async {
-        Ok(isobar
-            .request("/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", isobar.log_tail(30)));
+    isobar
+        .wait_ready(CONVERGE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", isobar.log_tail(30)));
     let xds: serde_json::Value =
         serde_json::from_str(&isobar.get("/debug/xds").await.unwrap()).unwrap();
     assert_eq!(xds["cache"]["lds"]["resources"], 1, "{xds}");

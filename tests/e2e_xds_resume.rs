@@ -194,17 +194,10 @@ async fn wait_reconnected(stack: &Stack, cx_before: u64) {
 
 /// Polls until isobar's `/readyz` answers 200 (its first configuration is built).
 async fn wait_ready(stack: &Stack, isobar: &Isobar) {
-    let what = format!("isobar's /readyz to answer 200 ({} ADS)", stack.xds_api());
-    wait_for_async(DEADLINE, &what, || async {
-        Ok(isobar
-            .request("/readyz")
-            .await
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|_| ()))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", isobar.log_tail(30)));
+    isobar
+        .wait_ready(DEADLINE)
+        .await
+        .unwrap_or_else(|e| panic!("{} ADS: {e}\n{}", stack.xds_api(), isobar.log_tail(30)));
 }
 
 /// A sample of isobar's `/metrics` (0 when absent).

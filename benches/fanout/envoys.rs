@@ -1,7 +1,7 @@
 //! What an Envoy received over xDS, from its admin `/stats`: the bytes read on the `isobar` cluster's
 //! connection and the xDS update counters of CDS, LDS, RDS and every cluster's EDS subscription.
 
-use isobar_harness::envoy::Envoy;
+use isobar_harness::envoy::{percent_encode, Envoy};
 use isobar_harness::{Error, Result};
 
 /// One `/stats` read: everything the bench counts, in one (anchored RE2) filter, so Envoy walks
@@ -139,16 +139,4 @@ pub async fn stat(envoy: &Envoy, name: &str) -> Result<u64> {
 /// Envoy's stat name of a cluster: its `alt_stat_name`, which isobar derives with `/` → `_`.
 pub fn cluster_stat_name(cluster: &str) -> String {
     cluster.replace('/', "_")
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -112,7 +112,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// Percent-encodes everything but unreserved URL characters.
-fn percent_encode(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

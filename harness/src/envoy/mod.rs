@@ -4,6 +4,7 @@ mod admin;
 mod provision;
 mod running;
 
+pub use admin::percent_encode;
 pub use provision::{
     cache_dir, default_envoy_version, envoy_binary, DEFAULT_ENVOY_VERSION, ENVOY_BIN_ENV,
     ENVOY_VERSION_ENV,

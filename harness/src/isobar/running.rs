@@ -83,7 +83,7 @@ impl Isobar {
             debug_addr: SocketAddr::from(([127, 0, 0, 1], opts.debug_port)),
             opts,
         };
-        isobar.wait_ready(READY_TIMEOUT).await?;
+        isobar.wait_healthy(READY_TIMEOUT).await?;
         Ok(isobar)
     }
 
@@ -97,7 +97,7 @@ impl Isobar {
             self.process.kill_now()?;
         }
         self.process = Self::spawn(&self.opts)?;
-        self.wait_ready(READY_TIMEOUT).await
+        self.wait_healthy(READY_TIMEOUT).await
     }
 
     /// The options it was started with.
@@ -148,7 +148,9 @@ impl Isobar {
         ChildProcess::spawn("isobar", cmd, &opts.work_dir)
     }
 
-    async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+    /// Polls until `/healthz` answers 200 (the process serves), failing at `timeout` or when it
+    /// has exited.
+    async fn wait_healthy(&self, timeout: Duration) -> Result<()> {
         wait_for_async(timeout, "isobar's /healthz to answer 200", || async {
             self.process.ensure_running()?;
             Ok(match self.request("/healthz").await {
@@ -202,6 +204,21 @@ impl Isobar {
             )));
         }
         Ok(r.text())
+    }
+
+    /// Polls until `/readyz` answers 200 (the first configuration is built), failing at `deadline`
+    /// or when the process has exited.
+    pub async fn wait_ready(&self, deadline: Duration) -> Result<()> {
+        wait_for_async(deadline, "isobar's /readyz to answer 200", || async {
+            self.process.ensure_running()?;
+            Ok(self
+                .request("/readyz")
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|_| ()))
+        })
+        .await
     }
 
     /// The Prometheus text of `/metrics`.
