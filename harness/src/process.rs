@@ -160,12 +160,27 @@ impl ChildProcess {
     /// Sends SIGTERM to the process (not its group) and returns at once: the process is
     /// reaped by [`ChildProcess::try_status`], so a test can time its graceful shutdown.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Stops the process (SIGSTOP) until [`ChildProcess::resume`]: a client that reads nothing and
+    /// answers nothing, as a slow or overloaded one does.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Continues a process [`ChildProcess::pause`] stopped (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
         // Only an unreaped child (checked under the lock) still owns its pid.
         let mut child = self.lock();
         if let Ok(None) = child.try_wait() {
             // SAFETY: kill(2) on our own, still unreaped, child's pid.
             unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+                libc::kill(self.pid as libc::pid_t, sig);
             }
         }
     }
