@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryResponse, Resource as DeltaResource,
+};
 use isobar::xds::cache::version_of;
 use isobar::xds::stats::XdsStats;
 use isobar::xds::type_url;
@@ -120,12 +122,28 @@ async fn an_endpoint_change_sends_that_assignment_only() {
     ep.subsets.as_mut().unwrap()[0].addresses.as_mut().unwrap()[0].ip = "127.0.0.14".into();
     assert!(publish(&server.cache, &snapshot));
     let pushed = stream.recv(RECV).await.unwrap();
-    assert_eq!(pushed.type_url, type_url::ENDPOINT);
+    // The exact response: the one changed assignment, versioned by its content hash, and the
+    // version of everything subscribed as Envoy then holds it.
+    let current = server.cache.current();
+    let changed = current.get(type_url::ENDPOINT, "shop/api/9000").unwrap();
+    let subscribed: Vec<String> = stream.subscribed(type_url::ENDPOINT);
     assert_eq!(
-        versions(&pushed),
-        cache_versions(&server, type_url::ENDPOINT, &["shop/api/9000"])
+        pushed,
+        DeltaDiscoveryResponse {
+            system_version_info: version_of(
+                current.resources(type_url::ENDPOINT, &subscribed).iter()
+            ),
+            resources: vec![DeltaResource {
+                name: "shop/api/9000".into(),
+                version: changed.hash.clone(),
+                resource: Some(changed.body.clone()),
+                ..Default::default()
+            }],
+            type_url: type_url::ENDPOINT.into(),
+            nonce: pushed.nonce.clone(),
+            ..Default::default()
+        }
     );
-    assert!(pushed.removed_resources.is_empty());
     stream.ack(&pushed).await.unwrap();
     assert!(stream.recv(QUIET).await.is_err(), "nothing else changed");
 }
