@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
 use crate::health::Health;
 use crate::isolation::{self, Isolation};
+use crate::latency::Latency;
 use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
@@ -82,6 +83,8 @@ pub struct ControllerState {
     pub tls: Mutex<Option<Arc<ReloadingServerConfig>>>,
     /// Alive and ready, for `/healthz` and `/readyz`.
     pub health: Arc<Health>,
+    /// Rebuild and change-to-push histograms, for `/metrics`.
+    pub latency: Latency,
 }
 
 impl Default for ControllerState {
@@ -95,6 +98,7 @@ impl Default for ControllerState {
             dag: Mutex::new(Arc::new(Dag::default())),
             tls: Mutex::new(None),
             health: Arc::new(Health::default()),
+            latency: Latency::default(),
         }
     }
 }
@@ -314,9 +318,10 @@ async fn file_pipeline(
     loop {
         tokio::select! {
             change = changes.recv() => {
-                if change.is_none() {
+                let Some(seen) = change else {
                     break;
-                }
+                };
+                pipeline.change_seen(seen);
                 match manifests.load() {
                     Ok(loaded) => {
                         let errors = errors_of(&loaded.errors);
@@ -448,11 +453,18 @@ async fn kube_pipeline(
                 let Some(first) = first else {
                     break;
                 };
+                let seen = Instant::now();
                 let change = rest_of_burst(first, &mut changes, debounce).await;
                 let current = snapshot.lock().map_err(|_| poisoned())?.clone();
                 match change {
-                    Change::Routing => pipeline.rebuild(current, Vec::new()),
-                    Change::Endpoints => pipeline.refresh_endpoints(current),
+                    Change::Routing => {
+                        pipeline.change_seen(seen);
+                        pipeline.rebuild(current, Vec::new())
+                    }
+                    Change::Endpoints => {
+                        pipeline.change_seen(seen);
+                        pipeline.refresh_endpoints(current)
+                    }
                     Change::StatusOnly => {}
                 }
             }
@@ -501,6 +513,8 @@ pub struct Pipeline {
     last_input: Option<(Snapshot, Vec<String>)>,
     /// NACKs already looked at.
     seen_nacks: u64,
+    /// When the source first saw the change(s) the next rebuild or refresh carries.
+    change_seen: Option<Instant>,
 }
 
 impl Pipeline {
@@ -521,6 +535,7 @@ impl Pipeline {
             isolation: Isolation::default(),
             last_input: None,
             seen_nacks: 0,
+            change_seen: None,
         }
     }
 
@@ -558,7 +573,23 @@ impl Pipeline {
 
     /// One full pass. Logs what changed in objects' statuses. The snapshot is kept (not copied) for
     /// a rebuild that Envoy's verdicts may call for.
+    /// The source saw a change at `at`: the next rebuild or endpoint refresh carries it (the
+    /// earliest of several counts).
+    pub fn change_seen(&mut self, at: Instant) {
+        self.change_seen = Some(self.change_seen.map_or(at, |t| t.min(at)));
+    }
+
+    /// Records how long the change took to reach the cache, if this update carried one to Envoy.
+    fn pushed(&mut self, changed: bool) {
+        if let Some(since) = self.change_seen.take() {
+            if changed {
+                self.state.latency.pushed(since);
+            }
+        }
+    }
+
     pub fn rebuild(&mut self, snapshot: Snapshot, source_errors: Vec<String>) {
+        let started = Instant::now();
         for e in &source_errors {
             tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
         }
@@ -598,6 +629,11 @@ impl Pipeline {
             .pushed(included, &changed_types, after.generation);
         self.last_input = Some((snapshot, source_errors.clone()));
         self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .latency
+            .rebuild
+            .observe(started.elapsed().as_secs_f64());
+        self.pushed(changed);
         let first = self.state.health.mark_ready();
         if first {
             tracing::info!("first configuration built and in the xDS cache: ready");
@@ -663,6 +699,7 @@ impl Pipeline {
             *last = snapshot;
         }
         let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
+        self.pushed(changed);
         self.state
             .endpoint_refreshes
             .fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ pub mod dag;
 mod error;
 pub mod health;
 pub mod isolation;
+pub mod latency;
 pub mod ops;
 pub mod source;
 pub mod status;

@@ -77,6 +77,20 @@ async fn edits_reroute_add_and_remove_hosts_without_restarting_envoy() {
         uptime_after >= uptime_before,
         "server.uptime went back from {uptime_before} to {uptime_after}: Envoy restarted"
     );
+
+    // Each edit's way from the file event to the cache is timed, and so is each rebuild.
+    let metrics = stack
+        .isobar
+        .metrics()
+        .await
+        .unwrap_or_else(|e| panic!("isobar /metrics: {e}"));
+    let pushes = metric(&metrics, "isobar_change_to_push_seconds_count").unwrap_or_default();
+    let rebuilds = metric(&metrics, "isobar_rebuild_duration_seconds_count").unwrap_or_default();
+    assert!(pushes >= 3.0, "3 edits, {pushes} timed pushes:\n{metrics}");
+    assert!(
+        rebuilds >= 4.0,
+        "start + 3 edits, {rebuilds} timed rebuilds"
+    );
 }
 
 /// The line number in `FILE:LINE:` if `text` names `file` that way.

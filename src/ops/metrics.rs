@@ -36,6 +36,7 @@ impl Metrics {
     /// Every metric isobar exports, read from the live state on each scrape.
     pub fn new(stats: Arc<XdsStats>, state: Arc<ControllerState>, cache: Arc<XdsCache>) -> Self {
         let mut registry = Registry::default();
+        state.latency.register(&mut registry);
         registry.register_collector(Box::new(LiveState {
             stats,
             state,
@@ -292,6 +293,31 @@ mod tests {
         }
         assert!(
             text.contains("# TYPE isobar_rebuilds_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rebuild_and_change_to_push_latencies_are_histograms() {
+        let (metrics, _, state) = metrics();
+        state.latency.rebuild.observe(0.003);
+        state
+            .latency
+            .pushed(std::time::Instant::now() - std::time::Duration::from_millis(40));
+        let text = metrics.encode().expect("encodes");
+        let lines = lines(&text);
+        for expected in [
+            "isobar_rebuild_duration_seconds_count 1",
+            "isobar_rebuild_duration_seconds_bucket{le=\"0.004\"} 1",
+            "isobar_rebuild_duration_seconds_bucket{le=\"0.002\"} 0",
+            "isobar_change_to_push_seconds_count 1",
+            "isobar_change_to_push_seconds_bucket{le=\"0.032\"} 0",
+            "isobar_change_to_push_seconds_bucket{le=\"0.064\"} 1",
+        ] {
+            assert!(lines.contains(&expected), "no `{expected}` in:\n{text}");
+        }
+        assert!(
+            text.contains("# TYPE isobar_change_to_push_seconds histogram"),
             "{text}"
         );
     }

@@ -180,35 +180,38 @@ impl ManifestDir {
     }
 }
 
-/// Watches `dir` and sends `()` once per burst of changes: after `quiet` without events, or `max_delay`
-/// after the first event at the latest. The returned watcher must be kept alive.
+/// Watches `dir` and sends, once per burst of changes, when its first event was seen: after `quiet`
+/// without events, or `max_delay` after the first event at the latest. The returned watcher must be kept alive.
 pub fn watch_dir(
     dir: &Path,
     quiet: Duration,
     max_delay: Duration,
-) -> Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+) -> Result<(
+    notify::RecommendedWatcher,
+    mpsc::Receiver<std::time::Instant>,
+)> {
     use notify::Watcher;
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = raw_tx.send(());
+            let _ = raw_tx.send(std::time::Instant::now());
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::Recursive)?;
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        while raw_rx.recv().await.is_some() {
+        while let Some(first) = raw_rx.recv().await {
             let deadline = tokio::time::Instant::now() + max_delay;
             loop {
                 let wait =
                     quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                 match tokio::time::timeout(wait, raw_rx.recv()).await {
-                    Ok(Some(())) if tokio::time::Instant::now() < deadline => continue,
+                    Ok(Some(_)) if tokio::time::Instant::now() < deadline => continue,
                     Ok(None) => return,
                     _ => break,
                 }
             }
-            if tx.send(()).await.is_err() {
+            if tx.send(first).await.is_err() {
                 return;
             }
         }
