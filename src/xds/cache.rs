@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -17,6 +19,9 @@ pub struct Resource {
     pub body: Any,
     /// Hex of the first 8 bytes of SHA-256 over the type URL and the encoded resource.
     pub hash: String,
+    /// For a cluster that reads its endpoints over EDS, the endpoints' name (its EDS service name):
+    /// decoded once here, not per stream per ACK.
+    pub eds_name: Option<String>,
 }
 
 impl Resource {
@@ -27,7 +32,33 @@ impl Resource {
         hasher.update([0]);
         hasher.update(&body.value);
         let hash = hex(&hasher.finalize()[..8]);
-        Resource { name, body, hash }
+        let eds_name = eds_name(&body);
+        Resource {
+            name,
+            body,
+            hash,
+            eds_name,
+        }
+    }
+}
+
+/// The EDS service name of a cluster that reads its endpoints over EDS (the cluster's name when it
+/// sets none); `None` for anything else.
+fn eds_name(body: &Any) -> Option<String> {
+    if body.type_url != super::type_url::CLUSTER {
+        return None;
+    }
+    let c = Cluster::decode(body.value.as_slice()).ok()?;
+    let eds = matches!(
+        c.cluster_discovery_type,
+        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
+    );
+    if !eds {
+        return None;
+    }
+    match c.eds_cluster_config.map(|e| e.service_name) {
+        Some(n) if !n.is_empty() => Some(n),
+        _ => Some(c.name),
     }
 }
 

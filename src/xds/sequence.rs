@@ -23,9 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::google::protobuf::Any;
-use prost::Message;
 
 use super::cache::{version_of, CacheSnapshot, Resource, TypeMap};
 use super::type_url;
@@ -165,7 +163,8 @@ pub struct Sequence {
     target: Arc<CacheSnapshot>,
     stage: Stage,
     /// The endpoint names the clusters the client holds read (EDS service names).
-    acked_eds_names: BTreeSet<String>,
+    /// (How many held clusters read each name: a multiset, kept as ACKs add and remove clusters.)
+    acked_eds_names: BTreeMap<String, usize>,
     /// The endpoint names of the clusters the last ACKed cluster update added or changed: a client
     /// that asks for endpoints again wants these (a changed cluster warms until it has them).
     recent_eds_names: BTreeSet<String>,
@@ -179,7 +178,7 @@ impl Sequence {
             nonce: 0,
             target,
             stage: Stage::Warm,
-            acked_eds_names: BTreeSet::new(),
+            acked_eds_names: BTreeMap::new(),
             recent_eds_names: BTreeSet::new(),
             resumed: Vec::new(),
         }
@@ -229,7 +228,7 @@ impl Sequence {
         asks_again: bool,
     ) {
         let first = !self.types.contains_key(type_url);
-        let recent = self.recent_eds_names.clone();
+        let recent = &self.recent_eds_names;
         let t = self.types.entry(type_url).or_default();
         t.epoch += 1;
         let sub = Subscription {
@@ -246,7 +245,7 @@ impl Sequence {
         }
         if asks_again {
             let wanted: BTreeSet<String> = if type_url == type_url::ENDPOINT {
-                recent.into_iter().filter(|n| t.sub.wants(n)).collect()
+                recent.iter().filter(|n| t.sub.wants(n)).cloned().collect()
             } else {
                 BTreeSet::new()
             };
@@ -302,9 +301,13 @@ impl Sequence {
         if !subscribe.is_empty() || !unsubscribe.is_empty() {
             t.sub_epoch += 1;
         }
-        let sub = t.sub.clone();
-        t.held.retain(|n, _| sub.wants(n));
-        t.resend.retain(|n| sub.wants(n));
+        if first || !unsubscribe.is_empty() {
+            let TypeState {
+                sub, held, resend, ..
+            } = t;
+            held.retain(|n, _| sub.wants(n));
+            resend.retain(|n| sub.wants(n));
+        }
     }
 
     /// The client answered the response with `nonce` of `type_url`; `None` if that response is not
@@ -326,17 +329,32 @@ impl Sequence {
                 names: f.upserts.iter().map(|r| r.name.clone()).collect(),
             });
         }
+        let clusters = type_url == type_url::CLUSTER;
         for n in &f.removals {
-            t.held.remove(n);
+            if let Some(old) = t.held.remove(n) {
+                if clusters {
+                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
+                }
+            }
         }
         for r in &f.upserts {
-            t.held.insert(r.name.clone(), Arc::clone(r));
+            if let Some(old) = t.held.insert(r.name.clone(), Arc::clone(r)) {
+                if clusters {
+                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
+                }
+            }
+            if let (true, Some(n)) = (clusters, r.eds_name.as_ref()) {
+                *self.acked_eds_names.entry(n.clone()).or_default() += 1;
+            }
         }
         t.nacked = false;
         t.acked_version = Some(f.version.clone());
-        if type_url == type_url::CLUSTER {
-            self.acked_eds_names = t.held.values().filter_map(|r| eds_name(r)).collect();
-            self.recent_eds_names = f.upserts.iter().filter_map(|r| eds_name(r)).collect();
+        if clusters {
+            self.recent_eds_names = f
+                .upserts
+                .iter()
+                .filter_map(|r| r.eds_name.clone())
+                .collect();
         }
         Some(Answer::Ack {
             version: f.version,
@@ -358,7 +376,7 @@ impl Sequence {
                 // Envoy ACKs clusters before their endpoints arrive; a route to a cluster still
                 // warming answers 503, so every EDS cluster the client holds must have its endpoints.
                 let endpoints = self.types.get(type_url::ENDPOINT).is_none_or(|t| {
-                    t.settled() && self.acked_eds_names.iter().all(|n| t.sub.wants(n))
+                    t.settled() && self.acked_eds_names.keys().all(|n| t.sub.wants(n))
                 });
                 settled(type_url::CLUSTER) && settled(type_url::SECRET) && endpoints
             }
@@ -413,7 +431,7 @@ impl Sequence {
                     generation: target.generation,
                 });
                 if type_url == type_url::CLUSTER {
-                    self.acked_eds_names = t.held.values().filter_map(|r| eds_name(r)).collect();
+                    self.acked_eds_names = eds_names(&t.held);
                 }
             }
         }
@@ -538,6 +556,26 @@ fn phase(type_url: &str, stage: Stage) -> bool {
     }
 }
 
+/// How many of `held`'s clusters read each EDS name.
+fn eds_names(held: &TypeMap) -> BTreeMap<String, usize> {
+    let mut names = BTreeMap::new();
+    for n in held.values().filter_map(|r| r.eds_name.as_ref()) {
+        *names.entry(n.clone()).or_default() += 1;
+    }
+    names
+}
+
+/// One cluster reading `name` is gone.
+fn forget(names: &mut BTreeMap<String, usize>, name: Option<&String>) {
+    let Some(name) = name else { return };
+    if let Some(count) = names.get_mut(name) {
+        *count -= 1;
+        if *count == 0 {
+            names.remove(name);
+        }
+    }
+}
+
 /// The snapshot's resources of `type_url` that `sub` asks for.
 fn wanted(snapshot: &CacheSnapshot, type_url: &str, sub: &Subscription) -> TypeMap {
     let Some(all) = snapshot.all(type_url) else {
@@ -589,23 +627,8 @@ fn placeholder(type_url: &str, name: &str, version: &str) -> Arc<Resource> {
             value: Vec::new(),
         },
         hash: version.to_string(),
+        eds_name: None,
     })
-}
-
-/// The EDS service name of a cluster that reads its endpoints over EDS.
-fn eds_name(r: &Resource) -> Option<String> {
-    let c = Cluster::decode(r.body.value.as_slice()).ok()?;
-    let eds = matches!(
-        c.cluster_discovery_type,
-        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
-    );
-    if !eds {
-        return None;
-    }
-    match c.eds_cluster_config.map(|e| e.service_name) {
-        Some(n) if !n.is_empty() => Some(n),
-        _ => Some(c.name),
-    }
 }
 
 #[cfg(test)]
