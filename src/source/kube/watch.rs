@@ -149,9 +149,66 @@ where
     W: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     tracing::debug!(kind = name, "starting watch");
-    watcher::watcher(api, watcher::Config::default()).default_backoff()
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(strip::<W>)
+}
+
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops, on arrival, what isobar never reads and what often outweighs the rest of an object:
+/// managedFields (a field-ownership record per writer, isobar's own status writes among them) and
+/// kubectl's last-applied copy of the object.
+fn strip<W: kube::Resource>(object: &mut W) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 fn mark_synced(synced: &watch::Sender<BTreeSet<&'static str>>, name: &'static str) {
     synced.send_if_modified(|s| s.insert(name));
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::Ingress;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+
+    use super::*;
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_are_dropped_and_the_rest_kept() {
+        let mut ingress = Ingress {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                annotations: Some(
+                    [
+                        (LAST_APPLIED.to_string(), "{\"huge\": true}".to_string()),
+                        (
+                            "kubernetes.io/ingress.class".to_string(),
+                            "contour".to_string(),
+                        ),
+                    ]
+                    .into(),
+                ),
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some("kubectl".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        strip(&mut ingress);
+        assert_eq!(ingress.metadata.managed_fields, None);
+        let annotations = ingress.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["kubernetes.io/ingress.class"]
+        );
+        assert_eq!(ingress.metadata.name.as_deref(), Some("web"));
+    }
 }
