@@ -43,11 +43,8 @@ impl Wire for Delta {
                 report.answer(type_url, answer, error.unwrap_or_default());
             }
         }
-        let initial: BTreeMap<String, String> = if seq.knows(type_url) {
-            BTreeMap::new()
-        } else {
-            request.initial_resource_versions.into_iter().collect()
-        };
+        let initial: BTreeMap<String, String> =
+            request.initial_resource_versions.into_iter().collect();
         seq.delta_request(
             type_url,
             &request.resource_names_subscribe,

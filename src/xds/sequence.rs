@@ -201,11 +201,6 @@ impl Sequence {
         Some((t.last_nonce.as_str(), t.inflight.is_some()))
     }
 
-    /// Whether the client has asked for `type_url` on this stream.
-    pub fn knows(&self, type_url: &str) -> bool {
-        self.types.contains_key(type_url)
-    }
-
     /// The names asked for (empty for a wildcard), if they changed since the last call: reports
     /// copy them only then (an Envoy with 10,000 clusters asks for 10,000 endpoint names).
     pub fn names_if_changed(&mut self, type_url: &str) -> Option<Vec<String>> {
@@ -258,7 +253,8 @@ impl Sequence {
     }
 
     /// Delta: the client subscribes to and unsubscribes from names of `type_url` (`*` is the
-    /// wildcard). On its first request it says which versions it already holds.
+    /// wildcard). On its first request it says which versions it already holds (later requests'
+    /// `initial_versions` are ignored).
     pub fn delta_request(
         &mut self,
         type_url: &'static str,
@@ -482,22 +478,14 @@ impl Sequence {
         let first = t.sent_version.is_none();
         if upserts.is_empty() && removals.is_empty() && !first && !forced {
             t.quiet = Some(inputs);
-            if std::mem::take(&mut t.initial) {
-                // A reconnecting delta client holds exactly what is wanted: as good as an ACK.
-                if let Some(version) = t.acked_version.clone() {
-                    self.resumed.push(Resumed {
-                        type_url,
-                        version,
-                        generation: target.generation,
-                    });
-                }
-            } else if t.sent_version != t.acked_version {
-                // The client rejected the last response and holds what is wanted now: in sync
-                // again without sending, which is as good as an ACK of this generation (a NACK
-                // bisection waits for one).
+            let resumed = std::mem::take(&mut t.initial);
+            if resumed || t.sent_version != t.acked_version {
+                // Nothing to send and the client holds what is wanted: a reconnecting delta client
+                // whose initial versions are current, or one that rejected the last response and
+                // holds what is wanted now. In sync, which is as good as an ACK of this generation
+                // (a NACK bisection waits for one); the rejected content is no longer the last
+                // word, so if it is wanted again later it is sent again.
                 t.sent_version.clone_from(&t.acked_version);
-                // The rejected content is no longer the last word: if it is wanted again later,
-                // it is sent again (and its verdict counts for that generation).
                 t.rejected_version = None;
                 if let Some(version) = t.acked_version.clone() {
                     self.resumed.push(Resumed {
