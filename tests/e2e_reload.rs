@@ -4,24 +4,15 @@
 
 mod common;
 
-use isobar_harness::{wait_for_async, Stack};
+use isobar_harness::wait_for_async;
 
 use common::{
-    debug_status, get, ingress_yaml, metric, wait_envoy_acked_current, wait_routed_to, wait_status,
-    Fixture, CONVERGE,
+    debug_status, envoy_stat, get, ingress_yaml, isobar_metric, metric, wait_envoy_acked_current,
+    wait_routed_to, wait_status, Fixture, CONVERGE,
 };
 
 /// RDS updates Envoy applied to the HTTP listener's route configuration.
 const RDS_UPDATES: &str = "http.ingress_http.rds.ingress_http.update_success";
-
-async fn stat(stack: &Stack, name: &str) -> u64 {
-    stack
-        .envoy
-        .stat(name)
-        .await
-        .unwrap_or_else(|e| panic!("Envoy stat {name}: {e}"))
-        .unwrap_or_else(|| panic!("Envoy has no stat {name}"))
-}
 
 #[tokio::test]
 async fn edits_reroute_add_and_remove_hosts_without_restarting_envoy() {
@@ -35,8 +26,8 @@ async fn edits_reroute_add_and_remove_hosts_without_restarting_envoy() {
     let stack = f.start_stack().await;
     wait_routed_to(&stack, "app.example.com", "/x", "a").await;
     let pid = stack.envoy.pid();
-    let rds_before = stat(&stack, RDS_UPDATES).await;
-    let uptime_before = stat(&stack, "server.uptime").await;
+    let rds_before = envoy_stat(&stack, RDS_UPDATES).await;
+    let uptime_before = envoy_stat(&stack, "server.uptime").await;
 
     // Switch the path to b.
     f.write(
@@ -67,26 +58,21 @@ async fn edits_reroute_add_and_remove_hosts_without_restarting_envoy() {
     // The same Envoy process applied three RDS updates over xDS.
     assert!(stack.envoy.is_running(), "{}", stack.log_tails(30));
     assert_eq!(stack.envoy.pid(), pid);
-    let rds_after = stat(&stack, RDS_UPDATES).await;
+    let rds_after = envoy_stat(&stack, RDS_UPDATES).await;
     assert!(
         rds_after >= rds_before + 3,
         "{RDS_UPDATES}: {rds_before} -> {rds_after}"
     );
-    let uptime_after = stat(&stack, "server.uptime").await;
+    let uptime_after = envoy_stat(&stack, "server.uptime").await;
     assert!(
         uptime_after >= uptime_before,
         "server.uptime went back from {uptime_before} to {uptime_after}: Envoy restarted"
     );
 
     // Each edit's way from the file event to the cache is timed, and so is each rebuild.
-    let metrics = stack
-        .isobar
-        .metrics()
-        .await
-        .unwrap_or_else(|e| panic!("isobar /metrics: {e}"));
-    let pushes = metric(&metrics, "isobar_change_to_push_seconds_count").unwrap_or_default();
-    let rebuilds = metric(&metrics, "isobar_rebuild_duration_seconds_count").unwrap_or_default();
-    assert!(pushes >= 3.0, "3 edits, {pushes} timed pushes:\n{metrics}");
+    let pushes = isobar_metric(&stack.isobar, "isobar_change_to_push_seconds_count").await;
+    let rebuilds = isobar_metric(&stack.isobar, "isobar_rebuild_duration_seconds_count").await;
+    assert!(pushes >= 3.0, "3 edits, {pushes} timed pushes");
     assert!(
         rebuilds >= 4.0,
         "start + 3 edits, {rebuilds} timed rebuilds"

@@ -26,7 +26,7 @@ use isobar_harness::load::{KeepAliveLoad, LoadLimits};
 use isobar_harness::manifests::service_and_endpoints_yaml;
 use isobar_harness::{wait_for_async, Stack};
 
-use common::{ingress_yaml, metric, Fixture, NS};
+use common::{envoy_stat, ingress_yaml, isobar_metric, Fixture, NS};
 
 /// Bytes Envoy received from isobar over all its xDS connections (decrypted: HTTP/2 frames).
 const RX: &str = "cluster.isobar.upstream_cx_rx_bytes_total";
@@ -104,16 +104,6 @@ async fn start(f: &Fixture, replicas: usize) -> Stack {
     Stack::start(opts)
         .await
         .unwrap_or_else(|e| panic!("starting the stack: {e}"))
-}
-
-/// Envoy's stat `name`; absent is a failure.
-async fn stat(stack: &Stack, name: &str) -> u64 {
-    stack
-        .envoy
-        .stat(name)
-        .await
-        .unwrap_or_else(|e| panic!("Envoy stat {name}: {e}"))
-        .unwrap_or_else(|| panic!("Envoy has no stat {name}\n{}", stack.log_tails(20)))
 }
 
 /// Polls until `GET /` on each of `hosts` is answered by its Service's backend.
@@ -200,15 +190,6 @@ async fn wait_ready(stack: &Stack, isobar: &Isobar) {
         .unwrap_or_else(|e| panic!("{} ADS: {e}\n{}", stack.xds_api(), isobar.log_tail(30)));
 }
 
-/// A sample of isobar's `/metrics` (0 when absent).
-async fn isobar_metric(isobar: &Isobar, name: &str) -> f64 {
-    let text = isobar
-        .metrics()
-        .await
-        .unwrap_or_else(|e| panic!("isobar /metrics: {e}"));
-    metric(&text, name).unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_restarted_isobar_sends_a_reconnecting_envoy_almost_nothing() {
     let (f, _ports) = fixture(SERVICES);
@@ -216,7 +197,7 @@ async fn a_restarted_isobar_sends_a_reconnecting_envoy_almost_nothing() {
     let api = stack.xds_api();
     wait_routed(&stack, &samples(SERVICES)).await;
     let before = wait_quiet(&stack, "after the first configuration").await;
-    let cx_before = stat(&stack, CX_TOTAL).await;
+    let cx_before = envoy_stat(&stack, CX_TOTAL).await;
 
     stack
         .restart_isobar()
@@ -269,7 +250,7 @@ async fn two_replicas_with_the_same_inputs_are_interchangeable() {
     wait_routed(&stack, &samples(SERVICES)).await;
     let first = connected_replica(&stack).await;
     let before = wait_quiet(&stack, "with one replica serving").await;
-    let cx_before = stat(&stack, CX_TOTAL).await;
+    let cx_before = envoy_stat(&stack, CX_TOTAL).await;
     let replicas = [&stack.isobar, &stack.replicas[0]];
     let (killed, other) = (replicas[first], replicas[1 - first]);
     let other_responses_before = isobar_metric(other, "isobar_xds_responses_total").await;
@@ -350,7 +331,7 @@ async fn one_endpoints_change_at_2000_services_costs_envoy_little() {
     // isobar names stats with `_` for the `/` of cluster names (`alt_stat_name`).
     let membership = format!("cluster.{NS}_{}_80.membership_total", service(TARGET));
     assert_eq!(
-        stat(&stack, &membership).await,
+        envoy_stat(&stack, &membership).await,
         1,
         "{api} ADS: {membership}"
     );

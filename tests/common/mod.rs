@@ -216,6 +216,25 @@ pub async fn wait_status(stack: &Stack, host: &str, path: &str, status: u16) {
     .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(30)));
 }
 
+/// Envoy's stat `name`; absent is a failure (a misspelt name must not read as 0).
+pub async fn envoy_stat(stack: &Stack, name: &str) -> u64 {
+    stack
+        .envoy
+        .stat(name)
+        .await
+        .unwrap_or_else(|e| panic!("Envoy stat {name}: {e}"))
+        .unwrap_or_else(|| panic!("Envoy has no stat {name}\n{}", stack.log_tails(20)))
+}
+
+/// An un-labelled sample of `isobar`'s `/metrics` (0 when absent).
+pub async fn isobar_metric(isobar: &isobar_harness::isobar::Isobar, name: &str) -> f64 {
+    let text = isobar
+        .metrics()
+        .await
+        .unwrap_or_else(|e| panic!("isobar /metrics: {e}"));
+    metric(&text, name).unwrap_or(0.0)
+}
+
 /// The value of an un-labelled sample in Prometheus text.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
