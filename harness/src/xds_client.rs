@@ -60,10 +60,7 @@ pub struct XdsClientTls {
 #[derive(Debug)]
 pub struct AdsStream {
     tx: mpsc::Sender<DiscoveryRequest>,
-    // The call is started in a task: its response headers may only come after the first
-    // request, and a TLS 1.3 refusal only shows on the first read.
-    call: Option<JoinHandle<std::result::Result<Streaming<DiscoveryResponse>, tonic::Status>>>,
-    responses: Option<Streaming<DiscoveryResponse>>,
+    responses: Responses<DiscoveryResponse>,
     /// Per type URL: resource names last requested, and the last ACKed version.
     subscriptions: HashMap<String, (Vec<String>, String)>,
 }
@@ -112,10 +109,78 @@ pub async fn connect_ads(addr: SocketAddr, tls: Option<XdsClientTls>) -> Result<
     });
     Ok(AdsStream {
         tx,
-        call: Some(call),
-        responses: None,
+        responses: Responses::new(call, "ADS", "DiscoveryResponse"),
         subscriptions: HashMap::new(),
     })
+}
+
+/// The response side of a probe's ADS call, either protocol. The call is started in a task: its
+/// response headers may only come after the first request, and a TLS 1.3 refusal only shows on
+/// the first read, so the task is awaited there.
+#[derive(Debug)]
+pub(crate) struct Responses<T> {
+    call: Option<JoinHandle<std::result::Result<Streaming<T>, tonic::Status>>>,
+    streaming: Option<Streaming<T>>,
+    /// The protocol and its response message, for errors ("ADS", "DiscoveryResponse").
+    what: &'static str,
+    message: &'static str,
+}
+
+impl<T> Responses<T> {
+    pub(crate) fn new(
+        call: JoinHandle<std::result::Result<Streaming<T>, tonic::Status>>,
+        what: &'static str,
+        message: &'static str,
+    ) -> Self {
+        Responses {
+            call: Some(call),
+            streaming: None,
+            what,
+            message,
+        }
+    }
+
+    /// Nothing to read (for tests of the request side).
+    #[cfg(test)]
+    pub(crate) fn none(what: &'static str, message: &'static str) -> Self {
+        Responses {
+            call: None,
+            streaming: None,
+            what,
+            message,
+        }
+    }
+
+    /// The next response, failing on timeout, stream end or a gRPC error.
+    pub(crate) async fn recv(&mut self, timeout: Duration) -> Result<T> {
+        match tokio::time::timeout(timeout, self.next()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Xds(format!(
+                "no {} within {timeout:?}",
+                self.message
+            ))),
+        }
+    }
+
+    async fn next(&mut self) -> Result<T> {
+        let what = self.what;
+        if let Some(call) = &mut self.call {
+            let result = call.await;
+            self.call = None;
+            let streaming = result
+                .map_err(|e| Error::Xds(format!("{what} call task failed: {e}")))?
+                .map_err(|s| status_error(&format!("opening the {what} stream"), &s))?;
+            self.streaming = Some(streaming);
+        }
+        let Some(streaming) = &mut self.streaming else {
+            return Err(Error::Xds(format!("the {what} stream has failed before")));
+        };
+        match streaming.message().await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Error::Xds(format!("the server ended the {what} stream"))),
+            Err(s) => Err(status_error(&format!("reading the {what} stream"), &s)),
+        }
+    }
 }
 
 /// An HTTP/2 channel to `addr`: plaintext with `tls = None`, else TLS with ALPN h2 (shared by the
@@ -190,31 +255,7 @@ impl AdsStream {
 
     /// Receives the next response, failing on timeout, stream end or a gRPC error.
     pub async fn recv(&mut self, timeout: Duration) -> Result<DiscoveryResponse> {
-        match tokio::time::timeout(timeout, self.recv_inner()).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Xds(format!(
-                "no DiscoveryResponse within {timeout:?}"
-            ))),
-        }
-    }
-
-    async fn recv_inner(&mut self) -> Result<DiscoveryResponse> {
-        if let Some(call) = &mut self.call {
-            let result = call.await;
-            self.call = None;
-            let streaming = result
-                .map_err(|e| Error::Xds(format!("ADS call task failed: {e}")))?
-                .map_err(|s| status_error("opening the ADS stream", &s))?;
-            self.responses = Some(streaming);
-        }
-        let Some(responses) = &mut self.responses else {
-            return Err(Error::Xds("the ADS stream has failed before".into()));
-        };
-        match responses.message().await {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Xds("the server ended the ADS stream".into())),
-            Err(s) => Err(status_error("reading the ADS stream", &s)),
-        }
+        self.responses.recv(timeout).await
     }
 
     /// ACKs `resp`: its version and nonce, with the names last requested for its type.

@@ -16,23 +16,18 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codec::Streaming;
 
 use crate::error::{Error, Result};
 use crate::xds_client::{
-    open_channel, status_error, XdsClientTls, GRPC_INTERNAL, NODE_CLUSTER, NODE_ID,
+    open_channel, Responses, XdsClientTls, GRPC_INTERNAL, NODE_CLUSTER, NODE_ID,
 };
 
 /// An open delta ADS stream.
 #[derive(Debug)]
 pub struct DeltaAdsStream {
     tx: mpsc::Sender<DeltaDiscoveryRequest>,
-    // As in the state-of-the-world probe: the call's response headers may only come after the
-    // first request, so the call runs in a task and is awaited on the first read.
-    call: Option<JoinHandle<std::result::Result<Streaming<DeltaDiscoveryResponse>, tonic::Status>>>,
-    responses: Option<Streaming<DeltaDiscoveryResponse>>,
+    responses: Responses<DeltaDiscoveryResponse>,
     /// Per type URL: the names subscribed to (empty after a wildcard subscription).
     subscribed: HashMap<String, BTreeSet<String>>,
     /// Whether the node went out (Envoy sends it on the first request of a stream only).
@@ -88,8 +83,7 @@ pub async fn connect_delta_ads(
     });
     Ok(DeltaAdsStream {
         tx,
-        call: Some(call),
-        responses: None,
+        responses: Responses::new(call, "delta ADS", "DeltaDiscoveryResponse"),
         subscribed: HashMap::new(),
         node_sent: false,
     })
@@ -138,31 +132,7 @@ impl DeltaAdsStream {
 
     /// Receives the next response, failing on timeout, stream end or a gRPC error.
     pub async fn recv(&mut self, timeout: Duration) -> Result<DeltaDiscoveryResponse> {
-        match tokio::time::timeout(timeout, self.recv_inner()).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Xds(format!(
-                "no DeltaDiscoveryResponse within {timeout:?}"
-            ))),
-        }
-    }
-
-    async fn recv_inner(&mut self) -> Result<DeltaDiscoveryResponse> {
-        if let Some(call) = &mut self.call {
-            let result = call.await;
-            self.call = None;
-            let streaming = result
-                .map_err(|e| Error::Xds(format!("delta ADS call task failed: {e}")))?
-                .map_err(|s| status_error("opening the delta ADS stream", &s))?;
-            self.responses = Some(streaming);
-        }
-        let Some(responses) = &mut self.responses else {
-            return Err(Error::Xds("the delta ADS stream has failed before".into()));
-        };
-        match responses.message().await {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(Error::Xds("the server ended the delta ADS stream".into())),
-            Err(s) => Err(status_error("reading the delta ADS stream", &s)),
-        }
+        self.responses.recv(timeout).await
     }
 
     /// ACKs `resp`: its type and nonce, no names (a delta ACK changes no subscription).
@@ -221,8 +191,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(4);
         let mut stream = DeltaAdsStream {
             tx,
-            call: None,
-            responses: None,
+            responses: Responses::none("delta ADS", "DeltaDiscoveryResponse"),
             subscribed: HashMap::new(),
             node_sent: false,
         };
