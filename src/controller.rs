@@ -619,7 +619,7 @@ impl Pipeline {
         let changed_types: Vec<&str> = type_url::ALL
             .iter()
             .copied()
-            .filter(|t| before.type_version(t) != after.type_version(t))
+            .filter(|t| !before.same(&after, t))
             .collect();
         let included = objects
             .into_iter()

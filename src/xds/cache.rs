@@ -120,6 +120,15 @@ impl CacheSnapshot {
         self.types.get(type_url)
     }
 
+    /// Whether `type_url`'s resources are the same in `self` and `other`: a type's map is replaced
+    /// only when its content changes, so this is a pointer comparison, not a hash of every resource.
+    pub fn same(&self, other: &CacheSnapshot, type_url: &str) -> bool {
+        match (self.types.get(type_url), other.types.get(type_url)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none_or(|m| m.is_empty()) && b.is_none_or(|m| m.is_empty()),
+        }
+    }
+
     /// One resource.
     pub fn get(&self, type_url: &str, name: &str) -> Option<&Arc<Resource>> {
         self.types.get(type_url)?.get(name)
@@ -190,16 +199,22 @@ impl CacheDiff {
 
     /// Whether applying it to `current` changes anything.
     fn changes(&self, current: &CacheSnapshot) -> bool {
-        self.types.iter().any(|(type_url, d)| {
-            let old = current.all(type_url);
-            d.removals
-                .iter()
-                .any(|n| old.is_some_and(|o| o.contains_key(n)))
-                || d.upserts.iter().any(|r| {
-                    old.and_then(|o| o.get(&r.name))
-                        .is_none_or(|o| o.hash != r.hash)
-                })
-        })
+        self.types
+            .iter()
+            .any(|(type_url, d)| d.changes(current.all(type_url)))
+    }
+}
+
+impl TypeDiff {
+    /// Whether applying it to `old` changes anything.
+    fn changes(&self, old: Option<&TypeMap>) -> bool {
+        self.removals
+            .iter()
+            .any(|n| old.is_some_and(|o| o.contains_key(n)))
+            || self.upserts.iter().any(|r| {
+                old.and_then(|o| o.get(&r.name))
+                    .is_none_or(|o| o.hash != r.hash)
+            })
     }
 }
 
@@ -255,6 +270,10 @@ impl XdsCache {
             }
             let mut types = current.types.clone();
             for (type_url, d) in &diff.types {
+                // An unchanged type keeps its map (see `CacheSnapshot::same`).
+                if !d.changes(current.all(type_url)) {
+                    continue;
+                }
                 let map = Arc::make_mut(types.entry(type_url.to_string()).or_default());
                 for n in &d.removals {
                     map.remove(n);
@@ -348,11 +367,20 @@ mod tests {
             ),
             "an untouched type is shared, not copied"
         );
+        assert!(after.same(&before, type_url::CLUSTER));
+        assert!(!after.same(&before, type_url::ENDPOINT));
         // The same diff again (and removing what is gone) is no change: no new generation.
         let mut again = CacheDiff::default();
         again.upsert(type_url::ENDPOINT, "a".into(), any(b"2"));
         again.remove(type_url::ENDPOINT, "b".into());
         assert!(!cache.apply(again));
         assert_eq!(cache.current().generation, after.generation);
+        // Replacing a type with the same content, beside a real change elsewhere, keeps its map.
+        let mut same_clusters = CacheDiff::default();
+        same_clusters.upsert(type_url::CLUSTER, "c".into(), any(b"c"));
+        same_clusters.upsert(type_url::ENDPOINT, "a".into(), any(b"3"));
+        assert!(cache.apply(same_clusters));
+        let latest = cache.current();
+        assert!(latest.same(&after, type_url::CLUSTER));
     }
 }
