@@ -298,11 +298,11 @@ pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
     let ingresses = snapshot
         .ingresses
         .iter()
-        .map(|(k, o)| ((ObjectKind::Ingress, k.clone()), fingerprint(o)));
+        .map(|(k, o)| ((ObjectKind::Ingress, k.clone()), fingerprint(&**o)));
     let routes = snapshot
         .ingress_routes
         .iter()
-        .map(|(k, o)| ((ObjectKind::IngressRoute, k.clone()), fingerprint(o)));
+        .map(|(k, o)| ((ObjectKind::IngressRoute, k.clone()), fingerprint(&**o)));
     ingresses.chain(routes).collect()
 }
 

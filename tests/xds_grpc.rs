@@ -342,7 +342,7 @@ async fn unchanged_input_sends_no_push_and_an_endpoint_change_pushes_only_eds() 
 
     let mut snapshot = fixture_snapshot("");
     let key = isobar::store::ObjectKey::new("shop", "api");
-    let ep = snapshot.endpoints.get_mut(&key).unwrap();
+    let ep = std::sync::Arc::make_mut(snapshot.endpoints.get_mut(&key).unwrap());
     ep.subsets.as_mut().unwrap()[0].addresses.as_mut().unwrap()[0].ip = "127.0.0.14".into();
     assert!(publish(&server.cache, &snapshot));
     let pushed = stream.recv(RECV).await.unwrap();

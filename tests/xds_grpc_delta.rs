@@ -118,7 +118,7 @@ async fn an_endpoint_change_sends_that_assignment_only() {
     let mut stream = envoy_like_stream(&server).await;
     let mut snapshot = fixture_snapshot("");
     let key = isobar::store::ObjectKey::new("shop", "api");
-    let ep = snapshot.endpoints.get_mut(&key).unwrap();
+    let ep = std::sync::Arc::make_mut(snapshot.endpoints.get_mut(&key).unwrap());
     ep.subsets.as_mut().unwrap()[0].addresses.as_mut().unwrap()[0].ip = "127.0.0.14".into();
     assert!(publish(&server.cache, &snapshot));
     let pushed = stream.recv(RECV).await.unwrap();

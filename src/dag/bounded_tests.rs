@@ -55,7 +55,7 @@ fn ingress_route(name: &str, fqdn: Option<&str>, routes: Vec<CrdRoute>) -> Objec
         },
     );
     ir.metadata.namespace = Some(NS.to_string());
-    Object::IngressRoute(Box::new(ir))
+    Object::IngressRoute(std::sync::Arc::new(ir))
 }
 
 fn snapshot(objects: Vec<Object>) -> Snapshot {

@@ -30,6 +30,7 @@ pub(super) fn candidates<'a>(
     let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
         .ingress_routes
         .iter()
+        .map(|(k, r)| (k, &**r))
         .filter(|(_, r)| is_ours(r, options))
         .collect();
     let mut statuses = Statuses::new();

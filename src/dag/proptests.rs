@@ -575,17 +575,20 @@ impl World {
                                 .collect()
                         });
                 }
-                s.services.insert(ObjectKey::new(ns, *name), svc);
+                s.services
+                    .insert(ObjectKey::new(ns, *name), std::sync::Arc::new(svc));
             }
         }
         for ((ns, name), kind) in &self.secrets {
-            s.secrets
-                .insert(ObjectKey::new(*ns, *name), tls_secret(ns, name, *kind));
+            s.secrets.insert(
+                ObjectKey::new(*ns, *name),
+                std::sync::Arc::new(tls_secret(ns, name, *kind)),
+            );
         }
         if self.delegate_cert {
             s.tls_certificate_delegations.insert(
                 ObjectKey::new("a", "d"),
-                TLSCertificateDelegation {
+                std::sync::Arc::new(TLSCertificateDelegation {
                     metadata: meta("a", "d"),
                     spec: TLSCertificateDelegationSpec {
                         delegations: vec![CertificateDelegation {
@@ -593,13 +596,13 @@ impl World {
                             target_namespaces: vec!["*".into()],
                         }],
                     },
-                },
+                }),
             );
         }
         for (name, default) in &self.classes {
             s.ingress_classes.insert(
                 ObjectKey::new("", *name),
-                IngressClass {
+                std::sync::Arc::new(IngressClass {
                     metadata: ObjectMeta {
                         name: Some(name.to_string()),
                         annotations: default.then(|| {
@@ -614,14 +617,16 @@ impl World {
                         controller: Some(format!("example.com/{name}")),
                         parameters: None,
                     }),
-                },
+                }),
             );
         }
         for i in &self.ingresses {
-            s.ingresses.insert(key_of(&i.metadata), i.clone());
+            s.ingresses
+                .insert(key_of(&i.metadata), std::sync::Arc::new(i.clone()));
         }
         for r in &self.routes {
-            s.ingress_routes.insert(key_of(&r.metadata), r.clone());
+            s.ingress_routes
+                .insert(key_of(&r.metadata), std::sync::Arc::new(r.clone()));
         }
         s
     }
@@ -933,7 +938,7 @@ proptest! {
         let mut extra = extra;
         let key = newcomer_meta(&mut extra.metadata);
         let mut with_extra = snapshot.clone();
-        with_extra.ingress_routes.insert(key.clone(), extra);
+        with_extra.ingress_routes.insert(key.clone(), std::sync::Arc::new(extra));
         let (after, statuses) = build(&with_extra, &options());
         match status_of(&statuses, ObjectKind::IngressRoute, &key) {
             Some(s) if s.validity == Validity::Valid => {}
@@ -956,7 +961,7 @@ proptest! {
         let mut extra = extra;
         let key = newcomer_meta(&mut extra.metadata);
         let mut with_extra = snapshot.clone();
-        with_extra.ingresses.insert(key.clone(), extra);
+        with_extra.ingresses.insert(key.clone(), std::sync::Arc::new(extra));
         let (after, statuses_after) = build(&with_extra, &options());
         match status_of(&statuses_after, ObjectKind::Ingress, &key) {
             Some(s) if s.validity == Validity::Valid => {}
@@ -979,7 +984,7 @@ proptest! {
         let mut extra = extra;
         let key = newcomer_meta(&mut extra.metadata);
         let mut with_extra = snapshot.clone();
-        with_extra.ingresses.insert(key.clone(), extra);
+        with_extra.ingresses.insert(key.clone(), std::sync::Arc::new(extra));
         let (after, statuses_after) = build(&with_extra, &options());
         routes_kept(&before, &after)?;
         for s in statuses_before.iter().filter(|s| s.validity == Validity::Valid) {

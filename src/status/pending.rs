@@ -146,9 +146,10 @@ mod tests {
     #[test]
     fn ingresses_without_the_address_are_written_and_others_skipped() {
         let mut snapshot = Snapshot::default();
-        snapshot
-            .ingresses
-            .insert(ObjectKey::new("ns", "new"), Ingress::default());
+        snapshot.ingresses.insert(
+            ObjectKey::new("ns", "new"),
+            std::sync::Arc::new(Ingress::default()),
+        );
         let done = Ingress {
             status: Some(IngressStatus {
                 load_balancer: Some(IngressLoadBalancerStatus {
@@ -162,7 +163,7 @@ mod tests {
         };
         snapshot
             .ingresses
-            .insert(ObjectKey::new("ns", "done"), done);
+            .insert(ObjectKey::new("ns", "done"), std::sync::Arc::new(done));
         let writes = pending_writes(&snapshot, &[status("new"), status("done")], &address());
         assert_eq!(
             writes,
@@ -176,9 +177,10 @@ mod tests {
     #[test]
     fn nothing_is_written_while_the_address_is_unknown() {
         let mut snapshot = Snapshot::default();
-        snapshot
-            .ingresses
-            .insert(ObjectKey::new("ns", "new"), Ingress::default());
+        snapshot.ingresses.insert(
+            ObjectKey::new("ns", "new"),
+            std::sync::Arc::new(Ingress::default()),
+        );
         assert!(
             pending_writes(&snapshot, &[status("new")], &LoadBalancerAddress::default()).is_empty()
         );

@@ -5,6 +5,7 @@
 mod endpoint_slice;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -38,17 +39,19 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
-/// One object of a kind isobar understands.
+/// One object of a kind isobar understands. Shared: the same parsed object goes into every snapshot
+/// until it changes, so a snapshot is cheap to copy and the incremental build tells changed objects
+/// by address.
 #[derive(Debug, Clone)]
 pub enum KubeObject {
-    Service(Box<Service>),
-    Endpoints(Box<Endpoints>),
-    Secret(Box<Secret>),
-    Ingress(Box<Ingress>),
-    IngressClass(Box<IngressClass>),
-    EndpointSlice(Box<EndpointSlice>),
-    IngressRoute(Box<IngressRoute>),
-    TLSCertificateDelegation(Box<TLSCertificateDelegation>),
+    Service(Arc<Service>),
+    Endpoints(Arc<Endpoints>),
+    Secret(Arc<Secret>),
+    Ingress(Arc<Ingress>),
+    IngressClass(Arc<IngressClass>),
+    EndpointSlice(Arc<EndpointSlice>),
+    IngressRoute(Arc<IngressRoute>),
+    TLSCertificateDelegation(Arc<TLSCertificateDelegation>),
 }
 
 /// Why a document could not become a [`KubeObject`].
@@ -73,9 +76,9 @@ impl KubeObject {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<Box<T>, ParseOutcome> {
+        fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<Arc<T>, ParseOutcome> {
             serde_json::from_value(v)
-                .map(Box::new)
+                .map(Arc::new)
                 .map_err(|e| ParseOutcome::Invalid(e.to_string()))
         }
         match (api_version.as_str(), kind.as_str()) {
@@ -101,18 +104,22 @@ impl KubeObject {
     }
 }
 
+/// Objects of one kind by key. The objects are shared (`Arc`): copying a snapshot copies pointers, and
+/// an object whose pointer is unchanged is unchanged.
+pub type Objects<T> = BTreeMap<ObjectKey, Arc<T>>;
+
 /// Every object isobar acts on, keyed for deterministic iteration.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub services: BTreeMap<ObjectKey, Service>,
-    pub endpoints: BTreeMap<ObjectKey, Endpoints>,
-    pub secrets: BTreeMap<ObjectKey, Secret>,
-    pub ingresses: BTreeMap<ObjectKey, Ingress>,
+    pub services: Objects<Service>,
+    pub endpoints: Objects<Endpoints>,
+    pub secrets: Objects<Secret>,
+    pub ingresses: Objects<Ingress>,
     /// Cluster-scoped: the key's namespace is empty.
-    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
-    pub ingress_routes: BTreeMap<ObjectKey, IngressRoute>,
-    pub tls_certificate_delegations: BTreeMap<ObjectKey, TLSCertificateDelegation>,
+    pub ingress_classes: Objects<IngressClass>,
+    pub endpoint_slices: Objects<EndpointSlice>,
+    pub ingress_routes: Objects<IngressRoute>,
+    pub tls_certificate_delegations: Objects<TLSCertificateDelegation>,
 }
 
 /// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
@@ -131,30 +138,29 @@ impl Snapshot {
     pub fn insert(&mut self, object: KubeObject) {
         match object {
             KubeObject::Service(o) => {
-                self.services.insert(key(&o.metadata), *o);
+                self.services.insert(key(&o.metadata), o);
             }
             KubeObject::Endpoints(o) => {
-                self.endpoints.insert(key(&o.metadata), *o);
+                self.endpoints.insert(key(&o.metadata), o);
             }
             KubeObject::Secret(o) => {
-                self.secrets.insert(key(&o.metadata), *o);
+                self.secrets.insert(key(&o.metadata), o);
             }
             KubeObject::Ingress(o) => {
-                self.ingresses.insert(key(&o.metadata), *o);
+                self.ingresses.insert(key(&o.metadata), o);
             }
             KubeObject::IngressClass(o) => {
                 let name = o.metadata.name.clone().unwrap_or_default();
-                self.ingress_classes.insert(ObjectKey::new("", name), *o);
+                self.ingress_classes.insert(ObjectKey::new("", name), o);
             }
             KubeObject::EndpointSlice(o) => {
-                self.endpoint_slices.insert(key(&o.metadata), *o);
+                self.endpoint_slices.insert(key(&o.metadata), o);
             }
             KubeObject::IngressRoute(o) => {
-                self.ingress_routes.insert(key(&o.metadata), *o);
+                self.ingress_routes.insert(key(&o.metadata), o);
             }
             KubeObject::TLSCertificateDelegation(o) => {
-                self.tls_certificate_delegations
-                    .insert(key(&o.metadata), *o);
+                self.tls_certificate_delegations.insert(key(&o.metadata), o);
             }
         }
     }

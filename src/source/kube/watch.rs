@@ -25,7 +25,7 @@ pub struct KindSpec<T> {
     pub change: Change,
     /// A kind whose absence (CRD not installed) is not an error.
     pub optional: bool,
-    pub map: fn(&mut Snapshot) -> &mut BTreeMap<ObjectKey, T>,
+    pub map: fn(&mut Snapshot) -> &mut BTreeMap<ObjectKey, Arc<T>>,
     pub key: fn(&T) -> ObjectKey,
 }
 
@@ -48,7 +48,7 @@ where
 {
     let stream = watcher(api, spec.name);
     futures::pin_mut!(stream);
-    let mut relist: Option<BTreeMap<ObjectKey, T>> = None;
+    let mut relist: Option<BTreeMap<ObjectKey, Arc<T>>> = None;
     let mut failing = false;
     while let Some(event) = stream.next().await {
         let event = match event {
@@ -87,7 +87,7 @@ where
             Event::InitApply(object) => {
                 let object = convert(object);
                 if let Some(buffer) = relist.as_mut() {
-                    buffer.insert((spec.key)(&object), object);
+                    buffer.insert((spec.key)(&object), Arc::new(object));
                 }
                 None
             }
@@ -100,7 +100,7 @@ where
                         || map
                             .iter()
                             .zip(fresh.iter())
-                            .any(|((ka, a), (kb, b))| ka != kb || !same(a, b));
+                            .any(|((ka, a), (kb, b))| ka != kb || !same(&**a, &**b));
                     *map = fresh;
                     changed
                 };
@@ -116,8 +116,8 @@ where
                 let key = (spec.key)(&object);
                 let mut s = snapshot.lock().map_err(|_| POISONED)?;
                 let map = (spec.map)(&mut s);
-                let changed = map.get(&key).is_none_or(|old| !same(old, &object));
-                map.insert(key, object);
+                let changed = map.get(&key).is_none_or(|old| !same(&**old, &object));
+                map.insert(key, Arc::new(object));
                 Some(if changed {
                     spec.change
                 } else {

@@ -39,7 +39,7 @@ pub fn cluster_addresses(snapshot: &Snapshot, cluster: &Cluster) -> Vec<(String,
         .endpoint_slices
         .range(ObjectKey::new(&cluster.service.namespace, "")..)
         .take_while(|(k, _)| k.namespace == cluster.service.namespace)
-        .map(|(_, s)| s)
+        .map(|(_, s)| &**s)
         .filter(|s| s.service_name() == Some(cluster.service.name.as_str()))
         .collect();
     if !slices.is_empty() {
