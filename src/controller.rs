@@ -5,21 +5,20 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
+use crate::dag::{Dag, DagOptions, ObjectStatus};
 use crate::health::Health;
-use crate::isolation::{self, Isolation};
 use crate::latency::Latency;
+use crate::pipeline::{self, Pipeline, Signal};
 use crate::source::file::{self, ManifestDir};
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
-use crate::store::Snapshot;
 use crate::supervisor::{Supervisor, TaskError, TaskResult};
 use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::{ReloadingServerConfig, TlsFiles};
@@ -28,8 +27,7 @@ use crate::xds::limits::XdsServerLimits;
 use crate::xds::server::{self, AdsService};
 use crate::xds::stats::XdsStats;
 use crate::xds::tls_incoming::XdsTls;
-use crate::xds::translate::{self, ListenerConfig};
-use crate::xds::type_url;
+use crate::xds::translate::ListenerConfig;
 use crate::{Error, Result};
 
 /// Where objects come from.
@@ -65,8 +63,6 @@ pub struct ServeConfig {
     pub http_address: SocketAddr,
     /// `/debug/*` (loopback by default: it shows every object and Envoy's errors).
     pub debug_http_address: SocketAddr,
-    /// Hold-off after a change before rebuilding, and the longest a burst of changes can delay one.
-    pub debounce: (Duration, Duration),
 }
 
 /// What the controller knows about its own state, for `/metrics` and `/debug`.
@@ -178,10 +174,7 @@ impl Controller {
         );
         let leadership = match &config.source {
             SourceConfig::Manifests(dir) => {
-                supervisor.spawn(
-                    PIPELINE_TASK,
-                    file_pipeline(dir.clone(), config.debounce, pipeline),
-                );
+                supervisor.spawn(PIPELINE_TASK, file_pipeline(dir.clone(), pipeline));
                 None
             }
             SourceConfig::Kube {
@@ -194,7 +187,6 @@ impl Controller {
                     client,
                     status.clone(),
                     leader_election.clone(),
-                    config.debounce,
                     pipeline,
                     &mut supervisor,
                 )
@@ -283,23 +275,19 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
 }
 
 /// The file source: waits until the directory can be read (it may not exist yet, e.g. before a
-/// git-sync sidecar's first checkout; `/readyz` answers 503 meanwhile), serves its first load, then
-/// rebuilds after every burst of changes.
-async fn file_pipeline(
-    dir: PathBuf,
-    (quiet, max): (Duration, Duration),
-    mut pipeline: Pipeline,
-) -> TaskResult {
-    let mut manifests = ManifestDir::new(&dir);
+/// git-sync sidecar's first checkout; `/readyz` answers 503 meanwhile), then has the builder load it
+/// once and again whenever the watcher sees a change.
+async fn file_pipeline(dir: PathBuf, pipeline: Pipeline) -> TaskResult {
+    let signal = Arc::new(Signal::default());
     let mut retry = tokio::time::interval(MANIFESTS_RETRY);
     let mut last_error: Option<String> = None;
     // The watch starts before the first read, so an edit in between is not missed.
-    let (_watcher, mut changes, loaded) = loop {
+    let _watcher = loop {
         retry.tick().await;
-        let attempt = file::watch_dir(&dir, quiet, max)
-            .and_then(|(watcher, changes)| Ok((watcher, changes, manifests.load()?)));
+        let attempt = file::watch_dir(&dir, Arc::clone(&signal))
+            .and_then(|watcher| file::manifest_files(&dir).map(|_| watcher));
         match attempt {
-            Ok(ready) => break ready,
+            Ok(watcher) => break watcher,
             Err(e) => {
                 let message = e.to_string();
                 if last_error.as_deref() != Some(message.as_str()) {
@@ -313,31 +301,24 @@ async fn file_pipeline(
     if last_error.is_some() {
         tracing::info!(dir = %dir.display(), "manifest directory readable");
     }
-    pipeline.rebuild(loaded.snapshot, errors_of(&loaded.errors));
-    let mut verdicts = pipeline.stats.subscribe_verdicts();
-    loop {
-        tokio::select! {
-            change = changes.recv() => {
-                let Some(seen) = change else {
-                    break;
-                };
-                pipeline.change_seen(seen);
-                match manifests.load() {
-                    Ok(loaded) => {
-                        let errors = errors_of(&loaded.errors);
-                        pipeline.rebuild(loaded.snapshot, errors)
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force")
-                    }
-                }
-            }
-            Ok(()) = verdicts.changed() => pipeline.on_verdict(),
+    let mut manifests = ManifestDir::new(&dir);
+    let input: pipeline::Input = Box::new(move || match manifests.load() {
+        Ok(loaded) => Some((loaded.snapshot, errors_of(&loaded.errors))),
+        Err(e) => {
+            tracing::error!(error = %e, "manifest directory not readable; the last configuration stays in force");
+            None
         }
-    }
-    Err(TaskError::Stopped(
-        "the manifest directory's change feed closed",
-    ))
+    });
+    let mut verdicts = pipeline.stats.subscribe_verdicts();
+    signal.change(Change::Routing, Instant::now());
+    let builder = BuilderTask::spawn(Arc::clone(&signal), pipeline, input, || {});
+    builder
+        .run(async {
+            while verdicts.changed().await.is_ok() {
+                signal.verdict();
+            }
+        })
+        .await
 }
 
 fn errors_of(errors: &[Error]) -> Vec<String> {
@@ -366,7 +347,6 @@ async fn start_kube_source(
     client: kube::Client,
     status_config: StatusConfig,
     leader_election: Option<LeaderElection>,
-    debounce: (Duration, Duration),
     pipeline: Pipeline,
     supervisor: &mut Supervisor,
 ) -> Option<LeaderHandle> {
@@ -397,19 +377,15 @@ async fn start_kube_source(
         writer.await;
         Err(TaskError::Stopped("its inputs closed"))
     });
-    supervisor.spawn(
-        PIPELINE_TASK,
-        kube_pipeline(source, debounce, pipeline, kick_tx),
-    );
+    supervisor.spawn(PIPELINE_TASK, kube_pipeline(source, pipeline, kick_tx));
     leadership
 }
 
-/// The kube source's pipeline: the first build once every kind has been listed, then one per burst of
-/// changes.
+/// The kube source's pipeline: the first build once every kind has been listed, then the builder is
+/// signalled for every change; it copies the snapshot (pointers) once per build.
 async fn kube_pipeline(
     source: kube_source::KubeSource,
-    debounce: (Duration, Duration),
-    mut pipeline: Pipeline,
+    pipeline: Pipeline,
     kick_tx: watch::Sender<u64>,
 ) -> TaskResult {
     let kube_source::KubeSource {
@@ -442,267 +418,74 @@ async fn kube_pipeline(
             ),
         }
     }
-    let poisoned = || TaskError::Stopped("the snapshot lock is poisoned");
-    let first = snapshot.lock().map_err(|_| poisoned())?.clone();
-    pipeline.rebuild(first, Vec::new());
+    let signal = Arc::new(Signal::default());
+    let input: pipeline::Input = Box::new(move || match snapshot.lock() {
+        Ok(s) => Some((s.clone(), Vec::new())),
+        Err(_) => {
+            tracing::error!("the snapshot lock is poisoned; nothing more is built");
+            None
+        }
+    });
     let mut verdicts = pipeline.stats.subscribe_verdicts();
-    loop {
+    signal.change(Change::Routing, Instant::now());
+    let kick = kick_tx.clone();
+    let builder = BuilderTask::spawn(Arc::clone(&signal), pipeline, input, move || {
+        kick.send_modify(|n| *n += 1)
+    });
+    builder
+        .run(async {
+            loop {
+                tokio::select! {
+                    // `recv` is cancel-safe: a verdict arriving first loses no change.
+                    change = changes.recv() => {
+                        let Some(change) = change else { break };
+                        signal.change(change, Instant::now());
+                        // isobar's own status writes come back as status-only changes: the writer
+                        // looks again without a build.
+                        if change == Change::StatusOnly {
+                            kick_tx.send_modify(|n| *n += 1);
+                        }
+                    }
+                    Ok(()) = verdicts.changed() => signal.verdict(),
+                }
+            }
+        })
+        .await
+}
+
+/// The builder thread of a source's pipeline task: stopped (its signal closed) when the task ends or is
+/// aborted, and its death is the task's.
+struct BuilderTask {
+    signal: Arc<Signal>,
+    thread: tokio::task::JoinHandle<()>,
+}
+
+impl BuilderTask {
+    fn spawn(
+        signal: Arc<Signal>,
+        pipeline: Pipeline,
+        input: pipeline::Input,
+        after: impl Fn() + Send + 'static,
+    ) -> BuilderTask {
+        let thread = pipeline::spawn_builder(Arc::clone(&signal), pipeline, input, after);
+        BuilderTask { signal, thread }
+    }
+
+    /// Feeds the builder with `source` until the source ends (an error: its feed closed) or the
+    /// builder dies.
+    async fn run(mut self, source: impl std::future::Future<Output = ()>) -> TaskResult {
         tokio::select! {
-            // `recv` is cancel-safe: a verdict arriving first loses no change.
-            first = changes.recv() => {
-                let Some(first) = first else {
-                    break;
-                };
-                let seen = Instant::now();
-                let change = rest_of_burst(first, &mut changes, debounce).await;
-                let current = snapshot.lock().map_err(|_| poisoned())?.clone();
-                match change {
-                    Change::Routing => {
-                        pipeline.change_seen(seen);
-                        pipeline.rebuild(current, Vec::new())
-                    }
-                    Change::Endpoints => {
-                        pipeline.change_seen(seen);
-                        pipeline.refresh_endpoints(current)
-                    }
-                    Change::StatusOnly => {}
-                }
-            }
-            Ok(()) = verdicts.changed() => pipeline.on_verdict(),
-        }
-        kick_tx.send_modify(|n| *n += 1);
-    }
-    Err(TaskError::Stopped(
-        "the change feed closed (every watcher stopped)",
-    ))
-}
-
-/// Collects the burst that follows a first change (hold-off `quiet`, at most `max`), and returns
-/// the most significant change in it.
-async fn rest_of_burst(
-    first: Change,
-    changes: &mut mpsc::UnboundedReceiver<Change>,
-    (quiet, max): (Duration, Duration),
-) -> Change {
-    let mut change = first;
-    let deadline = tokio::time::Instant::now() + max;
-    loop {
-        let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        match tokio::time::timeout(wait, changes.recv()).await {
-            Ok(Some(c)) => change = change.max(c),
-            Ok(None) => return change,
-            Err(_) => return change,
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return change;
+            () = source => Err(TaskError::Stopped("the change feed closed")),
+            joined = &mut self.thread => Err(match joined {
+                Err(e) if e.is_panic() => TaskError::Stopped("the builder thread panicked"),
+                _ => TaskError::Stopped("the builder thread stopped"),
+            }),
         }
     }
 }
 
-/// Build, translate, publish; keeps the last DAG so an endpoint change only recomputes EDS.
-pub struct Pipeline {
-    pub listeners: ListenerConfig,
-    pub dag_options: DagOptions,
-    pub cache: Arc<XdsCache>,
-    pub state: Arc<ControllerState>,
-    pub dag: Arc<Dag>,
-    /// Envoy's verdicts, for NACK isolation.
-    pub stats: Arc<XdsStats>,
-    pub isolation: Isolation,
-    /// The last input, to rebuild when a verdict moves the isolation on.
-    last_input: Option<(Snapshot, Vec<String>)>,
-    /// NACKs already looked at.
-    seen_nacks: u64,
-    /// When the source first saw the change(s) the next rebuild or refresh carries.
-    change_seen: Option<Instant>,
-}
-
-impl Pipeline {
-    pub fn new(
-        listeners: ListenerConfig,
-        dag_options: DagOptions,
-        cache: Arc<XdsCache>,
-        state: Arc<ControllerState>,
-        stats: Arc<XdsStats>,
-    ) -> Pipeline {
-        Pipeline {
-            listeners,
-            dag_options,
-            cache,
-            state,
-            dag: Arc::new(Dag::default()),
-            stats,
-            isolation: Isolation::default(),
-            last_input: None,
-            seen_nacks: 0,
-            change_seen: None,
-        }
-    }
-
-    /// Envoy said something: a NACK of the last push starts or narrows a bisection, an ACK moves it
-    /// on; either may call for a rebuild without (or with) some objects.
-    pub fn on_verdict(&mut self) {
-        let mut moved = false;
-        let nacks = XdsStats::get(&self.stats.nacks);
-        if nacks != self.seen_nacks {
-            self.seen_nacks = nacks;
-            if let Some(n) = self.stats.last_nack() {
-                moved |= self
-                    .isolation
-                    .rejected(&n.type_url, n.generation, &n.message);
-            }
-        }
-        // A type is accepted as of the oldest generation every Envoy that subscribes to it ACKed.
-        let streams = self.stats.streams();
-        for t in type_url::ALL {
-            let acked = streams
-                .iter()
-                .filter_map(|s| s.types.get(t))
-                .map(|st| st.acked_generation)
-                .min();
-            if let Some(generation) = acked {
-                moved |= self.isolation.accepted(t, generation);
-            }
-        }
-        if moved {
-            if let Some((snapshot, errors)) = self.last_input.take() {
-                self.rebuild(snapshot, errors);
-            }
-        }
-    }
-
-    /// One full pass. Logs what changed in objects' statuses. The snapshot is kept (not copied) for
-    /// a rebuild that Envoy's verdicts may call for.
-    /// The source saw a change at `at`: the next rebuild or endpoint refresh carries it (the
-    /// earliest of several counts).
-    pub fn change_seen(&mut self, at: Instant) {
-        self.change_seen = Some(self.change_seen.map_or(at, |t| t.min(at)));
-    }
-
-    /// Records how long the change took to reach the cache, if this update carried one to Envoy.
-    fn pushed(&mut self, changed: bool) {
-        if let Some(since) = self.change_seen.take() {
-            if changed {
-                self.state.latency.pushed(since);
-            }
-        }
-    }
-
-    pub fn rebuild(&mut self, snapshot: Snapshot, source_errors: Vec<String>) {
-        let started = Instant::now();
-        for e in &source_errors {
-            tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
-        }
-        let objects = isolation::objects_of(&snapshot);
-        let exclusions = self.isolation.exclusions(&objects);
-        let filtered;
-        let input = if exclusions.is_empty() {
-            &snapshot
-        } else {
-            filtered = isolation::without(&snapshot, &exclusions);
-            &filtered
-        };
-        let (dag, mut statuses) = dag::build(input, &self.dag_options);
-        if !exclusions.is_empty() {
-            statuses.extend(exclusions.iter().map(|((kind, key), why)| ObjectStatus {
-                kind: *kind,
-                object: key.clone(),
-                validity: Validity::Invalid,
-                description: why.to_string(),
-            }));
-            statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
-        }
-        let resources = translate::translate(&dag, input, &self.listeners);
-        let before = self.cache.current();
-        let changed = self.cache.set(resources.by_type());
-        let after = self.cache.current();
-        let changed_types: Vec<&str> = type_url::ALL
-            .iter()
-            .copied()
-            .filter(|t| !before.same(&after, t))
-            .collect();
-        let included = objects
-            .into_iter()
-            .filter(|(id, _)| !exclusions.contains_key(id))
-            .collect();
-        self.isolation
-            .pushed(included, &changed_types, after.generation);
-        self.last_input = Some((snapshot, source_errors.clone()));
-        self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .latency
-            .rebuild
-            .observe(started.elapsed().as_secs_f64());
-        self.pushed(changed);
-        let first = self.state.health.mark_ready();
-        if first {
-            tracing::info!("first configuration built and in the xDS cache: ready");
-        }
-        let previous = self.state.statuses.borrow().clone();
-        let transitions = status::transitions::changed(&previous, &statuses);
-        for s in &transitions {
-            match s.validity {
-                // At start every object is new: only the ones needing attention get a line.
-                Validity::Valid if first => {}
-                Validity::Valid => {
-                    tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
-                }
-                _ => {
-                    tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
-                }
-            }
-        }
-        let status_changes = transitions.len();
-        self.state.statuses.send_if_modified(|current| {
-            let modified = **current != statuses;
-            if modified {
-                *current = Arc::new(statuses);
-            }
-            modified
-        });
-        if let Ok(mut e) = self.state.source_errors.lock() {
-            *e = source_errors;
-        }
-        // One line per configuration Envoy gets; rebuilds that change nothing stay at debug.
-        let (virtual_hosts, secure_virtual_hosts, clusters) = (
-            dag.virtual_hosts.len(),
-            dag.secure_virtual_hosts.len(),
-            dag.clusters.len(),
-        );
-        if changed {
-            tracing::info!(
-                virtual_hosts,
-                secure_virtual_hosts,
-                clusters,
-                status_changes,
-                "configuration rebuilt"
-            );
-        } else {
-            tracing::debug!(
-                virtual_hosts,
-                secure_virtual_hosts,
-                clusters,
-                status_changes,
-                "configuration rebuilt (unchanged)"
-            );
-        }
-        self.dag = Arc::new(dag);
-        if let Ok(mut shared) = self.state.dag.lock() {
-            *shared = Arc::clone(&self.dag);
-        }
-    }
-
-    /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
-    pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
-        let endpoints = translate::endpoints(&self.dag, &snapshot);
-        if let Some((last, _)) = self.last_input.as_mut() {
-            *last = snapshot;
-        }
-        let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
-        self.pushed(changed);
-        self.state
-            .endpoint_refreshes
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(changed, "endpoints refreshed");
+impl Drop for BuilderTask {
+    fn drop(&mut self) {
+        self.signal.close();
     }
 }

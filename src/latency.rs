@@ -1,15 +1,15 @@
 //! How long a change takes to reach the xDS cache, as Prometheus histograms: the pipeline's rebuild
 //! alone, and a change's whole way from the moment its source saw it (a file event, a watch event)
-//! through the debounce and the rebuild to the push. Operators compare the two to tell the hold-off
-//! from the work.
+//! through the wait for a running build and the rebuild to the push. Operators compare the two to tell
+//! queueing from the work.
 
 use std::time::Instant;
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// 0.5 ms to ~16 s, doubling: a small rebuild is sub-millisecond, a large one or a debounced burst
-/// takes seconds.
+/// 0.5 ms to ~16 s, doubling: a small rebuild is sub-millisecond, a large one or a burst queued
+/// behind one takes seconds.
 fn buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0005, 2.0, 16)
 }
@@ -43,7 +43,7 @@ impl Latency {
         );
         registry.register(
             "isobar_change_to_push_seconds",
-            "Time from a change seen by the source (file or watch event) to the xDS cache update carrying it, debounce included.",
+            "Time from a change seen by the source (file or watch event) to the xDS cache update carrying it, the wait for a running build included.",
             self.change_to_push.clone(),
         );
     }

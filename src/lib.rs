@@ -14,6 +14,7 @@ pub mod health;
 pub mod isolation;
 pub mod latency;
 pub mod ops;
+pub mod pipeline;
 pub mod source;
 pub mod status;
 pub mod store;

@@ -44,7 +44,6 @@ async fn start_controller(manifests: &std::path::Path) -> Controller {
         dag: DagOptions::default(),
         http_address: loopback(),
         debug_http_address: loopback(),
-        debounce: (Duration::from_millis(10), Duration::from_millis(50)),
     })
     .await
     .expect("the controller starts")

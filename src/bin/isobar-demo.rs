@@ -103,7 +103,6 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         dag: DagOptions::default(),
         http_address: SocketAddr::new(LOCALHOST, OPS_PORT),
         debug_http_address: SocketAddr::new(LOCALHOST, DEBUG_PORT),
-        debounce: (Duration::from_millis(100), Duration::from_millis(500)),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(config, async {

@@ -203,7 +203,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         http_address: SocketAddr::new(args.http_address, args.http_port),
         debug_http_address: SocketAddr::new(args.debug_http_address, args.debug_http_port),
-        debounce: (Duration::from_millis(100), Duration::from_millis(500)),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(controller::run(config, shutdown_signal()))?;

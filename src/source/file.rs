@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use crate::pipeline::Signal;
+use crate::source::Change;
 
 use crate::store::{KubeObject, ParseOutcome, Snapshot};
 use crate::{Error, Result};
@@ -119,11 +120,19 @@ pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// A directory of manifests and the last good objects of each file.
+/// A directory of manifests, and what each file held the last time it parsed.
 #[derive(Debug)]
 pub struct ManifestDir {
     dir: PathBuf,
-    last_good: BTreeMap<PathBuf, Vec<KubeObject>>,
+    files: BTreeMap<PathBuf, ParsedFile>,
+}
+
+/// A file's text and the objects it parsed into. A file whose text is unchanged is not parsed again
+/// and gives the same (shared) objects, so the incremental build sees them unchanged.
+#[derive(Debug, Clone)]
+struct ParsedFile {
+    text: String,
+    objects: Vec<KubeObject>,
 }
 
 /// The outcome of reading the directory.
@@ -138,7 +147,7 @@ impl ManifestDir {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         ManifestDir {
             dir: dir.into(),
-            last_good: BTreeMap::new(),
+            files: BTreeMap::new(),
         }
     }
 
@@ -146,33 +155,40 @@ impl ManifestDir {
         &self.dir
     }
 
-    /// Reads every file. An unreadable directory is an error; a bad file is reported in
-    /// [`Loaded::errors`] and its last good objects are used.
+    /// Reads every file, parsing only those whose text changed. An unreadable directory is an error;
+    /// a bad file is reported in [`Loaded::errors`] and its last good objects are used.
     pub fn load(&mut self) -> Result<Loaded> {
-        let files = manifest_files(&self.dir)?;
+        let paths = manifest_files(&self.dir)?;
         let mut errors = Vec::new();
         let mut current = BTreeMap::new();
-        for path in files {
-            let label = path.display().to_string();
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| Error::io(&path, e))
-                .and_then(|text| parse_manifests(&label, &text));
-            match parsed {
+        for path in paths {
+            let previous = self.files.remove(&path);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(Error::io(&path, e));
+                    current.extend(previous.map(|p| (path, p)));
+                    continue;
+                }
+            };
+            if let Some(unchanged) = previous.as_ref().filter(|p| p.text == text) {
+                current.insert(path, unchanged.clone());
+                continue;
+            }
+            match parse_manifests(&path.display().to_string(), &text) {
                 Ok(objects) => {
-                    current.insert(path, objects);
+                    current.insert(path, ParsedFile { text, objects });
                 }
                 Err(e) => {
                     errors.push(e);
-                    if let Some(previous) = self.last_good.get(&path) {
-                        current.insert(path, previous.clone());
-                    }
+                    current.extend(previous.map(|p| (path, p)));
                 }
             }
         }
-        self.last_good = current;
+        self.files = current;
         let mut snapshot = Snapshot::default();
-        for objects in self.last_good.values() {
-            for object in objects {
+        for file in self.files.values() {
+            for object in &file.objects {
                 snapshot.insert(object.clone());
             }
         }
@@ -180,43 +196,17 @@ impl ManifestDir {
     }
 }
 
-/// Watches `dir` and sends, once per burst of changes, when its first event was seen: after `quiet`
-/// without events, or `max_delay` after the first event at the latest. The returned watcher must be kept alive.
-pub fn watch_dir(
-    dir: &Path,
-    quiet: Duration,
-    max_delay: Duration,
-) -> Result<(
-    notify::RecommendedWatcher,
-    mpsc::Receiver<std::time::Instant>,
-)> {
+/// Watches `dir` and signals a routing change for every event in it (the builder coalesces them:
+/// whatever arrives during a load is taken by the next). The returned watcher must be kept alive.
+pub fn watch_dir(dir: &Path, signal: Arc<Signal>) -> Result<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = raw_tx.send(std::time::Instant::now());
+            signal.change(Change::Routing, std::time::Instant::now());
         }
     })?;
     watcher.watch(dir, notify::RecursiveMode::Recursive)?;
-    let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        while let Some(first) = raw_rx.recv().await {
-            let deadline = tokio::time::Instant::now() + max_delay;
-            loop {
-                let wait =
-                    quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-                match tokio::time::timeout(wait, raw_rx.recv()).await {
-                    Ok(Some(_)) if tokio::time::Instant::now() < deadline => continue,
-                    Ok(None) => return,
-                    _ => break,
-                }
-            }
-            if tx.send(first).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok((watcher, rx))
+    Ok(watcher)
 }
 
 #[cfg(test)]

@@ -1,0 +1,270 @@
+//! The builder: from a snapshot to the xDS cache (DAG, translation, publication) on a thread of its
+//! own, fed by a coalescing [`Signal`]: the async runtime that serves xDS, the watches and the HTTP
+//! endpoints never waits for a build, and a build never waits for a hold-off.
+
+pub mod signal;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use signal::{Pending, Signal};
+
+use crate::controller::ControllerState;
+use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
+use crate::isolation::{self, Isolation};
+use crate::source::Change;
+use crate::status;
+use crate::store::Snapshot;
+use crate::xds::cache::XdsCache;
+use crate::xds::stats::XdsStats;
+use crate::xds::translate::{self, ListenerConfig};
+use crate::xds::type_url;
+
+/// What the builder reads when it is signalled: the source's current objects and the errors it has
+/// to report, or `None` when they can't be read now (logged by the source; the last configuration
+/// stays in force).
+pub type Input = Box<dyn FnMut() -> Option<(Snapshot, Vec<String>)> + Send>;
+
+/// Runs `pipeline` on a blocking thread until `signal` is closed. Each wake-up takes all the work that
+/// arrived meanwhile, reads the input once, and rebuilds (a routing change) or refreshes endpoints;
+/// then runs `after` (the status writer's kick).
+pub fn spawn_builder(
+    signal: Arc<Signal>,
+    mut pipeline: Pipeline,
+    mut input: Input,
+    after: impl Fn() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        while let Some(work) = signal.wait() {
+            if let Some(seen) = work.seen {
+                pipeline.change_seen(seen);
+            }
+            match work.change {
+                Some(Change::Routing) => {
+                    if let Some((snapshot, errors)) = input() {
+                        pipeline.rebuild(snapshot, errors);
+                    }
+                }
+                Some(Change::Endpoints) => {
+                    if let Some((snapshot, _)) = input() {
+                        pipeline.refresh_endpoints(snapshot);
+                    }
+                }
+                Some(Change::StatusOnly) | None => {}
+            }
+            if work.verdict {
+                pipeline.on_verdict();
+            }
+            after();
+        }
+    })
+}
+
+/// Build, translate, publish; keeps the last DAG so an endpoint change only recomputes EDS.
+pub struct Pipeline {
+    pub listeners: ListenerConfig,
+    pub dag_options: DagOptions,
+    pub cache: Arc<XdsCache>,
+    pub state: Arc<ControllerState>,
+    pub dag: Arc<Dag>,
+    /// Envoy's verdicts, for NACK isolation.
+    pub stats: Arc<XdsStats>,
+    pub isolation: Isolation,
+    /// The last input, to rebuild when a verdict moves the isolation on.
+    last_input: Option<(Snapshot, Vec<String>)>,
+    /// NACKs already looked at.
+    seen_nacks: u64,
+    /// When the source first saw the change(s) the next rebuild or refresh carries.
+    change_seen: Option<Instant>,
+}
+
+impl Pipeline {
+    pub fn new(
+        listeners: ListenerConfig,
+        dag_options: DagOptions,
+        cache: Arc<XdsCache>,
+        state: Arc<ControllerState>,
+        stats: Arc<XdsStats>,
+    ) -> Pipeline {
+        Pipeline {
+            listeners,
+            dag_options,
+            cache,
+            state,
+            dag: Arc::new(Dag::default()),
+            stats,
+            isolation: Isolation::default(),
+            last_input: None,
+            seen_nacks: 0,
+            change_seen: None,
+        }
+    }
+
+    /// Envoy said something: a NACK of the last push starts or narrows a bisection, an ACK moves it
+    /// on; either may call for a rebuild without (or with) some objects.
+    pub fn on_verdict(&mut self) {
+        let mut moved = false;
+        let nacks = XdsStats::get(&self.stats.nacks);
+        if nacks != self.seen_nacks {
+            self.seen_nacks = nacks;
+            if let Some(n) = self.stats.last_nack() {
+                moved |= self
+                    .isolation
+                    .rejected(&n.type_url, n.generation, &n.message);
+            }
+        }
+        // A type is accepted as of the oldest generation every Envoy that subscribes to it ACKed.
+        let streams = self.stats.streams();
+        for t in type_url::ALL {
+            let acked = streams
+                .iter()
+                .filter_map(|s| s.types.get(t))
+                .map(|st| st.acked_generation)
+                .min();
+            if let Some(generation) = acked {
+                moved |= self.isolation.accepted(t, generation);
+            }
+        }
+        if moved {
+            if let Some((snapshot, errors)) = self.last_input.take() {
+                self.rebuild(snapshot, errors);
+            }
+        }
+    }
+
+    /// One full pass. Logs what changed in objects' statuses. The snapshot is kept (not copied) for
+    /// a rebuild that Envoy's verdicts may call for.
+    /// The source saw a change at `at`: the next rebuild or endpoint refresh carries it (the
+    /// earliest of several counts).
+    pub fn change_seen(&mut self, at: Instant) {
+        self.change_seen = Some(self.change_seen.map_or(at, |t| t.min(at)));
+    }
+
+    /// Records how long the change took to reach the cache, if this update carried one to Envoy.
+    fn pushed(&mut self, changed: bool) {
+        if let Some(since) = self.change_seen.take() {
+            if changed {
+                self.state.latency.pushed(since);
+            }
+        }
+    }
+
+    pub fn rebuild(&mut self, snapshot: Snapshot, source_errors: Vec<String>) {
+        let started = Instant::now();
+        for e in &source_errors {
+            tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
+        }
+        let objects = isolation::objects_of(&snapshot);
+        let exclusions = self.isolation.exclusions(&objects);
+        let filtered;
+        let input = if exclusions.is_empty() {
+            &snapshot
+        } else {
+            filtered = isolation::without(&snapshot, &exclusions);
+            &filtered
+        };
+        let (dag, mut statuses) = dag::build(input, &self.dag_options);
+        if !exclusions.is_empty() {
+            statuses.extend(exclusions.iter().map(|((kind, key), why)| ObjectStatus {
+                kind: *kind,
+                object: key.clone(),
+                validity: Validity::Invalid,
+                description: why.to_string(),
+            }));
+            statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
+        }
+        let resources = translate::translate(&dag, input, &self.listeners);
+        let before = self.cache.current();
+        let changed = self.cache.set(resources.by_type());
+        let after = self.cache.current();
+        let changed_types: Vec<&str> = type_url::ALL
+            .iter()
+            .copied()
+            .filter(|t| !before.same(&after, t))
+            .collect();
+        let included = objects
+            .into_iter()
+            .filter(|(id, _)| !exclusions.contains_key(id))
+            .collect();
+        self.isolation
+            .pushed(included, &changed_types, after.generation);
+        self.last_input = Some((snapshot, source_errors.clone()));
+        self.state.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .latency
+            .rebuild
+            .observe(started.elapsed().as_secs_f64());
+        self.pushed(changed);
+        let first = self.state.health.mark_ready();
+        if first {
+            tracing::info!("first configuration built and in the xDS cache: ready");
+        }
+        let previous = self.state.statuses.borrow().clone();
+        let transitions = status::transitions::changed(&previous, &statuses);
+        for s in &transitions {
+            match s.validity {
+                // At start every object is new: only the ones needing attention get a line.
+                Validity::Valid if first => {}
+                Validity::Valid => {
+                    tracing::info!(object = %s.object, kind = %s.kind, "{}", s.description)
+                }
+                _ => {
+                    tracing::warn!(object = %s.object, kind = %s.kind, status = %s.validity, "{}", s.description)
+                }
+            }
+        }
+        let status_changes = transitions.len();
+        self.state.statuses.send_if_modified(|current| {
+            let modified = **current != statuses;
+            if modified {
+                *current = Arc::new(statuses);
+            }
+            modified
+        });
+        if let Ok(mut e) = self.state.source_errors.lock() {
+            *e = source_errors;
+        }
+        // One line per configuration Envoy gets; rebuilds that change nothing stay at debug.
+        let (virtual_hosts, secure_virtual_hosts, clusters) = (
+            dag.virtual_hosts.len(),
+            dag.secure_virtual_hosts.len(),
+            dag.clusters.len(),
+        );
+        if changed {
+            tracing::info!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt"
+            );
+        } else {
+            tracing::debug!(
+                virtual_hosts,
+                secure_virtual_hosts,
+                clusters,
+                status_changes,
+                "configuration rebuilt (unchanged)"
+            );
+        }
+        self.dag = Arc::new(dag);
+        if let Ok(mut shared) = self.state.dag.lock() {
+            *shared = Arc::clone(&self.dag);
+        }
+    }
+
+    /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
+    pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
+        let endpoints = translate::endpoints(&self.dag, &snapshot);
+        if let Some((last, _)) = self.last_input.as_mut() {
+            *last = snapshot;
+        }
+        let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
+        self.pushed(changed);
+        self.state
+            .endpoint_refreshes
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(changed, "endpoints refreshed");
+    }
+}
