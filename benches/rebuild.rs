@@ -1,15 +1,19 @@
 //! Rebuild cost: DAG build + translation + cache update for N Ingresses (each with its own Service,
 //! Endpoints and host), the work isobar does on every routing change. Writes a Markdown table.
 //!
-//! `cargo bench --bench rebuild` (release build). Figures go in BENCHMARKS.md.
+//! Full rebuilds from nothing, and the pipeline's memoised rebuild after one Ingress changed.
+//!
+//! `cargo bench --bench rebuild` (release build; `-- --quick` for CI's small run). Figures go in
+//! BENCHMARKS.md.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isobar::dag::{self, DagOptions};
+use isobar::dag::{self, DagOptions, Memo};
 use isobar::source::file::parse_manifests;
-use isobar::store::Snapshot;
+use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
-use isobar::xds::translate::{self, ListenerConfig};
+use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::new();
@@ -39,13 +43,45 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The snapshot with Ingress `ns0/i0` edited (its Exact path moved), as a store holds it: one new
+/// object, every other one shared.
+fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
+    let mut next = snap.clone();
+    let key = ObjectKey::new("ns0", "i0");
+    let mut ingress = (*next.ingresses[&key]).clone();
+    if let Some(path) = ingress
+        .spec
+        .as_mut()
+        .and_then(|s| s.rules.as_mut())
+        .and_then(|r| r[0].http.as_mut())
+        .map(|h| &mut h.paths[1])
+    {
+        path.path = Some(format!("/api{round}"));
+    }
+    next.ingresses.insert(key, Arc::new(ingress));
+    next
+}
+
 fn main() {
+    // `--quick` (CI): small sizes, few rounds, so the bench keeps building and running.
+    let quick = std::env::args().any(|a| a == "--quick");
     let config = ListenerConfig::default();
-    println!("| Ingresses | routes | DAG build | translate | cache update | total per rebuild | per route |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for n in [100usize, 1_000, 4_000, 10_000] {
+    let sizes: &[usize] = if quick {
+        &[100]
+    } else {
+        &[1_000, 10_000, 50_000]
+    };
+    println!("| Ingresses | routes | full: DAG build | translate | cache update | full total | one Ingress changed: DAG | translate | cache update | total |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
         let snap = snapshot(n);
-        let rounds = if n >= 4_000 { 7 } else { 21 };
+        let rounds = if quick {
+            3
+        } else if n >= 10_000 {
+            7
+        } else {
+            21
+        };
         let (mut build, mut translate_t, mut publish) = (Vec::new(), Vec::new(), Vec::new());
         let mut routes = 0;
         for round in 0..rounds {
@@ -66,10 +102,33 @@ fn main() {
             }
         }
         let (b, t, p) = (median(build), median(translate_t), median(publish));
-        let total = b + t + p;
+
+        // The pipeline's way: memos warm from the previous build, one Ingress edited per round.
+        let options = DagOptions::default();
+        let cache = XdsCache::new();
+        let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
+        let (dag, _, _) = dag::build_memoised(&snap, &options, &mut memo);
+        cache.set(translate::translate_memoised(&dag, &snap, &config, &mut translation).by_type());
+        let (mut ib, mut it, mut ip) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let next = with_one_edit(&snap, round);
+            let t0 = Instant::now();
+            let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
+            let t1 = Instant::now();
+            let resources = translate::translate_memoised(&dag, &next, &config, &mut translation);
+            let t2 = Instant::now();
+            let changed = cache.set(resources.by_type());
+            let t3 = Instant::now();
+            assert!(changed && memo.recomputed == 1 && translation.recomputed == 1);
+            ib.push(t1 - t0);
+            it.push(t2 - t1);
+            ip.push(t3 - t2);
+        }
+        let (ib, it, ip) = (median(ib), median(it), median(ip));
         println!(
-            "| {n} | {routes} | {b:.2?} | {t:.2?} | {p:.2?} | {total:.2?} | {:.2?} |",
-            total / routes as u32
+            "| {n} | {routes} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} | {ib:.2?} | {it:.2?} | {ip:.2?} | {:.2?} |",
+            b + t + p,
+            ib + it + ip
         );
     }
 }

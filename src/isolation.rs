@@ -12,8 +12,12 @@
 //! This is a pure state machine: the pipeline tells it what it pushed and what Envoy said, and asks
 //! it which objects to leave out of the next build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
+use k8s_openapi::api::networking::v1::Ingress;
+
+use crate::crd::IngressRoute;
 use crate::dag::ObjectKind;
 use crate::store::ObjectKey;
 
@@ -281,29 +285,60 @@ impl Isolation {
 /// The objects of `snapshot` that contribute routes (Ingresses and IngressRoutes), fingerprinted by
 /// resourceVersion, or by a hash of their content where there is none (the file source).
 pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
-    fn fingerprint<T: kube::Resource + serde::Serialize>(o: &T) -> Fingerprint {
-        match &o.meta().resource_version {
-            Some(v) => v.clone(),
-            None => {
-                use sha2::Digest;
-                let bytes = serde_json::to_vec(o).unwrap_or_default();
-                sha2::Sha256::digest(&bytes)
-                    .iter()
-                    .take(8)
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            }
+    FingerprintMemo::default().objects_of(snapshot)
+}
+
+/// Fingerprints remembered per object, so an unchanged object (the same shared value) is not hashed
+/// again on every build.
+#[derive(Debug, Default)]
+pub struct FingerprintMemo {
+    ingresses: HashMap<ObjectKey, (Arc<Ingress>, Fingerprint)>,
+    routes: HashMap<ObjectKey, (Arc<IngressRoute>, Fingerprint)>,
+}
+
+impl FingerprintMemo {
+    /// [`objects_of`], hashing only objects it has not seen.
+    pub fn objects_of(&mut self, snapshot: &crate::store::Snapshot) -> Objects {
+        let mut out = Objects::new();
+        remember(&mut self.ingresses, &snapshot.ingresses, |k, f| {
+            out.insert((ObjectKind::Ingress, k.clone()), f.clone());
+        });
+        remember(&mut self.routes, &snapshot.ingress_routes, |k, f| {
+            out.insert((ObjectKind::IngressRoute, k.clone()), f.clone());
+        });
+        out
+    }
+}
+
+fn remember<T: kube::Resource + serde::Serialize>(
+    memo: &mut HashMap<ObjectKey, (Arc<T>, Fingerprint)>,
+    objects: &crate::store::Objects<T>,
+    mut each: impl FnMut(&ObjectKey, &Fingerprint),
+) {
+    let mut previous = std::mem::take(memo);
+    for (key, object) in objects {
+        let entry = match previous.remove(key) {
+            Some(e) if Arc::ptr_eq(&e.0, object) => e,
+            _ => (Arc::clone(object), fingerprint(&**object)),
+        };
+        each(key, &entry.1);
+        memo.insert(key.clone(), entry);
+    }
+}
+
+fn fingerprint<T: kube::Resource + serde::Serialize>(o: &T) -> Fingerprint {
+    match &o.meta().resource_version {
+        Some(v) => v.clone(),
+        None => {
+            use sha2::Digest;
+            let bytes = serde_json::to_vec(o).unwrap_or_default();
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect()
         }
     }
-    let ingresses = snapshot
-        .ingresses
-        .iter()
-        .map(|(k, o)| ((ObjectKind::Ingress, k.clone()), fingerprint(&**o)));
-    let routes = snapshot
-        .ingress_routes
-        .iter()
-        .map(|(k, o)| ((ObjectKind::IngressRoute, k.clone()), fingerprint(&**o)));
-    ingresses.chain(routes).collect()
 }
 
 /// `snapshot` without the objects in `excluded`.

@@ -45,9 +45,7 @@ pub fn resolve_port(
     route: UpstreamSettings,
 ) -> Result<Cluster, String> {
     let key = ObjectKey::new(namespace, service);
-    let service = snapshot
-        .services
-        .get(&key)
+    let service = super::reads::service(snapshot, &key)
         .ok_or_else(|| format!("service \"{key}\" not found"))?;
     let port = find_port(service, number, name).ok_or_else(|| match (number, name) {
         (Some(n), _) => format!("service \"{key}\" has no port {n}"),

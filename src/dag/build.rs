@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
-    Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
+    ingressroute, memo::Memo, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus,
+    PathMatch, Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost,
+    WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -27,14 +28,22 @@ pub fn build_counting_work(
     snapshot: &Snapshot,
     options: &DagOptions,
 ) -> (Dag, Vec<ObjectStatus>, u64) {
+    build_memoised(snapshot, options, &mut Memo::default())
+}
+
+/// [`build`], reusing the contributions in `memo` of the objects whose inputs are unchanged since
+/// they were computed (and remembering the new ones). The result is the same as [`build`]'s.
+pub fn build_memoised(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+    memo: &mut Memo,
+) -> (Dag, Vec<ObjectStatus>, u64) {
     let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
-    let mut candidates = ingress::candidates(snapshot, options);
-    let (roots, mut route_statuses, walk_work) = ingressroute::candidates(snapshot, options);
+    let (mut candidates, mut route_statuses, walk_work) = memo.candidates(snapshot, options);
     builder.work += walk_work;
-    candidates.extend(roots);
     // Oldest first across both kinds (Ingresses first at equal age, then by name): the first object
     // to claim a route or a host keeps it.
-    candidates.sort_by(|a, b| (a.created, a.kind, a.key).cmp(&(b.created, b.kind, b.key)));
+    candidates.sort_by(|a, b| (&a.created, a.kind, &a.key).cmp(&(&b.created, b.kind, &b.key)));
     let mut statuses = Vec::new();
     for candidate in candidates {
         let outcome = candidate
@@ -43,7 +52,7 @@ pub fn build_counting_work(
         match candidate.kind {
             ObjectKind::Ingress => statuses.push(ObjectStatus {
                 kind: ObjectKind::Ingress,
-                object: candidate.key.clone(),
+                object: candidate.key,
                 validity: if outcome.is_ok() {
                     Validity::Valid
                 } else {
@@ -56,7 +65,7 @@ pub fn build_counting_work(
             }),
             ObjectKind::IngressRoute => {
                 route_statuses.insert(
-                    candidate.key.clone(),
+                    candidate.key,
                     match outcome {
                         Ok(notes) => (Validity::Valid, ingressroute::valid_description(&notes)),
                         Err(reasons) => (Validity::Invalid, reasons.join("; ")),
@@ -72,15 +81,17 @@ pub fn build_counting_work(
 
 /// What one object would add, and when it was created: contributions are applied oldest first
 /// across kinds.
-pub(super) struct Candidate<'a> {
-    pub created: Option<&'a Time>,
+#[derive(Debug, Clone)]
+pub(super) struct Candidate {
+    pub created: Option<Time>,
     pub kind: ObjectKind,
-    pub key: &'a ObjectKey,
+    pub key: ObjectKey,
     /// The contribution and the notes its status mentions, or why the object is invalid.
     pub contribution: Result<(Contribution, Vec<String>), Vec<String>>,
 }
 
 /// What one valid object (or delegation tree) adds.
+#[derive(Debug, Clone)]
 pub(super) struct Contribution {
     pub source: ObjectKey,
     pub routes: BTreeMap<(String, PathMatch), Route>,

@@ -10,19 +10,20 @@ use super::{
 };
 use crate::store::{ObjectKey, Snapshot};
 
-/// What every Ingress of our class would contribute, to be applied in age order with the others.
-pub(super) fn candidates<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Vec<Candidate<'a>> {
-    snapshot
-        .ingresses
-        .iter()
-        .filter(|(_, i)| class::is_ours(i, &options.ingress_class_name))
-        .map(|(key, ingress)| Candidate {
-            created: ingress.metadata.creation_timestamp.as_ref(),
-            kind: ObjectKind::Ingress,
-            key,
-            contribution: contribution(snapshot, key, ingress).map(|c| (c, Vec::new())),
-        })
-        .collect()
+/// What an Ingress would contribute, to be applied in age order with the others; `None` when it is
+/// not of our class.
+pub(super) fn candidate(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+    key: &ObjectKey,
+    ingress: &Ingress,
+) -> Option<Candidate> {
+    class::is_ours(ingress, &options.ingress_class_name).then(|| Candidate {
+        created: ingress.metadata.creation_timestamp.clone(),
+        kind: ObjectKind::Ingress,
+        key: key.clone(),
+        contribution: contribution(snapshot, key, ingress).map(|c| (c, Vec::new())),
+    })
 }
 
 /// Everything `ingress` asks for, or every reason it can't have it.

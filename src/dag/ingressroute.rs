@@ -23,10 +23,10 @@ pub const ORPHANED: &str =
 
 /// What every root IngressRoute of our class would contribute (to be applied in age order with the
 /// others), the statuses already known (delegates, refused roots), and how much work the walk took.
-pub(super) fn candidates<'a>(
-    snapshot: &'a Snapshot,
+pub(super) fn candidates(
+    snapshot: &Snapshot,
     options: &DagOptions,
-) -> (Vec<Candidate<'a>>, Statuses, u64) {
+) -> (Vec<Candidate>, Statuses, u64) {
     let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
         .ingress_routes
         .iter()
@@ -86,9 +86,9 @@ pub(super) fn candidates<'a>(
         let contribution =
             root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses);
         candidates.push(Candidate {
-            created: route.metadata.creation_timestamp.as_ref(),
+            created: route.metadata.creation_timestamp.clone(),
             kind: ObjectKind::IngressRoute,
-            key,
+            key: key.clone(),
             contribution,
         });
     }
@@ -334,9 +334,7 @@ fn upstream_settings(
         None => None,
         Some(v) => {
             let key = ObjectKey::new(namespace, &v.ca_secret);
-            let ca_pem = snapshot
-                .secrets
-                .get(&key)
+            let ca_pem = super::reads::secret(snapshot, &key)
                 .and_then(|secret| {
                     let from_data = secret
                         .data

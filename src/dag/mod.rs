@@ -12,7 +12,9 @@ mod delegation;
 mod dot;
 mod ingress;
 mod ingressroute;
+mod memo;
 mod names;
+pub mod reads;
 mod secret;
 mod status;
 pub mod validate;
@@ -21,15 +23,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use annotations::parse_duration;
-pub use build::{build, build_counting_work};
+pub use build::{build, build_counting_work, build_memoised};
 pub use class::DEFAULT_INGRESS_CLASS;
 pub use dot::dot;
+pub use memo::Memo;
 pub use status::{ObjectKind, ObjectStatus, Validity};
 
 use crate::store::ObjectKey;
 
 /// Settings that change how objects are interpreted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DagOptions {
     /// Objects whose class is set and differs from this are ignored.
     pub ingress_class_name: String,
@@ -331,6 +334,9 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod memo_proptests;
 
 #[cfg(test)]
 mod ingressroute_tests;

@@ -490,7 +490,7 @@ fn ingress_route_is_ours(r: &IngressRoute) -> bool {
 
 /// Everything a snapshot is made of, kept as generated so a property can reason about it.
 #[derive(Debug, Clone)]
-struct World {
+pub(super) struct World {
     ingresses: Vec<Ingress>,
     routes: Vec<IngressRoute>,
     /// Secrets `cert` and `other` per namespace: absent, or of some kind.
@@ -552,12 +552,12 @@ fn last_per_key<T>(objects: Vec<T>, key: impl Fn(&T) -> ObjectKey) -> Vec<T> {
     by_key.into_values().collect()
 }
 
-fn world() -> impl Strategy<Value = World> {
+pub(super) fn world() -> impl Strategy<Value = World> {
     world_with(6, 6)
 }
 
 impl World {
-    fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         let mut s = Snapshot::default();
         for ns in NAMESPACES {
             for (i, name) in SERVICES.iter().enumerate() {

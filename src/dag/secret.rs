@@ -20,11 +20,9 @@ pub fn delegated_tls_secret(
         None => ObjectKey::new(namespace, reference),
         Some((other, name)) if other == namespace => ObjectKey::new(namespace, name),
         Some((other, name)) => {
-            let delegated = snapshot
-                .tls_certificate_delegations
+            let delegated = super::reads::delegations_in(snapshot, other)
                 .iter()
-                .filter(|(k, _)| k.namespace == other)
-                .flat_map(|(_, d)| d.spec.delegations.iter())
+                .flat_map(|d| d.spec.delegations.iter())
                 .any(|d| {
                     d.secret_name == name
                         && d.target_namespaces
@@ -44,9 +42,7 @@ pub fn delegated_tls_secret(
 
 /// The certificate and key of Secret `key`, or why they can't be served.
 pub fn tls_secret(snapshot: &Snapshot, key: &ObjectKey) -> Result<TlsSecret, String> {
-    let secret = snapshot
-        .secrets
-        .get(key)
+    let secret = super::reads::secret(snapshot, key)
         .ok_or_else(|| format!("TLS secret \"{key}\" not found"))?;
     let (cert, private_key) =
         certificate_and_key(secret).map_err(|e| format!("TLS secret \"{key}\": {e}"))?;

@@ -71,6 +71,10 @@ pub struct Pipeline {
     /// Envoy's verdicts, for NACK isolation.
     pub stats: Arc<XdsStats>,
     pub isolation: Isolation,
+    /// What the last build computed, reused for what did not change.
+    memo: dag::Memo,
+    translation: translate::TranslationMemo,
+    fingerprints: isolation::FingerprintMemo,
     /// The last input, to rebuild when a verdict moves the isolation on.
     last_input: Option<(Snapshot, Vec<String>)>,
     /// NACKs already looked at.
@@ -95,6 +99,9 @@ impl Pipeline {
             dag: Arc::new(Dag::default()),
             stats,
             isolation: Isolation::default(),
+            memo: dag::Memo::default(),
+            translation: translate::TranslationMemo::default(),
+            fingerprints: isolation::FingerprintMemo::default(),
             last_input: None,
             seen_nacks: 0,
             change_seen: None,
@@ -155,7 +162,7 @@ impl Pipeline {
         for e in &source_errors {
             tracing::error!(error = %e, "manifest not applied; the file's last good objects stay in force");
         }
-        let objects = isolation::objects_of(&snapshot);
+        let objects = self.fingerprints.objects_of(&snapshot);
         let exclusions = self.isolation.exclusions(&objects);
         let filtered;
         let input = if exclusions.is_empty() {
@@ -164,7 +171,7 @@ impl Pipeline {
             filtered = isolation::without(&snapshot, &exclusions);
             &filtered
         };
-        let (dag, mut statuses) = dag::build(input, &self.dag_options);
+        let (dag, mut statuses, _) = dag::build_memoised(input, &self.dag_options, &mut self.memo);
         if !exclusions.is_empty() {
             statuses.extend(exclusions.iter().map(|((kind, key), why)| ObjectStatus {
                 kind: *kind,
@@ -174,7 +181,8 @@ impl Pipeline {
             }));
             statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
         }
-        let resources = translate::translate(&dag, input, &self.listeners);
+        let resources =
+            translate::translate_memoised(&dag, input, &self.listeners, &mut self.translation);
         let before = self.cache.current();
         let changed = self.cache.set(resources.by_type());
         let after = self.cache.current();
@@ -256,7 +264,7 @@ impl Pipeline {
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
     pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
-        let endpoints = translate::endpoints(&self.dag, &snapshot);
+        let endpoints = self.translation.endpoints(&self.dag, &snapshot);
         if let Some((last, _)) = self.last_input.as_mut() {
             *last = snapshot;
         }

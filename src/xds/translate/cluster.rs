@@ -37,7 +37,7 @@ pub fn clusters(dag: &Dag) -> Named {
         .collect()
 }
 
-fn cluster(c: &dag::Cluster) -> Cluster {
+pub(super) fn cluster(c: &dag::Cluster) -> Cluster {
     let s = &c.settings;
     let http2 = matches!(s.protocol, UpstreamProtocol::H2 | UpstreamProtocol::H2c);
     let tls = matches!(s.protocol, UpstreamProtocol::H2 | UpstreamProtocol::Tls)

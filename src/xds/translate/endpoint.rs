@@ -6,6 +6,8 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
+use std::sync::Arc;
+
 use envoy_types::util::pack_any;
 use k8s_openapi::api::core::v1::Endpoints;
 
@@ -35,21 +37,32 @@ pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
 /// The ready addresses of a cluster: from the Service's EndpointSlices when it has any (they are what
 /// current clusters maintain), otherwise from its Endpoints.
 pub fn cluster_addresses(snapshot: &Snapshot, cluster: &Cluster) -> Vec<(String, u16)> {
-    let slices: Vec<&EndpointSlice> = snapshot
+    let slices: Vec<Arc<EndpointSlice>> = snapshot
         .endpoint_slices
         .range(ObjectKey::new(&cluster.service.namespace, "")..)
         .take_while(|(k, _)| k.namespace == cluster.service.namespace)
-        .map(|(_, s)| &**s)
+        .map(|(_, s)| s)
         .filter(|s| s.service_name() == Some(cluster.service.name.as_str()))
+        .cloned()
         .collect();
+    addresses_of(
+        &slices,
+        snapshot.endpoints.get(&cluster.service).map(|e| &**e),
+        cluster,
+    )
+}
+
+/// The ready addresses of a cluster given its Service's EndpointSlices and Endpoints.
+pub fn addresses_of(
+    slices: &[Arc<EndpointSlice>],
+    endpoints: Option<&Endpoints>,
+    cluster: &Cluster,
+) -> Vec<(String, u16)> {
     if !slices.is_empty() {
+        let slices: Vec<&EndpointSlice> = slices.iter().map(|s| &**s).collect();
         return slice_addresses(&slices, cluster);
     }
-    snapshot
-        .endpoints
-        .get(&cluster.service)
-        .map(|e| addresses(e, cluster))
-        .unwrap_or_default()
+    endpoints.map(|e| addresses(e, cluster)).unwrap_or_default()
 }
 
 fn slice_addresses(slices: &[&EndpointSlice], cluster: &Cluster) -> Vec<(String, u16)> {
@@ -98,7 +111,7 @@ pub fn addresses(endpoints: &Endpoints, cluster: &Cluster) -> Vec<(String, u16)>
     out
 }
 
-fn load_assignment(name: &str, addresses: Vec<(String, u16)>) -> ClusterLoadAssignment {
+pub(super) fn load_assignment(name: &str, addresses: Vec<(String, u16)>) -> ClusterLoadAssignment {
     let lb_endpoints = addresses
         .into_iter()
         .map(|(ip, port)| LbEndpoint {

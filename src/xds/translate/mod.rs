@@ -3,6 +3,7 @@
 mod cluster;
 mod endpoint;
 mod listener;
+mod memo;
 mod route;
 mod secret;
 
@@ -14,6 +15,7 @@ use envoy_types::pb::google::protobuf::Any;
 pub use cluster::clusters;
 pub use endpoint::endpoints;
 pub use listener::{listeners, HTTPS_LISTENER, HTTP_LISTENER};
+pub use memo::{translate_memoised, TranslationMemo};
 pub use route::{routes, HTTP_ROUTE_CONFIG};
 pub use secret::secrets;
 

@@ -48,7 +48,10 @@ pub fn routes(dag: &Dag) -> Named {
     out
 }
 
-fn route_configuration(name: &str, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+pub(super) fn route_configuration(
+    name: &str,
+    virtual_hosts: Vec<VirtualHost>,
+) -> RouteConfiguration {
     RouteConfiguration {
         name: name.to_string(),
         virtual_hosts,
@@ -59,7 +62,12 @@ fn route_configuration(name: &str, virtual_hosts: Vec<VirtualHost>) -> RouteConf
     }
 }
 
-fn virtual_host(dag: &Dag, host: &str, routes: &[dag::Route], secure: bool) -> VirtualHost {
+pub(super) fn virtual_host(
+    dag: &Dag,
+    host: &str,
+    routes: &[dag::Route],
+    secure: bool,
+) -> VirtualHost {
     let authority = wildcard_authority_matcher(host);
     VirtualHost {
         name: host.to_string(),
