@@ -97,12 +97,15 @@ fn main() {
         ("wide fan-in, 1,000 parents".into(), fan_in(1_000)),
         ("wide fan-in, 10,000 parents".into(), fan_in(10_000)),
     ];
-    for (name, yaml) in shapes {
+    // `--quick` (CI): the first shape, 3 rounds, so the bench keeps building and running.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (count, rounds) = if quick { (1, 3) } else { (shapes.len(), 11) };
+    for (name, yaml) in shapes.into_iter().take(count) {
         let snap = snapshot(&yaml);
         let objects = snap.ingress_routes.len();
         let mut samples = Vec::new();
         let mut work = 0;
-        for _ in 0..11 {
+        for _ in 0..rounds {
             let t = Instant::now();
             let (_, statuses, w) = dag::build_counting_work(&snap, &unbounded);
             samples.push(t.elapsed());
