@@ -3,7 +3,7 @@
 //!
 //! Only the leader writes (a Lease in `coordination.k8s.io/v1`), writes are batched, and they run on
 //! their own task, never on the rebuild path. What to write is computed by pure functions
-//! ([`pending_writes`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
+//! ([`pending`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
 //! load balancer address, so an object already carrying the right status is never written again and
 //! an Ingress is told once per transition.
 
@@ -14,7 +14,7 @@ pub mod transitions;
 
 pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
-pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};
+pub use pending::{pending, write_for, LoadBalancerAddress, StatusWrite};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,7 +88,8 @@ pub async fn run(
         let current = statuses.borrow_and_update().clone();
         kicks.borrow_and_update();
         reported.forget_resolved(&current);
-        let (writes, events) = match snapshot.lock() {
+        // Under the lock only what must read the snapshot; the writes are made after it.
+        let (due, address, events) = match snapshot.lock() {
             Ok(s) => {
                 let address = LoadBalancerAddress::resolve(&config, &s);
                 // The reference carries the uid, which `kubectl describe` matches Events by; an
@@ -101,10 +102,11 @@ pub async fn run(
                         Some((e, reference))
                     })
                     .collect();
-                (pending_writes(&s, &current, &address), events)
+                (pending(&s, &current, &address), address, events)
             }
             Err(_) => return,
         };
+        let writes: Vec<StatusWrite> = due.into_iter().map(|s| write_for(s, &address)).collect();
         if writes.is_empty() && events.is_empty() {
             continue;
         }
