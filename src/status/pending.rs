@@ -220,6 +220,7 @@ mod tests {
             ingress_status_address: Some("lb.example.com".into()),
             envoy_service: ObjectKey::new("isobar-system", "envoy"),
             reporting_instance: None,
+            budget: Default::default(),
         };
         let a = LoadBalancerAddress::resolve(&config, &Snapshot::default());
         assert_eq!(a.entries, vec![(None, Some("lb.example.com".into()))]);
