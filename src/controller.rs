@@ -455,15 +455,17 @@ async fn kube_pipeline(
                 };
                 let seen = Instant::now();
                 let change = rest_of_burst(first, &mut changes, debounce).await;
-                let current = snapshot.lock().map_err(|_| poisoned())?.clone();
+                // Copied only for a change that needs it: isobar's own status writes come back as
+                // status-only changes, thousands at start, and the watchers wait for the lock.
+                let current = || snapshot.lock().map(|s| s.clone()).map_err(|_| poisoned());
                 match change {
                     Change::Routing => {
                         pipeline.change_seen(seen);
-                        pipeline.rebuild(current, Vec::new())
+                        pipeline.rebuild(current()?, Vec::new())
                     }
                     Change::Endpoints => {
                         pipeline.change_seen(seen);
-                        pipeline.refresh_endpoints(current)
+                        pipeline.refresh_endpoints(current()?)
                     }
                     Change::StatusOnly => {}
                 }
