@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::controller::{self, ServeConfig, SourceConfig};
 use crate::dag::{DagOptions, DEFAULT_INGRESS_CLASS};
-use crate::status::{LeaderElection, StatusConfig};
+use crate::status::{ClientBudget, LeaderElection, StatusConfig, DEFAULT_BURST, DEFAULT_QPS};
 use crate::store::ObjectKey;
 use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::TlsFiles;
@@ -47,6 +47,13 @@ pub struct ServeArgs {
     /// Write statuses without electing a leader (only for a single replica).
     #[arg(long)]
     pub disable_leader_election: bool,
+    /// Requests per second isobar's own writes to the API server (statuses, Events) may sustain.
+    /// The watches are not counted.
+    #[arg(long, default_value_t = DEFAULT_QPS)]
+    pub kube_client_qps: f32,
+    /// How many of those writes may start at once after a quiet spell; also the most in flight.
+    #[arg(long, default_value_t = DEFAULT_BURST)]
+    pub kube_client_burst: u32,
     /// Address the xDS server binds.
     #[arg(long, default_value = "127.0.0.1")]
     pub xds_address: IpAddr,
@@ -162,6 +169,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if tls.is_none() && !xds_client_sans.allows_any() {
         bail!("--xds-client-san needs TLS: it can't be combined with --insecure");
     }
+    let budget = ClientBudget::new(args.kube_client_qps, args.kube_client_burst)?;
     let identity = identity();
     let source = match args.manifests {
         Some(dir) => SourceConfig::Manifests(dir),
@@ -175,6 +183,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ),
                 // The Lease holder's name, so an Event says which replica published it.
                 reporting_instance: Some(identity.clone()),
+                budget,
             },
             leader_election: (!args.disable_leader_election).then_some(LeaderElection {
                 namespace: args.leader_election_namespace,
@@ -297,5 +306,16 @@ mod tests {
             "--xds-client-san=envoy.ns.svc",
         ]);
         assert_eq!(args.xds_client_san, ["envoy", "envoy.ns", "envoy.ns.svc"]);
+    }
+
+    #[test]
+    fn the_kube_client_budget_flags_set_the_budget() {
+        let budget =
+            |args: ServeArgs| ClientBudget::new(args.kube_client_qps, args.kube_client_burst);
+        assert_eq!(budget(serve_args(&[])).unwrap(), ClientBudget::default());
+        let args = serve_args(&["--kube-client-qps=2.5", "--kube-client-burst=7"]);
+        assert_eq!(budget(args).unwrap(), ClientBudget::new(2.5, 7).unwrap());
+        assert!(budget(serve_args(&["--kube-client-qps=0"])).is_err());
+        assert!(budget(serve_args(&["--kube-client-burst=0"])).is_err());
     }
 }

@@ -2,19 +2,22 @@
 //! and a Warning Event on an Ingress that becomes invalid.
 //!
 //! Only the leader writes (a Lease in `coordination.k8s.io/v1`), writes are batched, and they run on
-//! their own task, never on the rebuild path. What to write is computed by pure functions
-//! ([`pending_writes`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
+//! their own task, never on the rebuild path, within a request budget ([`ClientBudget`]: a token
+//! bucket of `--kube-client-burst` refilled at `--kube-client-qps`). What to write is computed by pure functions
+//! ([`pending`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
 //! load balancer address, so an object already carrying the right status is never written again and
 //! an Ingress is told once per transition.
 
+mod budget;
 pub mod events;
 mod leader;
 mod pending;
 pub mod transitions;
 
+pub use budget::{ClientBudget, WriteBudget, DEFAULT_BURST, DEFAULT_QPS};
 pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
-pub use pending::{pending_writes, LoadBalancerAddress, StatusWrite};
+pub use pending::{pending, write_for, LoadBalancerAddress, StatusWrite};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,8 @@ pub struct StatusConfig {
     pub envoy_service: ObjectKey,
     /// The `reportingInstance` of Events (the leader-election identity); `None`: `isobar`.
     pub reporting_instance: Option<String>,
+    /// What status writes and Events may cost the API server.
+    pub budget: ClientBudget,
 }
 
 /// Counters of the status writer.
@@ -55,8 +60,6 @@ pub struct StatusStats {
     pub event_failures: AtomicU64,
 }
 
-/// How many writes run at once.
-const CONCURRENT_WRITES: usize = 8;
 /// Hold-off that batches bursts of status changes into one pass.
 const BATCH: Duration = Duration::from_millis(200);
 
@@ -75,6 +78,7 @@ pub async fn run(
         instance: config.reporting_instance.clone(),
     };
     let mut reported = ReportedIngresses::default();
+    let budget = WriteBudget::new(config.budget);
     loop {
         tokio::select! {
             r = statuses.changed() => if r.is_err() { return },
@@ -88,7 +92,8 @@ pub async fn run(
         let current = statuses.borrow_and_update().clone();
         kicks.borrow_and_update();
         reported.forget_resolved(&current);
-        let (writes, events) = match snapshot.lock() {
+        // Under the lock only what must read the snapshot; the writes are made after it.
+        let (due, address, events) = match snapshot.lock() {
             Ok(s) => {
                 let address = LoadBalancerAddress::resolve(&config, &s);
                 // The reference carries the uid, which `kubectl describe` matches Events by; an
@@ -101,10 +106,11 @@ pub async fn run(
                         Some((e, reference))
                     })
                     .collect();
-                (pending_writes(&s, &current, &address), events)
+                (pending(&s, &current, &address), address, events)
             }
             Err(_) => return,
         };
+        let writes: Vec<StatusWrite> = due.into_iter().map(|s| write_for(s, &address)).collect();
         if writes.is_empty() && events.is_empty() {
             continue;
         }
@@ -113,15 +119,15 @@ pub async fn run(
             events = events.len(),
             "writing statuses"
         );
-        let tasks: Vec<BoxFuture<'static, Outcome>> = writes
+        let tasks: Vec<BoxFuture<'_, Outcome>> = writes
             .into_iter()
-            .map(|w| write(client.clone(), w).boxed())
+            .map(|w| write(&budget, client.clone(), w).boxed())
             .chain(events.into_iter().map(|(e, reference)| {
-                publish(client.clone(), reporter.clone(), e, reference).boxed()
+                publish(&budget, client.clone(), reporter.clone(), e, reference).boxed()
             }))
             .collect();
         let outcomes = futures::stream::iter(tasks)
-            .buffer_unordered(CONCURRENT_WRITES)
+            .buffer_unordered(config.budget.in_flight())
             .collect::<Vec<_>>()
             .await;
         for outcome in outcomes {
@@ -153,6 +159,7 @@ enum Outcome {
 
 /// Publishes a Warning Event on an Ingress (events.k8s.io/v1).
 async fn publish(
+    budget: &WriteBudget,
     client: Client,
     reporter: Reporter,
     event: IngressEvent,
@@ -162,6 +169,7 @@ async fn publish(
     // Event, keeping that Event's note, so a new description under the same reason would show the old
     // one. Repeats are already ruled out by `ReportedIngresses`.
     let recorder = Recorder::new(client, reporter);
+    budget.acquire().await;
     let result = recorder
         .publish(
             &Event {
@@ -177,7 +185,8 @@ async fn publish(
     Outcome::Published(event, result)
 }
 
-async fn write(client: Client, write: StatusWrite) -> Outcome {
+async fn write(budget: &WriteBudget, client: Client, write: StatusWrite) -> Outcome {
+    budget.acquire().await;
     Outcome::Written(match write {
         StatusWrite::Ingress { object, status } => {
             patch_status::<Ingress>(client, &object, status).await

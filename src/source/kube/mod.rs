@@ -5,6 +5,7 @@
 //! complete, so routes never disappear in between.
 
 mod compare;
+mod secret;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -44,7 +45,10 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
     let mut required = BTreeSet::new();
 
     macro_rules! spawn_typed {
-        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr) => {{
+        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr) => {
+            spawn_typed!($ty, $name, $field, $change, $optional, |o: $ty| o)
+        };
+        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr, $convert:expr) => {{
             let spec = KindSpec {
                 name: $name,
                 change: $change,
@@ -63,14 +67,22 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
                     Arc::clone(&snapshot),
                     tx.clone(),
                     Arc::clone(&synced_tx),
-                    |o: $ty| o,
+                    $convert,
                 ),
             );
         }};
     }
     spawn_typed!(Service, "services", services, Change::Routing, false);
     spawn_typed!(Endpoints, "endpoints", endpoints, Change::Endpoints, false);
-    spawn_typed!(Secret, "secrets", secrets, Change::Routing, false);
+    // Reduced on arrival to the keys isobar reads: most of a cluster's Secrets are not for it.
+    spawn_typed!(
+        Secret,
+        "secrets",
+        secrets,
+        Change::Routing,
+        false,
+        secret::reduce
+    );
     spawn_typed!(Ingress, "ingresses", ingresses, Change::Routing, false);
     spawn_typed!(
         IngressRoute,
