@@ -32,7 +32,7 @@ pub struct KubeSource {
     pub changes: mpsc::UnboundedReceiver<Change>,
     /// Names of the kinds whose initial list has completed.
     pub synced: watch_channel::Receiver<BTreeSet<&'static str>>,
-    /// The kinds that must be synced before the first configuration is served.
+    /// The kinds that must be synced before the first configuration is served (all of them).
     pub required: BTreeSet<&'static str>,
 }
 
@@ -56,9 +56,10 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
                 map: |s: &mut Snapshot| &mut s.$field,
                 key: |o: &$ty| crate::store::key(&o.metadata),
             };
-            if !$optional {
-                required.insert($name);
-            }
+            // Every kind is awaited before the first build, optional ones too: a 404 (CRD not
+            // installed) marks one listed, and a restarted isobar must not serve a configuration
+            // without the IngressRoutes it served before.
+            required.insert($name);
             supervisor.spawn(
                 concat!($name, " watcher"),
                 watch_kind(
