@@ -66,14 +66,21 @@ fn main() {
     // `--quick` (CI): small sizes, few rounds, so the bench keeps building and running.
     let quick = std::env::args().any(|a| a == "--quick");
     let config = ListenerConfig::default();
-    let sizes: &[usize] = if quick {
-        &[100]
-    } else {
-        &[1_000, 10_000, 50_000]
+    // `--sizes 1000,10000`: other sizes.
+    let args: Vec<String> = std::env::args().collect();
+    let given: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    let sizes: Vec<usize> = match given {
+        Some(s) => s,
+        None if quick => vec![100],
+        None => vec![1_000, 10_000, 50_000],
     };
     println!("| Ingresses | routes | full: DAG build | translate | cache update | full total | one Ingress changed: DAG | translate | cache update | total |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &n in sizes {
+    for &n in &sizes {
         let snap = snapshot(n);
         let rounds = if quick {
             3
@@ -108,16 +115,28 @@ fn main() {
         let cache = XdsCache::new();
         let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
         let (dag, _, _) = dag::build_memoised(&snap, &options, &mut memo);
-        cache.set(translate::translate_memoised(&dag, &snap, &config, &mut translation).by_type());
+        cache.apply(translate::translate_changes(
+            &dag,
+            &snap,
+            &config,
+            &mut translation,
+            &cache.current(),
+        ));
         let (mut ib, mut it, mut ip) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let next = with_one_edit(&snap, round);
             let t0 = Instant::now();
             let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
             let t1 = Instant::now();
-            let resources = translate::translate_memoised(&dag, &next, &config, &mut translation);
+            let diff = translate::translate_changes(
+                &dag,
+                &next,
+                &config,
+                &mut translation,
+                &cache.current(),
+            );
             let t2 = Instant::now();
-            let changed = cache.set(resources.by_type());
+            let changed = cache.apply(diff);
             let t3 = Instant::now();
             assert!(changed && memo.recomputed == 1 && translation.recomputed == 1);
             ib.push(t1 - t0);

@@ -60,6 +60,7 @@ proptest! {
         let config = crate::xds::translate::ListenerConfig::default();
         let mut memo = Memo::default();
         let mut translation = crate::xds::translate::TranslationMemo::default();
+        let cache = crate::xds::cache::XdsCache::new();
         let mut snapshot = worlds[0].snapshot();
         for (i, world) in worlds.iter().enumerate() {
             if i > 0 {
@@ -69,9 +70,15 @@ proptest! {
             let (full_dag, full_statuses) = build(&snapshot, &options);
             prop_assert_eq!(&dag, &full_dag, "step {}", i);
             prop_assert_eq!(&statuses, &full_statuses, "step {}", i);
-            let memoised = crate::xds::translate::translate_memoised(&dag, &snapshot, &config, &mut translation);
-            let full = crate::xds::translate::translate(&full_dag, &snapshot, &config);
-            prop_assert_eq!(memoised.by_type(), full.by_type(), "step {}", i);
+            let diff = crate::xds::translate::translate_changes(
+                &dag, &snapshot, &config, &mut translation, &cache.current());
+            cache.apply(diff);
+            let full = crate::xds::cache::XdsCache::new();
+            full.set(crate::xds::translate::translate(&full_dag, &snapshot, &config).by_type());
+            for t in crate::xds::type_url::ALL {
+                let held = |c: &crate::xds::cache::XdsCache| c.current().all(t).cloned().unwrap_or_default();
+                prop_assert_eq!(held(&cache), held(&full), "step {} type {}", i, t);
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::isolation::{self, Isolation};
 use crate::source::Change;
 use crate::status;
 use crate::store::Snapshot;
-use crate::xds::cache::XdsCache;
+use crate::xds::cache::{CacheDiff, XdsCache};
 use crate::xds::stats::XdsStats;
 use crate::xds::translate::{self, ListenerConfig};
 use crate::xds::type_url;
@@ -181,10 +181,15 @@ impl Pipeline {
             }));
             statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
         }
-        let resources =
-            translate::translate_memoised(&dag, input, &self.listeners, &mut self.translation);
         let before = self.cache.current();
-        let changed = self.cache.set(resources.by_type());
+        let diff = translate::translate_changes(
+            &dag,
+            input,
+            &self.listeners,
+            &mut self.translation,
+            &before,
+        );
+        let changed = self.cache.apply(diff);
         let after = self.cache.current();
         let changed_types: Vec<&str> = type_url::ALL
             .iter()
@@ -264,11 +269,12 @@ impl Pipeline {
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
     pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
-        let endpoints = self.translation.endpoints(&self.dag, &snapshot);
+        let mut diff = CacheDiff::default();
+        self.translation.endpoints(&self.dag, &snapshot, &mut diff);
         if let Some((last, _)) = self.last_input.as_mut() {
             *last = snapshot;
         }
-        let changed = self.cache.set([(type_url::ENDPOINT, endpoints)]);
+        let changed = self.cache.apply(diff);
         self.pushed(changed);
         self.state
             .endpoint_refreshes

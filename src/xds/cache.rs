@@ -176,25 +176,30 @@ impl CacheDiff {
     ) -> Self {
         let mut diff = CacheDiff::default();
         for (type_url, named) in updates {
-            let new: TypeMap = named
-                .into_iter()
-                .map(|(name, body)| (name.clone(), Arc::new(Resource::new(name, body))))
-                .collect();
-            let entry = diff.types.entry(type_url).or_default();
-            if let Some(old) = current.all(type_url) {
-                entry
-                    .removals
-                    .extend(old.keys().filter(|n| !new.contains_key(*n)).cloned());
-                entry.upserts.extend(
-                    new.into_iter()
-                        .filter(|(n, r)| old.get(n).is_none_or(|o| o.hash != r.hash))
-                        .map(|(_, r)| r),
-                );
-            } else {
-                entry.upserts.extend(new.into_values());
-            }
+            diff.replace(current, type_url, named);
         }
         diff
+    }
+
+    /// Adds what turns `current`'s resources of `type_url` into exactly `named`.
+    pub fn replace(&mut self, current: &CacheSnapshot, type_url: &'static str, named: Named) {
+        let new: TypeMap = named
+            .into_iter()
+            .map(|(name, body)| (name.clone(), Arc::new(Resource::new(name, body))))
+            .collect();
+        let entry = self.types.entry(type_url).or_default();
+        if let Some(old) = current.all(type_url) {
+            entry
+                .removals
+                .extend(old.keys().filter(|n| !new.contains_key(*n)).cloned());
+            entry.upserts.extend(
+                new.into_iter()
+                    .filter(|(n, r)| old.get(n).is_none_or(|o| o.hash != r.hash))
+                    .map(|(_, r)| r),
+            );
+        } else {
+            entry.upserts.extend(new.into_values());
+        }
     }
 
     /// Whether applying it to `current` changes anything.

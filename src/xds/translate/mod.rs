@@ -15,7 +15,7 @@ use envoy_types::pb::google::protobuf::Any;
 pub use cluster::clusters;
 pub use endpoint::endpoints;
 pub use listener::{listeners, HTTPS_LISTENER, HTTP_LISTENER};
-pub use memo::{translate_memoised, TranslationMemo};
+pub use memo::{translate_changes, TranslationMemo};
 pub use route::{routes, HTTP_ROUTE_CONFIG};
 pub use secret::secrets;
 
