@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: a source fills a [`store::Snapshot`]; [`dag::build`] turns it into a routing
 //! model and per-object statuses; [`xds::translate`] turns that into Envoy resources; the
-//! [`xds::cache`] versions them by content; the [`xds::server`] serves them over ADS with mTLS.
+//! [`xds::cache`] versions them by content; the [`xds::server`] serves them over ADS with mTLS. The
+//! [`pipeline`] runs those steps on a builder thread, reusing what did not change ([`dag::Memo`],
+//! [`xds::translate::TranslationMemo`]) and handing the cache a diff.
 
 pub mod bootstrap;
 pub mod cli;
