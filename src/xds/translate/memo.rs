@@ -21,7 +21,7 @@ use crate::xds::type_url;
 /// The field number of `RouteConfiguration.virtual_hosts`.
 const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
-/// What [`translate_memoised`] keeps between builds.
+/// What [`translate_changes`] keeps between builds.
 #[derive(Debug, Default)]
 pub struct TranslationMemo {
     /// Whether anything was translated yet (`ingress_http` exists from the first translation on, with
