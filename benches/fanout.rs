@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use isobar_harness::echo::EchoBackend;
-use isobar_harness::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
+use isobar_harness::envoy::{
+    default_envoy_version, envoy_binary, reported_version, Envoy, EnvoyOptions,
+};
 use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::isobar::{
     certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions, IsobarSource, XdsApi,
@@ -680,17 +682,7 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let version = default_envoy_version();
     let envoy_bin = tokio::task::spawn_blocking(move || envoy_binary(&version)).await??;
-    let envoy_version = std::process::Command::new(&envoy_bin)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .ok()
-        // `PATH  version: HASH/1.40.0/Clean/RELEASE/BoringSSL`
-        .and_then(|v| {
-            let (_, after) = v.split_once("version: ")?;
-            after.split('/').nth(1).map(str::to_string)
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let envoy_version = reported_version(&envoy_bin);
     eprintln!(
         "fanout: isobar {}, Envoy {}, {} Envoys, {} probes",
         args.isobar.display(),

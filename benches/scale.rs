@@ -37,7 +37,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use isobar_harness::echo::EchoBackend;
-use isobar_harness::envoy::{default_envoy_version, envoy_binary};
+use isobar_harness::envoy::{default_envoy_version, envoy_binary, reported_version};
 
 use args::{Args, Only};
 use file_run::FileFigures;
@@ -57,20 +57,6 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-fn envoy_version(envoy_bin: &Path) -> String {
-    std::process::Command::new(envoy_bin)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .ok()
-        // `PATH  version: HASH/1.40.0/Clean/RELEASE/BoringSSL`
-        .and_then(|v| {
-            let (_, after) = v.split_once("version: ")?;
-            after.split('/').nth(1).map(str::to_string)
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn print_table(args: &Args, envoy: &str, files: &[FileFigures], kube: Option<&KubeFigures>) {
@@ -134,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
     let began = Instant::now();
     let version = default_envoy_version();
     let envoy_bin = tokio::task::spawn_blocking(move || envoy_binary(&version)).await??;
-    let envoy = envoy_version(&envoy_bin);
+    let envoy = reported_version(&envoy_bin);
     eprintln!("scale: isobar {}, Envoy {envoy}", args.isobar.display());
     let root = tempfile::Builder::new().prefix("isobar-scale-").tempdir()?;
     let echo_bin = Path::new(env!("CARGO_BIN_EXE_isobar-echo"));

@@ -258,3 +258,18 @@ fn sha256_file(path: &Path) -> Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+/// The version an Envoy binary reports (`1.40.0` from `PATH  version: HASH/1.40.0/Clean/RELEASE/BoringSSL`),
+/// or `unknown` when it can't be run or says something else: for reports, never a decision.
+pub fn reported_version(envoy_bin: &std::path::Path) -> String {
+    std::process::Command::new(envoy_bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .ok()
+        .and_then(|v| {
+            let (_, after) = v.split_once("version: ")?;
+            after.split('/').nth(1).map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
