@@ -120,7 +120,12 @@ async fn main() -> anyhow::Result<()> {
     let began = Instant::now();
     let version = default_envoy_version();
     let envoy_bin = tokio::task::spawn_blocking(move || envoy_binary(&version)).await??;
-    let envoy = reported_version(&envoy_bin);
+    // The table names the ADS variant with Envoy's version.
+    let envoy = format!(
+        "{}, {} ADS",
+        reported_version(&envoy_bin),
+        isobar_harness::isobar::XdsApi::from_env()?
+    );
     eprintln!("scale: isobar {}, Envoy {envoy}", args.isobar.display());
     let root = tempfile::Builder::new().prefix("isobar-scale-").tempdir()?;
     let echo_bin = Path::new(env!("CARGO_BIN_EXE_isobar-echo"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use isobar_harness::envoy::{Envoy, EnvoyOptions};
 use isobar_harness::isobar::{
-    certgen, write_bootstrap, BootstrapArgs, Isobar, IsobarOptions, IsobarSource,
+    certgen, write_bootstrap, BootstrapArgs, Isobar, IsobarOptions, IsobarSource, XdsApi,
 };
 use isobar_harness::ports::free_port;
 
@@ -49,7 +49,10 @@ impl Proxy {
             .await
             .map_err(|e| e.with_log(isobar.log_tail(20)))?;
         let bootstrap = work.join("envoy-bootstrap.json");
-        write_bootstrap(isobar_bin, &bootstrap, &BootstrapArgs::mtls(xds, &certs))?;
+        // State of the world unless `$ISOBAR_XDS_API` says delta, as for the harness's stacks.
+        let mut bootstrap_args = BootstrapArgs::mtls(xds, &certs);
+        bootstrap_args.xds_api = XdsApi::from_env()?;
+        write_bootstrap(isobar_bin, &bootstrap, &bootstrap_args)?;
         let envoy = Envoy::start(EnvoyOptions::new(
             PathBuf::from(envoy_bin),
             bootstrap,
