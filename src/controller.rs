@@ -428,9 +428,10 @@ async fn kube_pipeline(
     });
     let mut verdicts = pipeline.stats.subscribe_verdicts();
     signal.change(Change::Routing, Instant::now());
-    let kick = kick_tx.clone();
+    // The status writer looks again after every wake-up of the builder, status-only changes (isobar's
+    // own writes coming back) included.
     let builder = BuilderTask::spawn(Arc::clone(&signal), pipeline, input, move || {
-        kick.send_modify(|n| *n += 1)
+        kick_tx.send_modify(|n| *n += 1)
     });
     builder
         .run(async {
@@ -440,11 +441,6 @@ async fn kube_pipeline(
                     change = changes.recv() => {
                         let Some(change) = change else { break };
                         signal.change(change, Instant::now());
-                        // isobar's own status writes come back as status-only changes: the writer
-                        // looks again without a build.
-                        if change == Change::StatusOnly {
-                            kick_tx.send_modify(|n| *n += 1);
-                        }
                     }
                     Ok(()) = verdicts.changed() => signal.verdict(),
                 }

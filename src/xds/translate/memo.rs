@@ -90,19 +90,6 @@ pub fn translate_changes(
     diff
 }
 
-/// Takes `key`'s entry out of `previous` if `fresh` says it is still good (`None`), else computes a
-/// new one (`Some`).
-fn reuse<V>(
-    previous: &mut HashMap<String, V>,
-    key: &str,
-    fresh: impl FnOnce(&V) -> bool,
-) -> Result<V, ()> {
-    match previous.remove(key) {
-        Some(v) if fresh(&v) => Ok(v),
-        _ => Err(()),
-    }
-}
-
 impl TranslationMemo {
     fn routes(&mut self, dag: &Dag, diff: &mut CacheDiff) {
         let mut previous = std::mem::take(&mut self.http_hosts);
@@ -110,16 +97,16 @@ impl TranslationMemo {
         self.translated = true;
         let mut http_changed = first;
         for vhost in dag.virtual_hosts.values() {
-            let entry = reuse(&mut previous, &vhost.host, |(routes, _)| {
-                *routes == vhost.routes
-            })
-            .unwrap_or_else(|()| {
-                self.recomputed += 1;
-                http_changed = true;
-                let encoded =
-                    route::virtual_host(dag, &vhost.host, &vhost.routes, false).encode_to_vec();
-                (vhost.routes.clone(), encoded)
-            });
+            let entry = previous
+                .remove(&vhost.host)
+                .filter(|(routes, _)| *routes == vhost.routes)
+                .unwrap_or_else(|| {
+                    self.recomputed += 1;
+                    http_changed = true;
+                    let encoded =
+                        route::virtual_host(dag, &vhost.host, &vhost.routes, false).encode_to_vec();
+                    (vhost.routes.clone(), encoded)
+                });
             self.http_hosts.insert(vhost.host.clone(), entry);
         }
         http_changed |= !previous.is_empty();
@@ -137,15 +124,18 @@ impl TranslationMemo {
             .filter(|v| v.tcp_proxy.is_none())
         {
             let name = route::https_route_config_name(&vhost.host);
-            let entry = reuse(&mut previous, &vhost.host, |v| v == vhost).unwrap_or_else(|()| {
-                self.recomputed += 1;
-                let config = route::route_configuration(
-                    &name,
-                    vec![route::virtual_host(dag, &vhost.host, &vhost.routes, true)],
-                );
-                diff.upsert(type_url::ROUTE, name.clone(), pack_any(config));
-                vhost.clone()
-            });
+            let entry = previous
+                .remove(&vhost.host)
+                .filter(|v| v == vhost)
+                .unwrap_or_else(|| {
+                    self.recomputed += 1;
+                    let config = route::route_configuration(
+                        &name,
+                        vec![route::virtual_host(dag, &vhost.host, &vhost.routes, true)],
+                    );
+                    diff.upsert(type_url::ROUTE, name.clone(), pack_any(config));
+                    vhost.clone()
+                });
             self.secure_hosts.insert(vhost.host.clone(), entry);
         }
         for host in previous.into_keys() {
@@ -191,15 +181,18 @@ impl TranslationMemo {
     fn clusters(&mut self, dag: &Dag, diff: &mut CacheDiff) {
         let mut previous = std::mem::take(&mut self.clusters);
         for c in dag.clusters.values() {
-            let entry = reuse(&mut previous, &c.name, |old| old == c).unwrap_or_else(|()| {
-                self.recomputed += 1;
-                diff.upsert(
-                    type_url::CLUSTER,
-                    c.name.clone(),
-                    pack_any(cluster::cluster(c)),
-                );
-                c.clone()
-            });
+            let entry = previous
+                .remove(&c.name)
+                .filter(|old| old == c)
+                .unwrap_or_else(|| {
+                    self.recomputed += 1;
+                    diff.upsert(
+                        type_url::CLUSTER,
+                        c.name.clone(),
+                        pack_any(cluster::cluster(c)),
+                    );
+                    c.clone()
+                });
             self.clusters.insert(c.name.clone(), entry);
         }
         for name in previous.into_keys() {
@@ -228,25 +221,25 @@ impl TranslationMemo {
             }
             let endpoints = snapshot.endpoints.get(&c.service);
             let service_slices = slices.get(&c.service).map(Vec::as_slice).unwrap_or(&[]);
-            let entry = reuse(&mut previous, &c.eds_name, |old| {
-                old.same(c, endpoints, service_slices)
-            })
-            .unwrap_or_else(|()| {
-                self.recomputed += 1;
-                let inputs = EndpointInputs {
-                    cluster: c.clone(),
-                    endpoints: endpoints.cloned(),
-                    slices: service_slices.iter().map(|s| Arc::clone(s)).collect(),
-                };
-                let addresses =
-                    endpoint::addresses_of(&inputs.slices, inputs.endpoints.as_deref(), c);
-                diff.upsert(
-                    type_url::ENDPOINT,
-                    c.eds_name.clone(),
-                    pack_any(endpoint::load_assignment(&c.eds_name, addresses)),
-                );
-                inputs
-            });
+            let entry = previous
+                .remove(&c.eds_name)
+                .filter(|old| old.same(c, endpoints, service_slices))
+                .unwrap_or_else(|| {
+                    self.recomputed += 1;
+                    let inputs = EndpointInputs {
+                        cluster: c.clone(),
+                        endpoints: endpoints.cloned(),
+                        slices: service_slices.iter().map(|s| Arc::clone(s)).collect(),
+                    };
+                    let addresses =
+                        endpoint::addresses_of(&inputs.slices, inputs.endpoints.as_deref(), c);
+                    diff.upsert(
+                        type_url::ENDPOINT,
+                        c.eds_name.clone(),
+                        pack_any(endpoint::load_assignment(&c.eds_name, addresses)),
+                    );
+                    inputs
+                });
             self.endpoints.insert(c.eds_name.clone(), entry);
         }
         for name in previous.into_keys() {
