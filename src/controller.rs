@@ -16,7 +16,8 @@ use crate::dag::{Dag, DagOptions, ObjectStatus};
 use crate::health::Health;
 use crate::latency::Latency;
 use crate::pipeline::{self, Pipeline, Signal};
-use crate::source::file::{self, ManifestDir};
+use crate::source::file;
+use crate::source::manifest_dir::ManifestDir;
 use crate::source::{kube as kube_source, Change};
 use crate::status::{self, LeaderElection, LeaderHandle, StatusConfig, StatusStats};
 use crate::supervisor::{Supervisor, TaskError, TaskResult};
@@ -281,10 +282,12 @@ async fn file_pipeline(dir: PathBuf, pipeline: Pipeline) -> TaskResult {
     let signal = Arc::new(Signal::default());
     let mut retry = tokio::time::interval(MANIFESTS_RETRY);
     let mut last_error: Option<String> = None;
+    let mut manifests = ManifestDir::new(&dir);
     // The watch starts before the first read, so an edit in between is not missed.
     let _watcher = loop {
         retry.tick().await;
-        let attempt = file::watch_dir(&dir, Arc::clone(&signal))
+        let attempt = manifests
+            .watch(Arc::clone(&signal))
             .and_then(|watcher| file::manifest_files(&dir).map(|_| watcher));
         match attempt {
             Ok(watcher) => break watcher,
@@ -301,7 +304,6 @@ async fn file_pipeline(dir: PathBuf, pipeline: Pipeline) -> TaskResult {
     if last_error.is_some() {
         tracing::info!(dir = %dir.display(), "manifest directory readable");
     }
-    let mut manifests = ManifestDir::new(&dir);
     let input: pipeline::Input = Box::new(move || match manifests.load() {
         Ok(loaded) => Some((loaded.snapshot, errors_of(&loaded.errors))),
         Err(e) => {
@@ -321,7 +323,7 @@ async fn file_pipeline(dir: PathBuf, pipeline: Pipeline) -> TaskResult {
         .await
 }
 
-fn errors_of(errors: &[Error]) -> Vec<String> {
+fn errors_of(errors: &[Arc<Error>]) -> Vec<String> {
     errors.iter().map(|e| e.to_string()).collect()
 }
 

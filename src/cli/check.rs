@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::dag::{self, DagOptions, Validity, DEFAULT_INGRESS_CLASS};
-use crate::source::file::{Loaded, ManifestDir};
+use crate::source::manifest_dir::{Loaded, ManifestDir};
 
 /// `isobar check`: the statuses `serve` would write, offline.
 #[derive(Debug, Args)]

@@ -2,7 +2,6 @@
 //! that reuses its memo gives exactly what a build from nothing gives: DAG, statuses, and the Envoy
 //! resources byte for byte.
 
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -19,7 +18,8 @@ use crate::store::{ObjectKey, Objects, Snapshot};
 fn step(previous: &Snapshot, next: &Snapshot, seed: u64) -> Snapshot {
     fn mix<T: Clone>(old: &Objects<T>, new: &Objects<T>, seed: u64) -> Objects<T> {
         let keys: std::collections::BTreeSet<&ObjectKey> = old.keys().chain(new.keys()).collect();
-        let mut out = BTreeMap::new();
+        // Changed in place from the previous map, as a store does: the maps share what is unchanged.
+        let mut out = old.clone();
         for key in keys {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             (seed, key).hash(&mut h);
@@ -28,7 +28,14 @@ fn step(previous: &Snapshot, next: &Snapshot, seed: u64) -> Snapshot {
                 2 => new.get(key).cloned(),
                 _ => old.get(key).map(|o| Arc::new((**o).clone())),
             };
-            out.extend(chosen.map(|o| (key.clone(), o)));
+            match chosen {
+                Some(o) => {
+                    out.insert(key.clone(), o);
+                }
+                None => {
+                    out.remove(key);
+                }
+            }
         }
         out
     }

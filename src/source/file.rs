@@ -3,14 +3,9 @@
 //! A file that does not parse is reported by name and line and the objects it held last time it parsed
 //! stay in force, so a half-saved edit never takes routes away.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::pipeline::Signal;
-use crate::source::Change;
-
-use crate::store::{KubeObject, ParseOutcome, Snapshot};
+use crate::store::{KubeObject, ParseOutcome};
 use crate::{Error, Result};
 
 /// Parses one file's text into objects. Documents of kinds isobar doesn't act on are skipped.
@@ -94,6 +89,17 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Whether a file of this name is a manifest (by extension).
+pub fn is_manifest_name(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+}
+
+/// Whether the name is hidden (an editor's swap file, a hidden directory): skipped.
+pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().starts_with('.')
+}
+
 /// The manifest files under `dir`, recursively, sorted; hidden files (editor swap files) are skipped.
 pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -103,110 +109,18 @@ pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
             let entry = entry.map_err(|e| Error::io(&d, e))?;
             let path = entry.path();
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
+            if is_hidden(&name) {
                 continue;
             }
             if path.is_dir() {
                 pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-            {
+            } else if is_manifest_name(&path) {
                 files.push(path);
             }
         }
     }
     files.sort();
     Ok(files)
-}
-
-/// A directory of manifests, and what each file held the last time it parsed.
-#[derive(Debug)]
-pub struct ManifestDir {
-    dir: PathBuf,
-    files: BTreeMap<PathBuf, ParsedFile>,
-}
-
-/// A file's text and the objects it parsed into. A file whose text is unchanged is not parsed again
-/// and gives the same (shared) objects, so the incremental build sees them unchanged.
-#[derive(Debug, Clone)]
-struct ParsedFile {
-    text: String,
-    objects: Vec<KubeObject>,
-}
-
-/// The outcome of reading the directory.
-#[derive(Debug)]
-pub struct Loaded {
-    pub snapshot: Snapshot,
-    /// Files that did not parse (their previous objects were kept).
-    pub errors: Vec<Error>,
-}
-
-impl ManifestDir {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        ManifestDir {
-            dir: dir.into(),
-            files: BTreeMap::new(),
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Reads every file, parsing only those whose text changed. An unreadable directory is an error;
-    /// a bad file is reported in [`Loaded::errors`] and its last good objects are used.
-    pub fn load(&mut self) -> Result<Loaded> {
-        let paths = manifest_files(&self.dir)?;
-        let mut errors = Vec::new();
-        let mut current = BTreeMap::new();
-        for path in paths {
-            let previous = self.files.remove(&path);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) => {
-                    errors.push(Error::io(&path, e));
-                    current.extend(previous.map(|p| (path, p)));
-                    continue;
-                }
-            };
-            if let Some(unchanged) = previous.as_ref().filter(|p| p.text == text) {
-                current.insert(path, unchanged.clone());
-                continue;
-            }
-            match parse_manifests(&path.display().to_string(), &text) {
-                Ok(objects) => {
-                    current.insert(path, ParsedFile { text, objects });
-                }
-                Err(e) => {
-                    errors.push(e);
-                    current.extend(previous.map(|p| (path, p)));
-                }
-            }
-        }
-        self.files = current;
-        let mut snapshot = Snapshot::default();
-        for file in self.files.values() {
-            for object in &file.objects {
-                snapshot.insert(object.clone());
-            }
-        }
-        Ok(Loaded { snapshot, errors })
-    }
-}
-
-/// Watches `dir` and signals a routing change for every event in it (the builder coalesces them:
-/// whatever arrives during a load is taken by the next). The returned watcher must be kept alive.
-pub fn watch_dir(dir: &Path, signal: Arc<Signal>) -> Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            signal.change(Change::Routing, std::time::Instant::now());
-        }
-    })?;
-    watcher.watch(dir, notify::RecursiveMode::Recursive)?;
-    Ok(watcher)
 }
 
 #[cfg(test)]
@@ -242,19 +156,5 @@ mod tests {
             panic!()
         };
         assert_eq!(line, 6);
-    }
-
-    #[test]
-    fn a_broken_file_keeps_its_last_good_objects() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
-        let mut manifests = ManifestDir::new(dir.path());
-        let loaded = manifests.load().unwrap();
-        assert!(loaded.errors.is_empty());
-        assert_eq!(loaded.snapshot.services.len(), 1);
-        std::fs::write(dir.path().join("a.yaml"), "kind: [").unwrap();
-        let loaded = manifests.load().unwrap();
-        assert_eq!(loaded.errors.len(), 1);
-        assert_eq!(loaded.snapshot.services.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod kube;
+pub mod manifest_dir;
 
 /// What kind of change a source saw, which decides how much is rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,7 +4,6 @@
 
 mod endpoint_slice;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
@@ -104,9 +103,10 @@ impl KubeObject {
     }
 }
 
-/// Objects of one kind by key. The objects are shared (`Arc`): copying a snapshot copies pointers, and
-/// an object whose pointer is unchanged is unchanged.
-pub type Objects<T> = BTreeMap<ObjectKey, Arc<T>>;
+/// Objects of one kind by key, in a persistent map: copying a snapshot is O(1) (the maps share their
+/// nodes until one is changed), and [`imbl::OrdMap::diff`] between two snapshots visits only what
+/// differs. The objects are shared (`Arc`): an object whose pointer is unchanged is unchanged.
+pub type Objects<T> = imbl::OrdMap<ObjectKey, Arc<T>>;
 
 /// Every object isobar acts on, keyed for deterministic iteration.
 #[derive(Debug, Clone, Default)]
@@ -133,34 +133,104 @@ pub fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
     )
 }
 
+/// Which of a snapshot's maps an object lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StoreKind {
+    Service,
+    Endpoints,
+    Secret,
+    Ingress,
+    IngressClass,
+    EndpointSlice,
+    IngressRoute,
+    TLSCertificateDelegation,
+}
+
+impl KubeObject {
+    /// The object's kind and key: where it lives in a snapshot.
+    pub fn id(&self) -> (StoreKind, ObjectKey) {
+        match self {
+            KubeObject::Service(o) => (StoreKind::Service, key(&o.metadata)),
+            KubeObject::Endpoints(o) => (StoreKind::Endpoints, key(&o.metadata)),
+            KubeObject::Secret(o) => (StoreKind::Secret, key(&o.metadata)),
+            KubeObject::Ingress(o) => (StoreKind::Ingress, key(&o.metadata)),
+            KubeObject::IngressClass(o) => (
+                StoreKind::IngressClass,
+                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
+            ),
+            KubeObject::EndpointSlice(o) => (StoreKind::EndpointSlice, key(&o.metadata)),
+            KubeObject::IngressRoute(o) => (StoreKind::IngressRoute, key(&o.metadata)),
+            KubeObject::TLSCertificateDelegation(o) => {
+                (StoreKind::TLSCertificateDelegation, key(&o.metadata))
+            }
+        }
+    }
+}
+
 impl Snapshot {
     /// Adds (or replaces) an object.
     pub fn insert(&mut self, object: KubeObject) {
+        let (_, key) = object.id();
         match object {
             KubeObject::Service(o) => {
-                self.services.insert(key(&o.metadata), o);
+                self.services.insert(key, o);
             }
             KubeObject::Endpoints(o) => {
-                self.endpoints.insert(key(&o.metadata), o);
+                self.endpoints.insert(key, o);
             }
             KubeObject::Secret(o) => {
-                self.secrets.insert(key(&o.metadata), o);
+                self.secrets.insert(key, o);
             }
             KubeObject::Ingress(o) => {
-                self.ingresses.insert(key(&o.metadata), o);
+                self.ingresses.insert(key, o);
             }
             KubeObject::IngressClass(o) => {
-                let name = o.metadata.name.clone().unwrap_or_default();
-                self.ingress_classes.insert(ObjectKey::new("", name), o);
+                self.ingress_classes.insert(key, o);
             }
             KubeObject::EndpointSlice(o) => {
-                self.endpoint_slices.insert(key(&o.metadata), o);
+                self.endpoint_slices.insert(key, o);
             }
             KubeObject::IngressRoute(o) => {
-                self.ingress_routes.insert(key(&o.metadata), o);
+                self.ingress_routes.insert(key, o);
             }
             KubeObject::TLSCertificateDelegation(o) => {
-                self.tls_certificate_delegations.insert(key(&o.metadata), o);
+                self.tls_certificate_delegations.insert(key, o);
+            }
+        }
+    }
+
+    /// Removes the object of `kind` at `key`, if there is one.
+    pub fn remove(&mut self, kind: StoreKind, key: &ObjectKey) {
+        match kind {
+            StoreKind::Service => drop(self.services.remove(key)),
+            StoreKind::Endpoints => drop(self.endpoints.remove(key)),
+            StoreKind::Secret => drop(self.secrets.remove(key)),
+            StoreKind::Ingress => drop(self.ingresses.remove(key)),
+            StoreKind::IngressClass => drop(self.ingress_classes.remove(key)),
+            StoreKind::EndpointSlice => drop(self.endpoint_slices.remove(key)),
+            StoreKind::IngressRoute => drop(self.ingress_routes.remove(key)),
+            StoreKind::TLSCertificateDelegation => {
+                drop(self.tls_certificate_delegations.remove(key))
+            }
+        }
+    }
+
+    /// Whether the snapshot holds this very object (the same shared object, not an equal one).
+    pub fn holds(&self, object: &KubeObject) -> bool {
+        fn same<T>(map: &Objects<T>, key: &ObjectKey, o: &Arc<T>) -> bool {
+            map.get(key).is_some_and(|held| Arc::ptr_eq(held, o))
+        }
+        let (_, key) = object.id();
+        match object {
+            KubeObject::Service(o) => same(&self.services, &key, o),
+            KubeObject::Endpoints(o) => same(&self.endpoints, &key, o),
+            KubeObject::Secret(o) => same(&self.secrets, &key, o),
+            KubeObject::Ingress(o) => same(&self.ingresses, &key, o),
+            KubeObject::IngressClass(o) => same(&self.ingress_classes, &key, o),
+            KubeObject::EndpointSlice(o) => same(&self.endpoint_slices, &key, o),
+            KubeObject::IngressRoute(o) => same(&self.ingress_routes, &key, o),
+            KubeObject::TLSCertificateDelegation(o) => {
+                same(&self.tls_certificate_delegations, &key, o)
             }
         }
     }

@@ -1,6 +1,6 @@
 //! One watcher per kind, feeding the shared snapshot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +25,7 @@ pub struct KindSpec<T> {
     pub change: Change,
     /// A kind whose absence (CRD not installed) is not an error.
     pub optional: bool,
-    pub map: fn(&mut Snapshot) -> &mut BTreeMap<ObjectKey, Arc<T>>,
+    pub map: fn(&mut Snapshot) -> &mut crate::store::Objects<T>,
     pub key: fn(&T) -> ObjectKey,
 }
 
@@ -48,7 +48,7 @@ where
 {
     let stream = watcher(api, spec.name);
     futures::pin_mut!(stream);
-    let mut relist: Option<BTreeMap<ObjectKey, Arc<T>>> = None;
+    let mut relist: Option<crate::store::Objects<T>> = None;
     let mut failing = false;
     while let Some(event) = stream.next().await {
         let event = match event {
@@ -81,7 +81,7 @@ where
         };
         let change = match event {
             Event::Init => {
-                relist = Some(BTreeMap::new());
+                relist = Some(crate::store::Objects::new());
                 None
             }
             Event::InitApply(object) => {

@@ -1,0 +1,296 @@
+//! A directory of manifests as a snapshot kept up to date file by file: with a watcher attached, a
+//! load reads only the files the watcher named since the last one, so an edit costs what the edited
+//! file costs, not what the directory holds. Without a watcher (`isobar check`), or when the watcher
+//! lost track (an overflow, a directory moved), the whole directory is read again; either way the
+//! snapshot is the one reading every file in path order would give.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::file::{is_hidden, is_manifest_name, manifest_files, parse_manifests};
+use super::Change;
+use crate::pipeline::Signal;
+use crate::store::{KubeObject, ObjectKey, Snapshot, StoreKind};
+use crate::{Error, Result};
+
+/// A directory of manifests, what each file held the last time it parsed, and the snapshot they make.
+#[derive(Debug)]
+pub struct ManifestDir {
+    dir: PathBuf,
+    files: BTreeMap<PathBuf, ParsedFile>,
+    /// Files that did not read or parse last time (their previous objects are kept).
+    errors: BTreeMap<PathBuf, Arc<Error>>,
+    /// The files that hold each object: the last in path order gives it, as a full read would.
+    holders: HashMap<(StoreKind, ObjectKey), BTreeSet<PathBuf>>,
+    snapshot: Snapshot,
+    /// What the watcher saw since the last load; `None` without a watcher.
+    dirty: Option<Arc<Mutex<Dirty>>>,
+    /// Whether the directory was read whole once.
+    scanned: bool,
+}
+
+/// A file's text and the objects it parsed into. A file whose text is unchanged is not parsed again
+/// and gives the same (shared) objects, so the incremental build sees them unchanged.
+#[derive(Debug, Clone)]
+struct ParsedFile {
+    text: String,
+    objects: Vec<KubeObject>,
+}
+
+/// Paths the watcher reported, or that it lost track and the directory must be read whole.
+#[derive(Debug, Default)]
+struct Dirty {
+    paths: BTreeSet<PathBuf>,
+    rescan: bool,
+}
+
+/// The outcome of reading the directory.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    /// Files that did not parse (their previous objects were kept).
+    pub errors: Vec<Arc<Error>>,
+}
+
+/// What a watched path is to the directory.
+enum Watched {
+    /// Hidden, or a file that is not a manifest: changes nothing.
+    Ignored,
+    /// A manifest file.
+    File,
+    /// Anything else (a directory, most likely): read the directory whole.
+    Other,
+}
+
+impl ManifestDir {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ManifestDir {
+            dir: dir.into(),
+            files: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            holders: HashMap::new(),
+            snapshot: Snapshot::default(),
+            dirty: None,
+            scanned: false,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Watches the directory: every change to a manifest in it is noted for the next load and signals a
+    /// routing change (the builder coalesces them). The returned watcher must be kept alive.
+    pub fn watch(&mut self, signal: Arc<Signal>) -> Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let dirty = Arc::new(Mutex::new(Dirty::default()));
+        let noted = Arc::clone(&dirty);
+        let root = self.dir.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let relevant = match event {
+                    Ok(e) if e.kind.is_access() => false,
+                    Ok(e) => note(&noted, &root, &e),
+                    Err(_) => {
+                        noted.lock().unwrap_or_else(PoisonError::into_inner).rescan = true;
+                        true
+                    }
+                };
+                if relevant {
+                    signal.change(Change::Routing, std::time::Instant::now());
+                }
+            })?;
+        watcher.watch(&self.dir, notify::RecursiveMode::Recursive)?;
+        // Whatever happened before the watch started is covered by the first (whole) read.
+        self.dirty = Some(dirty);
+        Ok(watcher)
+    }
+
+    /// Brings the snapshot up to date: every file on the first load, when unwatched, or when the watcher
+    /// lost track; otherwise only the files the watcher named. A file is parsed only when its text
+    /// changed. An unreadable directory is an error; a bad file is reported in [`Loaded::errors`] and
+    /// its last good objects are used.
+    pub fn load(&mut self) -> Result<Loaded> {
+        let noted = match &self.dirty {
+            Some(dirty) => {
+                let mut d = dirty.lock().unwrap_or_else(PoisonError::into_inner);
+                let Dirty { paths, rescan } = std::mem::take(&mut *d);
+                // The first load reads everything, which covers what was noted so far.
+                (self.scanned && !rescan).then_some(paths)
+            }
+            None => None,
+        };
+        match noted {
+            Some(paths) => self.read_noted(paths)?,
+            None => self.read_all()?,
+        }
+        self.scanned = true;
+        Ok(Loaded {
+            snapshot: self.snapshot.clone(),
+            errors: self.errors.values().cloned().collect(),
+        })
+    }
+
+    fn read_all(&mut self) -> Result<()> {
+        let paths = manifest_files(&self.dir)?;
+        let listed: BTreeSet<&PathBuf> = paths.iter().collect();
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .chain(self.errors.keys())
+            .filter(|p| !listed.contains(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.forget(&path);
+        }
+        for path in &paths {
+            self.read(path);
+        }
+        Ok(())
+    }
+
+    fn read_noted(&mut self, paths: BTreeSet<PathBuf>) -> Result<()> {
+        // A path that is not a manifest file, or one that was a directory holding known files, may
+        // have taken files with it or brought some: the directory is read whole.
+        let whole = paths.iter().any(|p| match watched(&self.dir, p) {
+            Watched::Ignored => false,
+            Watched::File => p.is_dir(),
+            Watched::Other => true,
+        });
+        if whole {
+            return self.read_all();
+        }
+        for path in paths {
+            if matches!(watched(&self.dir, &path), Watched::File) {
+                self.read(&path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one file (gone: its objects go too).
+    fn read(&mut self, path: &Path) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.forget(path);
+                return;
+            }
+            Err(e) => {
+                self.errors
+                    .insert(path.to_path_buf(), Arc::new(Error::io(path, e)));
+                return;
+            }
+        };
+        if self.files.get(path).is_some_and(|p| p.text == text) {
+            self.errors.remove(path);
+            return;
+        }
+        match parse_manifests(&path.display().to_string(), &text) {
+            Ok(objects) => {
+                self.errors.remove(path);
+                self.replace(path, Some(ParsedFile { text, objects }));
+            }
+            Err(e) => {
+                self.errors.insert(path.to_path_buf(), Arc::new(e));
+            }
+        }
+    }
+
+    fn forget(&mut self, path: &Path) {
+        self.errors.remove(path);
+        self.replace(path, None);
+    }
+
+    /// Puts `parsed` in place of what `path` held, and the objects either one names in the snapshot
+    /// as the files now give them.
+    fn replace(&mut self, path: &Path, parsed: Option<ParsedFile>) {
+        let old = match parsed {
+            Some(p) => self.files.insert(path.to_path_buf(), p),
+            None => self.files.remove(path),
+        };
+        let mut touched = BTreeSet::new();
+        for object in old.iter().flat_map(|p| &p.objects) {
+            let id = object.id();
+            if let Some(holders) = self.holders.get_mut(&id) {
+                holders.remove(path);
+            }
+            touched.insert(id);
+        }
+        for object in self.files.get(path).iter().flat_map(|p| &p.objects) {
+            let id = object.id();
+            self.holders
+                .entry(id.clone())
+                .or_default()
+                .insert(path.to_path_buf());
+            touched.insert(id);
+        }
+        for id in touched {
+            self.settle(id);
+        }
+    }
+
+    /// Puts in the snapshot the object `id` as the last file holding it gives it (its last document
+    /// naming it), or takes it out when no file does.
+    fn settle(&mut self, id: (StoreKind, ObjectKey)) {
+        let winner = self
+            .holders
+            .get(&id)
+            .and_then(|holders| holders.last())
+            .and_then(|path| self.files.get(path))
+            .and_then(|file| file.objects.iter().rev().find(|o| o.id() == id))
+            .cloned();
+        match winner {
+            Some(object) if self.snapshot.holds(&object) => {}
+            Some(object) => self.snapshot.insert(object),
+            None => {
+                self.holders.remove(&id);
+                self.snapshot.remove(id.0, &id.1);
+            }
+        }
+    }
+}
+
+/// Notes the paths of a watcher's event; whether it may change anything.
+fn note(dirty: &Mutex<Dirty>, root: &Path, event: &notify::Event) -> bool {
+    let mut d = dirty.lock().unwrap_or_else(PoisonError::into_inner);
+    if event.need_rescan() || event.paths.is_empty() {
+        d.rescan = true;
+        return true;
+    }
+    let mut relevant = false;
+    for path in &event.paths {
+        match watched(root, path) {
+            Watched::Ignored => {}
+            Watched::File | Watched::Other => {
+                d.paths.insert(path.clone());
+                relevant = true;
+            }
+        }
+    }
+    relevant
+}
+
+/// What `path` (under `root`) is to the directory, by its name alone (it may be gone already).
+fn watched(root: &Path, path: &Path) -> Watched {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return Watched::Other;
+    };
+    if relative.as_os_str().is_empty() {
+        return Watched::Other;
+    }
+    if relative.components().any(|c| is_hidden(c.as_os_str())) {
+        return Watched::Ignored;
+    }
+    if is_manifest_name(path) {
+        Watched::File
+    } else {
+        Watched::Other
+    }
+}
+
+#[cfg(test)]
+#[path = "manifest_dir_tests.rs"]
+mod tests;
