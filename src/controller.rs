@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::dag::{Dag, DagOptions, ObjectStatus};
+use crate::dag::{Dag, DagOptions, StatusMap};
 use crate::health::Health;
 use crate::latency::Latency;
 use crate::pipeline::{self, Pipeline, Signal};
@@ -69,7 +69,7 @@ pub struct ServeConfig {
 /// What the controller knows about its own state, for `/metrics` and `/debug`.
 #[derive(Debug)]
 pub struct ControllerState {
-    pub statuses: watch::Sender<Arc<Vec<ObjectStatus>>>,
+    pub statuses: watch::Sender<StatusMap>,
     pub source_errors: Mutex<Vec<String>>,
     pub rebuilds: AtomicU64,
     pub endpoint_refreshes: AtomicU64,
@@ -87,7 +87,7 @@ pub struct ControllerState {
 impl Default for ControllerState {
     fn default() -> Self {
         ControllerState {
-            statuses: watch::Sender::new(Arc::new(Vec::new())),
+            statuses: watch::Sender::new(StatusMap::new()),
             source_errors: Mutex::new(Vec::new()),
             rebuilds: AtomicU64::new(0),
             endpoint_refreshes: AtomicU64::new(0),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "contour.heptio.com",
     version = "v1beta1",
     kind = "TLSCertificateDelegation",
+    derive = "PartialEq",
     namespaced
 )]
 #[serde(rename_all = "camelCase")]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     group = "contour.heptio.com",
     version = "v1beta1",
     kind = "IngressRoute",
+    derive = "PartialEq",
     namespaced,
     status = "IngressRouteStatus",
     printcolumn = r#"{"name":"FQDN","type":"string","jsonPath":".spec.virtualhost.fqdn"}"#,

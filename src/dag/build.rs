@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{
-    ingressroute, memo::Memo, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus,
-    PathMatch, Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost,
-    WeightedCluster,
+    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
+    Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -28,49 +27,27 @@ pub fn build_counting_work(
     snapshot: &Snapshot,
     options: &DagOptions,
 ) -> (Dag, Vec<ObjectStatus>, u64) {
-    build_memoised(snapshot, options, &mut Memo::default())
-}
-
-/// [`build`], reusing the contributions in `memo` of the objects whose inputs are unchanged since
-/// they were computed (and remembering the new ones). The result is the same as [`build`]'s.
-pub fn build_memoised(
-    snapshot: &Snapshot,
-    options: &DagOptions,
-    memo: &mut Memo,
-) -> (Dag, Vec<ObjectStatus>, u64) {
     let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
-    let (mut candidates, mut route_statuses, walk_work) = memo.candidates(snapshot, options);
+    let mut candidates: Vec<Candidate> = snapshot
+        .ingresses
+        .iter()
+        .filter_map(|(key, object)| ingress::candidate(snapshot, options, key, object))
+        .collect();
+    let (routes, mut route_statuses, walk_work) = ingressroute::candidates(snapshot, options);
+    candidates.extend(routes);
     builder.work += walk_work;
     // Oldest first across both kinds (Ingresses first at equal age, then by name): the first object
     // to claim a route or a host keeps it.
-    candidates.sort_by(|a, b| (&a.created, a.kind, &a.key).cmp(&(&b.created, b.kind, &b.key)));
+    candidates.sort_by(|a, b| a.order().cmp(&b.order()));
     let mut statuses = Vec::new();
     for candidate in candidates {
         let outcome = candidate
             .contribution
-            .and_then(|(c, notes)| builder.try_apply(c).map(|()| notes));
+            .and_then(|(c, notes)| builder.try_apply(&c).map(|()| notes));
         match candidate.kind {
-            ObjectKind::Ingress => statuses.push(ObjectStatus {
-                kind: ObjectKind::Ingress,
-                object: candidate.key,
-                validity: if outcome.is_ok() {
-                    Validity::Valid
-                } else {
-                    Validity::Invalid
-                },
-                description: match outcome {
-                    Ok(_) => "valid Ingress".to_string(),
-                    Err(reasons) => reasons.join("; "),
-                },
-            }),
+            ObjectKind::Ingress => statuses.push(ingress_status(candidate.key, outcome)),
             ObjectKind::IngressRoute => {
-                route_statuses.insert(
-                    candidate.key,
-                    match outcome {
-                        Ok(notes) => (Validity::Valid, ingressroute::valid_description(&notes)),
-                        Err(reasons) => (Validity::Invalid, reasons.join("; ")),
-                    },
-                );
+                route_statuses.insert(candidate.key, route_status(outcome));
             }
         }
     }
@@ -79,9 +56,37 @@ pub fn build_memoised(
     (builder.finish(), statuses, work)
 }
 
+/// An Ingress's status from the outcome of its contribution.
+pub(super) fn ingress_status(
+    key: ObjectKey,
+    outcome: Result<Vec<String>, Vec<String>>,
+) -> ObjectStatus {
+    ObjectStatus {
+        kind: ObjectKind::Ingress,
+        object: key,
+        validity: if outcome.is_ok() {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        },
+        description: match outcome {
+            Ok(_) => "valid Ingress".to_string(),
+            Err(reasons) => reasons.join("; "),
+        },
+    }
+}
+
+/// A root IngressRoute's validity and description from the outcome of its contribution.
+pub(super) fn route_status(outcome: Result<Vec<String>, Vec<String>>) -> (Validity, String) {
+    match outcome {
+        Ok(notes) => (Validity::Valid, ingressroute::valid_description(&notes)),
+        Err(reasons) => (Validity::Invalid, reasons.join("; ")),
+    }
+}
+
 /// What one object would add, and when it was created: contributions are applied oldest first
 /// across kinds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Candidate {
     pub created: Option<Time>,
     pub kind: ObjectKind,
@@ -90,8 +95,27 @@ pub(super) struct Candidate {
     pub contribution: Result<(Contribution, Vec<String>), Vec<String>>,
 }
 
+impl Candidate {
+    /// The order contributions are applied in.
+    pub fn order(&self) -> (&Option<Time>, ObjectKind, &ObjectKey) {
+        (&self.created, self.kind, &self.key)
+    }
+
+    /// The hosts the contribution names (routes or TLS); none for an invalid object.
+    pub fn hosts(&self) -> std::collections::BTreeSet<&str> {
+        let Ok((c, _)) = &self.contribution else {
+            return Default::default();
+        };
+        c.routes
+            .keys()
+            .map(|(host, _)| host.as_str())
+            .chain(c.tls.keys().map(String::as_str))
+            .collect()
+    }
+}
+
 /// What one valid object (or delegation tree) adds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct Contribution {
     pub source: ObjectKey,
     pub routes: BTreeMap<(String, PathMatch), Route>,
@@ -171,9 +195,9 @@ impl Builder {
 
     /// Checks `c` against what is there and adds it, or says why it can't be added without taking
     /// something from an object already applied.
-    pub fn try_apply(&mut self, c: Contribution) -> Result<(), Vec<String>> {
+    pub fn try_apply(&mut self, c: &Contribution) -> Result<(), Vec<String>> {
         self.work += c.routes.len() as u64 + 1;
-        self.check(&c)?;
+        self.check(c)?;
         self.apply(c);
         Ok(())
     }
@@ -226,75 +250,104 @@ impl Builder {
         }
     }
 
-    fn apply(&mut self, c: Contribution) {
-        for ((host, path), route) in c.routes {
-            self.routes.entry(host).or_default().insert(path, route);
+    fn apply(&mut self, c: &Contribution) {
+        for ((host, path), route) in &c.routes {
+            self.routes
+                .entry(host.clone())
+                .or_default()
+                .insert(path.clone(), route.clone());
         }
-        for cluster in c.clusters {
-            self.clusters.insert(cluster.name.clone(), cluster);
+        for cluster in &c.clusters {
+            self.clusters.insert(cluster.name.clone(), cluster.clone());
         }
-        for (host, binding) in c.tls {
-            self.tls.entry(host).or_insert((binding, c.source.clone()));
+        for (host, binding) in &c.tls {
+            self.tls
+                .entry(host.clone())
+                .or_insert_with(|| (binding.clone(), c.source.clone()));
         }
+    }
+
+    /// The hosts something was applied to.
+    pub fn hosts(&self) -> std::collections::BTreeSet<String> {
+        self.routes.keys().chain(self.tls.keys()).cloned().collect()
+    }
+
+    /// What `host` turns into: its plain-HTTP and TLS virtual hosts and its certificate.
+    pub fn host(&mut self, host: &str) -> HostOutput {
+        let mut out = HostOutput::default();
+        let mut routes: Vec<Route> = self
+            .routes
+            .remove(host)
+            .unwrap_or_default()
+            .into_values()
+            .collect();
+        routes.sort_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
+        let tls = self.tls.get(host).map(|(binding, _)| binding.clone());
+        // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
+        // nowhere), otherwise what each route allows.
+        let insecure: Vec<Route> = routes
+            .iter()
+            .filter(|r| r.insecure != Insecure::Refuse)
+            .cloned()
+            .map(|mut r| {
+                if tls.is_none() {
+                    r.insecure = Insecure::Serve;
+                }
+                r
+            })
+            .collect();
+        if let Some(binding) = tls {
+            out.secret.clone_from(&binding.secret);
+            // A TLS host needs something to serve: routes or a TCP proxy.
+            if binding.tcp_proxy.is_some() || !routes.is_empty() {
+                out.secure = Some(SecureVirtualHost {
+                    host: host.to_string(),
+                    secret: binding.secret.as_ref().map(|s| s.name.clone()),
+                    min_tls_version: binding.min_tls_version,
+                    routes,
+                    tcp_proxy: binding.tcp_proxy.clone(),
+                });
+            }
+        }
+        if !insecure.is_empty() {
+            out.plain = Some(VirtualHost {
+                host: host.to_string(),
+                routes: insecure,
+            });
+        }
+        out
+    }
+
+    /// The clusters of everything applied.
+    pub fn take_clusters(&mut self) -> BTreeMap<String, Cluster> {
+        std::mem::take(&mut self.clusters)
     }
 
     fn finish(mut self) -> Dag {
         let mut dag = Dag::default();
-        let hosts: std::collections::BTreeSet<String> =
-            self.routes.keys().chain(self.tls.keys()).cloned().collect();
-        for host in hosts {
-            let mut routes: Vec<Route> = self
-                .routes
-                .remove(&host)
-                .unwrap_or_default()
-                .into_values()
-                .collect();
-            routes.sort_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
-            let tls = self.tls.get(&host).map(|(binding, _)| binding.clone());
-            // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
-            // nowhere), otherwise what each route allows.
-            let insecure: Vec<Route> = routes
-                .iter()
-                .filter(|r| r.insecure != Insecure::Refuse)
-                .cloned()
-                .map(|mut r| {
-                    if tls.is_none() {
-                        r.insecure = Insecure::Serve;
-                    }
-                    r
-                })
-                .collect();
-            if let Some(binding) = tls {
-                if let Some(secret) = &binding.secret {
-                    dag.secrets.insert(secret.name.clone(), secret.clone());
-                }
-                // A TLS host needs something to serve: routes or a TCP proxy.
-                if binding.tcp_proxy.is_some() || !routes.is_empty() {
-                    dag.secure_virtual_hosts.insert(
-                        host.clone(),
-                        SecureVirtualHost {
-                            host: host.clone(),
-                            secret: binding.secret.as_ref().map(|s| s.name.clone()),
-                            min_tls_version: binding.min_tls_version,
-                            routes,
-                            tcp_proxy: binding.tcp_proxy.clone(),
-                        },
-                    );
-                }
+        for host in self.hosts() {
+            let out = self.host(&host);
+            if let Some(secret) = out.secret {
+                dag.secrets.insert(secret.name.clone(), secret);
             }
-            if !insecure.is_empty() {
-                dag.virtual_hosts.insert(
-                    host.clone(),
-                    VirtualHost {
-                        host,
-                        routes: insecure,
-                    },
-                );
+            if let Some(secure) = out.secure {
+                dag.secure_virtual_hosts.insert(host.clone(), secure);
+            }
+            if let Some(plain) = out.plain {
+                dag.virtual_hosts.insert(host, plain);
             }
         }
-        dag.clusters = self.clusters;
+        dag.clusters = self.take_clusters().into_iter().collect();
         dag
     }
+}
+
+/// What one host turns into.
+#[derive(Debug, Default)]
+pub(super) struct HostOutput {
+    pub plain: Option<VirtualHost>,
+    pub secure: Option<SecureVirtualHost>,
+    pub secret: Option<TlsSecret>,
 }
 
 /// Objects in the order they are applied: oldest first, then by namespace/name.

@@ -4,6 +4,7 @@
 //! status with a reason and contributes nothing, so it never disturbs other objects.
 
 mod annotations;
+mod assembly;
 mod backend;
 mod build;
 mod class;
@@ -19,15 +20,14 @@ mod secret;
 mod status;
 pub mod validate;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use annotations::parse_duration;
-pub use build::{build, build_counting_work, build_memoised};
+pub use build::{build, build_counting_work};
 pub use class::DEFAULT_INGRESS_CLASS;
 pub use dot::dot;
-pub use memo::Memo;
-pub use status::{ObjectKind, ObjectStatus, Validity};
+pub use memo::{build_memoised, Memo};
+pub use status::{status_map, ObjectKind, ObjectStatus, StatusMap, Validity};
 
 use crate::store::ObjectKey;
 
@@ -77,17 +77,19 @@ impl Default for DagLimits {
     }
 }
 
-/// The routing model.
+/// The routing model. Its maps are persistent (imbl): a copy is O(1), an incremental build changes the
+/// entries of the hosts it touched in place, and [`imbl::OrdMap::diff`] between two builds' DAGs visits
+/// only what differs (the translation's input).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dag {
     /// Virtual hosts served over plain HTTP, by host name (`*` is the catch-all).
-    pub virtual_hosts: BTreeMap<String, VirtualHost>,
+    pub virtual_hosts: imbl::OrdMap<String, VirtualHost>,
     /// Virtual hosts served over HTTPS (SNI), by host name.
-    pub secure_virtual_hosts: BTreeMap<String, SecureVirtualHost>,
+    pub secure_virtual_hosts: imbl::OrdMap<String, SecureVirtualHost>,
     /// Upstream clusters the routes point at, by cluster name.
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: imbl::OrdMap<String, Cluster>,
     /// Certificates the secure virtual hosts serve, by secret name.
-    pub secrets: BTreeMap<String, TlsSecret>,
+    pub secrets: imbl::OrdMap<String, TlsSecret>,
 }
 
 /// A host and its routes, most specific first.

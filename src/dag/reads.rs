@@ -1,12 +1,15 @@
 //! What a contribution read from the snapshot besides its own object (Services, Secrets,
-//! TLSCertificateDelegations), so a memoised contribution is reused only while all of it is unchanged.
+//! TLSCertificateDelegations), so a memoised contribution is computed again exactly when one of those
+//! changes.
 //!
 //! The DAG code reads those objects only through [`service`], [`secret`] and [`delegations_in`]; while
-//! [`recording`] runs a closure on this thread, they note each object read (or its absence). A thread
-//! local, rather than a recorder passed through every function, because the reads happen deep in
-//! backend and secret resolution that the full build shares unchanged; the builder is one thread.
+//! [`recording`] runs a closure on this thread, they note each object read (or looked for and not
+//! found). A thread local, rather than a recorder passed through every function, because the reads
+//! happen deep in backend and secret resolution that the full build shares unchanged; the builder is
+//! one thread.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -14,35 +17,37 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use crate::crd::TLSCertificateDelegation;
 use crate::store::{ObjectKey, Snapshot};
 
-/// One read, with what it found. Holding the object keeps its address from being reused, so pointer
-/// equality means "the same object".
-#[derive(Debug, Clone)]
+/// One read: what was looked at (whether or not it was there).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Read {
-    Service(ObjectKey, Option<Arc<Service>>),
-    Secret(ObjectKey, Option<Arc<Secret>>),
-    /// Every TLSCertificateDelegation of a namespace, in key order.
-    Delegations(String, Vec<Arc<TLSCertificateDelegation>>),
+    Service(ObjectKey),
+    Secret(ObjectKey),
+    /// Every TLSCertificateDelegation of a namespace.
+    Delegations(String),
 }
 
-impl Read {
-    /// Whether `snapshot` still gives what this read found.
-    pub fn holds(&self, snapshot: &Snapshot) -> bool {
-        fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
-            match (a, b) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
-        }
-        match self {
-            Read::Service(key, found) => same(snapshot.services.get(key), found.as_ref()),
-            Read::Secret(key, found) => same(snapshot.secrets.get(key), found.as_ref()),
-            Read::Delegations(namespace, found) => {
-                let now = in_namespace(snapshot, namespace);
-                now.len() == found.len() && now.iter().zip(found).all(|(a, b)| Arc::ptr_eq(a, b))
-            }
+/// Every read whose answer differs between `before` and `after`: the Services and Secrets added,
+/// removed or changed, and the namespaces whose delegations did. Visits only what differs (the
+/// snapshots' maps share what is unchanged).
+pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
+    use imbl::ordmap::DiffItem;
+    fn key<'a, V>(d: DiffItem<'a, 'a, ObjectKey, V>) -> &'a ObjectKey {
+        match d {
+            DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
+            DiffItem::Update { new: (k, _), .. } => k,
         }
     }
+    let mut reads = HashSet::new();
+    let services = before.services.diff(&after.services).map(key);
+    reads.extend(services.map(|k| Read::Service(k.clone())));
+    let secrets = before.secrets.diff(&after.secrets).map(key);
+    reads.extend(secrets.map(|k| Read::Secret(k.clone())));
+    let delegations = before
+        .tls_certificate_delegations
+        .diff(&after.tls_certificate_delegations)
+        .map(key);
+    reads.extend(delegations.map(|k| Read::Delegations(k.namespace.clone())));
+    reads
 }
 
 thread_local! {
@@ -68,25 +73,20 @@ fn note(read: impl FnOnce() -> Read) {
 /// The Service `key`.
 pub fn service<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<Service>> {
     let found = snapshot.services.get(key);
-    note(|| Read::Service(key.clone(), found.cloned()));
+    note(|| Read::Service(key.clone()));
     found
 }
 
 /// The Secret `key`.
 pub fn secret<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<Secret>> {
     let found = snapshot.secrets.get(key);
-    note(|| Read::Secret(key.clone(), found.cloned()));
+    note(|| Read::Secret(key.clone()));
     found
 }
 
 /// The TLSCertificateDelegations of `namespace`.
 pub fn delegations_in(snapshot: &Snapshot, namespace: &str) -> Vec<Arc<TLSCertificateDelegation>> {
-    let found = in_namespace(snapshot, namespace);
-    note(|| Read::Delegations(namespace.to_string(), found.clone()));
-    found
-}
-
-fn in_namespace(snapshot: &Snapshot, namespace: &str) -> Vec<Arc<TLSCertificateDelegation>> {
+    note(|| Read::Delegations(namespace.to_string()));
     snapshot
         .tls_certificate_delegations
         .range(ObjectKey::new(namespace, "")..)
@@ -108,7 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_noted_only_while_recording_and_hold_until_the_object_changes() {
+    fn reads_are_noted_only_while_recording_and_change_with_what_they_read() {
         let s = snapshot_with_service("a");
         assert!(service(&s, &ObjectKey::new("ns", "a")).is_some());
         let ((), reads) = recording(|| {
@@ -117,15 +117,28 @@ mod tests {
             delegations_in(&s, "ns");
         });
         assert_eq!(reads.len(), 3);
-        assert!(reads.iter().all(|r| r.holds(&s)));
-        // The same content in a new object is a change (pointer identity), as is an added Secret.
-        let edited = snapshot_with_service("a");
-        assert!(!reads[0].holds(&edited));
+        assert!(changed(&s, &s.clone()).is_empty());
+        // An edited Service, an added Secret, a delegation in the namespace: each changes its read.
+        let mut edited = s.clone();
+        let mut svc = Service::default();
+        svc.metadata.name = Some("a".into());
+        svc.metadata.labels = Some([("edited".to_string(), "yes".to_string())].into());
+        edited
+            .services
+            .insert(ObjectKey::new("ns", "a"), Arc::new(svc));
+        assert_eq!(changed(&s, &edited), HashSet::from([reads[0].clone()]));
         let mut added = s.clone();
         added
             .secrets
             .insert(ObjectKey::new("ns", "missing"), Arc::new(Secret::default()));
-        assert!(reads[0].holds(&added) && !reads[1].holds(&added));
+        added.tls_certificate_delegations.insert(
+            ObjectKey::new("ns", "d"),
+            Arc::new(TLSCertificateDelegation::new("d", Default::default())),
+        );
+        assert_eq!(
+            changed(&s, &added),
+            HashSet::from([reads[1].clone(), reads[2].clone()])
+        );
     }
 
     #[test]

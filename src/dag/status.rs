@@ -36,6 +36,18 @@ impl std::fmt::Display for Validity {
     }
 }
 
+/// Every object's status by kind and key, in a persistent map: the incremental build changes the entries
+/// of the objects it touched, and two builds' maps diff by what differs.
+pub type StatusMap = imbl::OrdMap<(ObjectKind, ObjectKey), ObjectStatus>;
+
+/// `statuses` keyed as a [`StatusMap`] keys them.
+pub fn status_map(statuses: impl IntoIterator<Item = ObjectStatus>) -> StatusMap {
+    statuses
+        .into_iter()
+        .map(|s| ((s.kind, s.object.clone()), s))
+        .collect()
+}
+
 /// One object's status, with a description a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectStatus {

@@ -39,7 +39,7 @@ pub(super) async fn status(State(ops): State<Ops>) -> impl IntoResponse {
         .map(|e| e.clone())
         .unwrap_or_default();
     Json(serde_json::json!({
-        "objects": statuses.iter().map(|s| serde_json::json!({
+        "objects": statuses.values().map(|s| serde_json::json!({
             "kind": s.kind.to_string(), "namespace": s.object.namespace, "name": s.object.name,
             "status": s.validity.to_string(), "description": s.description,
         })).collect::<Vec<_>>(),

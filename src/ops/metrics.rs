@@ -214,7 +214,7 @@ impl Collector for LiveState {
                 MetricType::Gauge,
             )?;
             for validity in [Validity::Valid, Validity::Invalid, Validity::Orphaned] {
-                let n = statuses.iter().filter(|s| s.validity == validity).count();
+                let n = statuses.values().filter(|s| s.validity == validity).count();
                 let label = validity.to_string();
                 ConstGauge::new(count(n))
                     .encode(family.encode_family(&[("status", label.as_str())])?)?;

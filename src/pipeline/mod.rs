@@ -172,14 +172,14 @@ impl Pipeline {
             &filtered
         };
         let (dag, mut statuses, _) = dag::build_memoised(input, &self.dag_options, &mut self.memo);
-        if !exclusions.is_empty() {
-            statuses.extend(exclusions.iter().map(|((kind, key), why)| ObjectStatus {
+        for ((kind, key), why) in &exclusions {
+            let status = ObjectStatus {
                 kind: *kind,
                 object: key.clone(),
                 validity: Validity::Invalid,
                 description: why.to_string(),
-            }));
-            statuses.sort_by(|a, b| (a.kind, &a.object).cmp(&(b.kind, &b.object)));
+            };
+            statuses.insert((*kind, key.clone()), status);
         }
         let before = self.cache.current();
         let diff = translate::translate_changes(
@@ -228,13 +228,9 @@ impl Pipeline {
             }
         }
         let status_changes = transitions.len();
-        self.state.statuses.send_if_modified(|current| {
-            let modified = **current != statuses;
-            if modified {
-                *current = Arc::new(statuses);
-            }
-            modified
-        });
+        if status_changes > 0 || previous.len() != statuses.len() {
+            self.state.statuses.send_replace(statuses);
+        }
         if let Ok(mut e) = self.state.source_errors.lock() {
             *e = source_errors;
         }
@@ -270,7 +266,7 @@ impl Pipeline {
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.
     pub fn refresh_endpoints(&mut self, snapshot: Snapshot) {
         let mut diff = CacheDiff::default();
-        self.translation.endpoints(&self.dag, &snapshot, &mut diff);
+        self.translation.endpoints(&snapshot, &mut diff);
         if let Some((last, _)) = self.last_input.as_mut() {
             *last = snapshot;
         }

@@ -90,9 +90,12 @@ pub struct ReportedIngresses {
 impl ReportedIngresses {
     /// The Events `statuses` call for: each Ingress with a Warning reason whose description is not the
     /// one last published for it. Linear in `statuses`.
-    pub fn due(&self, statuses: &[ObjectStatus]) -> Vec<IngressEvent> {
+    pub fn due<'a>(
+        &self,
+        statuses: impl IntoIterator<Item = &'a ObjectStatus>,
+    ) -> Vec<IngressEvent> {
         statuses
-            .iter()
+            .into_iter()
             .filter(|s| s.kind == ObjectKind::Ingress)
             .filter(|s| self.descriptions.get(&s.object) != Some(&s.description))
             .filter_map(|s| {
@@ -113,9 +116,9 @@ impl ReportedIngresses {
 
     /// Forgets Ingresses that are valid again or gone, so breaking again is a new transition. A
     /// held-back Ingress is neither: what it was last told still stands.
-    pub fn forget_resolved(&mut self, statuses: &[ObjectStatus]) {
+    pub fn forget_resolved<'a>(&mut self, statuses: impl IntoIterator<Item = &'a ObjectStatus>) {
         let still_invalid: HashSet<&ObjectKey> = statuses
-            .iter()
+            .into_iter()
             .filter(|s| s.kind == ObjectKind::Ingress && s.validity != Validity::Valid)
             .map(|s| &s.object)
             .collect();

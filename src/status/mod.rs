@@ -34,7 +34,7 @@ use kube::{Client, Resource};
 use tokio::sync::watch;
 
 use crate::crd::IngressRoute;
-use crate::dag::ObjectStatus;
+use crate::dag::StatusMap;
 use crate::store::{ObjectKey, Snapshot};
 
 /// Where the Ingress address comes from.
@@ -68,7 +68,7 @@ pub async fn run(
     client: Client,
     config: StatusConfig,
     snapshot: Arc<Mutex<Snapshot>>,
-    mut statuses: watch::Receiver<Arc<Vec<ObjectStatus>>>,
+    mut statuses: watch::Receiver<StatusMap>,
     mut leader: watch::Receiver<bool>,
     mut kicks: watch::Receiver<u64>,
     stats: Arc<StatusStats>,
@@ -91,7 +91,7 @@ pub async fn run(
         }
         let current = statuses.borrow_and_update().clone();
         kicks.borrow_and_update();
-        reported.forget_resolved(&current);
+        reported.forget_resolved(current.values());
         // Under the lock only what must read the snapshot; the writes are made after it.
         let (due, address, events) = match snapshot.lock() {
             Ok(s) => {
@@ -99,14 +99,14 @@ pub async fn run(
                 // The reference carries the uid, which `kubectl describe` matches Events by; an
                 // Ingress not in the snapshot yet is retried on the next pass.
                 let events: Vec<(IngressEvent, ObjectReference)> = reported
-                    .due(&current)
+                    .due(current.values())
                     .into_iter()
                     .filter_map(|e| {
                         let reference = s.ingresses.get(&e.object)?.object_ref(&());
                         Some((e, reference))
                     })
                     .collect();
-                (pending(&s, &current, &address), address, events)
+                (pending(&s, current.values(), &address), address, events)
             }
             Err(_) => return,
         };

@@ -72,11 +72,11 @@ pub enum StatusWrite {
 /// lookup each).
 pub fn pending<'a>(
     snapshot: &Snapshot,
-    statuses: &'a [ObjectStatus],
+    statuses: impl IntoIterator<Item = &'a ObjectStatus>,
     address: &LoadBalancerAddress,
 ) -> Vec<&'a ObjectStatus> {
     statuses
-        .iter()
+        .into_iter()
         .filter(|status| match status.kind {
             ObjectKind::Ingress => {
                 !address.entries.is_empty()

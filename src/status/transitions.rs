@@ -1,25 +1,17 @@
 //! Which objects' statuses changed between two builds, so the log gets one line per transition instead
 //! of one per object per rebuild (3,000 lines a rebuild at 3,000 IngressRoutes).
 
-use std::collections::HashMap;
+use crate::dag::{ObjectStatus, StatusMap};
 
-use crate::dag::{ObjectKind, ObjectStatus};
-use crate::store::ObjectKey;
-
-/// The statuses in `current` that are new or whose validity or description differs from `previous`,
-/// in `current`'s order. Linear: `previous` is indexed by object once.
-pub fn changed<'a>(
-    previous: &[ObjectStatus],
-    current: &'a [ObjectStatus],
-) -> Vec<&'a ObjectStatus> {
-    let before: HashMap<(ObjectKind, &ObjectKey), &ObjectStatus> =
-        previous.iter().map(|s| ((s.kind, &s.object), s)).collect();
-    current
-        .iter()
-        .filter(|s| {
-            before
-                .get(&(s.kind, &s.object))
-                .is_none_or(|old| old.validity != s.validity || old.description != s.description)
+/// The statuses in `current` that are new or differ from `previous`, in key order. Visits only what
+/// differs: two builds' maps share the entries of objects the later build did not touch.
+pub fn changed<'a>(previous: &StatusMap, current: &'a StatusMap) -> Vec<&'a ObjectStatus> {
+    use imbl::ordmap::DiffItem;
+    previous
+        .diff(current)
+        .filter_map(|d| match d {
+            DiffItem::Add(_, s) | DiffItem::Update { new: (_, s), .. } => Some(s),
+            DiffItem::Remove(..) => None,
         })
         .collect()
 }
@@ -27,7 +19,8 @@ pub fn changed<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dag::Validity;
+    use crate::dag::{status_map, ObjectKind, Validity};
+    use crate::store::ObjectKey;
 
     fn status(name: &str, validity: Validity, description: &str) -> ObjectStatus {
         ObjectStatus {
@@ -60,11 +53,12 @@ mod tests {
             ),
             status("new", Validity::Orphaned, "not part of a delegation chain"),
         ];
+        let (previous, current) = (status_map(previous), status_map(current));
         let names: Vec<&str> = changed(&previous, &current)
             .iter()
             .map(|s| s.object.name.as_str())
             .collect();
-        assert_eq!(names, ["broken", "reworded", "new"]);
+        assert_eq!(names, ["broken", "new", "reworded"]);
     }
 
     #[test]
@@ -72,7 +66,8 @@ mod tests {
         let previous = vec![status("web", Validity::Valid, "valid")];
         let mut ingress = status("web", Validity::Valid, "valid");
         ingress.kind = ObjectKind::Ingress;
-        let current = vec![previous[0].clone(), ingress];
+        let current = status_map(vec![previous[0].clone(), ingress]);
+        let previous = status_map(previous);
         let kinds: Vec<ObjectKind> = changed(&previous, &current)
             .iter()
             .map(|s| s.kind)
@@ -82,10 +77,9 @@ mod tests {
 
     #[test]
     fn an_unchanged_build_logs_nothing() {
-        let statuses: Vec<ObjectStatus> = (0..3000)
-            .map(|i| status(&format!("r{i}"), Validity::Valid, "valid"))
-            .collect();
-        assert!(changed(&statuses, &statuses).is_empty());
-        assert_eq!(changed(&[], &statuses).len(), 3000);
+        let statuses =
+            status_map((0..3000).map(|i| status(&format!("r{i}"), Validity::Valid, "valid")));
+        assert!(changed(&statuses, &statuses.clone()).is_empty());
+        assert_eq!(changed(&StatusMap::new(), &statuses).len(), 3000);
     }
 }

@@ -4,8 +4,10 @@
 //! together from the virtual hosts' encodings (a repeated message field is the concatenation of its
 //! elements' encodings), so one changed host re-encodes one host.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+
+use imbl::ordmap::DiffItem;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
@@ -27,45 +29,27 @@ pub struct TranslationMemo {
     /// Whether anything was translated yet (`ingress_http` exists from the first translation on, with
     /// no virtual hosts if there are none).
     translated: bool,
-    /// Host → its routes and its `VirtualHost` encoding in the plain-HTTP RouteConfiguration.
-    http_hosts: HashMap<String, (Vec<dag::Route>, Vec<u8>)>,
-    /// What the cache holds translated, by what it was translated from.
-    secure_hosts: HashMap<String, dag::SecureVirtualHost>,
-    clusters: HashMap<String, dag::Cluster>,
-    /// EDS name → the cluster, Endpoints and EndpointSlices its ClusterLoadAssignment was computed
-    /// from (shared objects, compared by address).
-    endpoints: HashMap<String, EndpointInputs>,
+    /// The DAG and the snapshot last translated: diffed with the next ones (their persistent maps
+    /// share what is unchanged, so a diff visits only what differs).
+    dag: Dag,
+    snapshot: Snapshot,
+    /// Host → its `VirtualHost` encoding in the plain-HTTP RouteConfiguration, in host order.
+    http_hosts: BTreeMap<String, Vec<u8>>,
+    /// EDS name → the clusters reading it (several only when they are the same Service port).
+    eds_users: HashMap<String, BTreeSet<String>>,
+    /// Service → the EDS names of its clusters.
+    eds_by_service: HashMap<ObjectKey, BTreeSet<String>>,
+    /// Service → its EndpointSlices, by slice.
+    slices: HashMap<ObjectKey, BTreeMap<ObjectKey, Arc<EndpointSlice>>>,
     /// Translations computed (not reused) by the last call, for tests and benchmarks.
     pub recomputed: usize,
 }
 
-#[derive(Debug)]
-struct EndpointInputs {
-    cluster: dag::Cluster,
-    endpoints: Option<Arc<k8s_openapi::api::core::v1::Endpoints>>,
-    slices: Vec<Arc<EndpointSlice>>,
-}
-
-impl EndpointInputs {
-    fn same(
-        &self,
-        cluster: &dag::Cluster,
-        endpoints: Option<&Arc<k8s_openapi::api::core::v1::Endpoints>>,
-        slices: &[&Arc<EndpointSlice>],
-    ) -> bool {
-        let same_endpoints = match (&self.endpoints, endpoints) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        same_endpoints
-            && self.slices.len() == slices.len()
-            && self
-                .slices
-                .iter()
-                .zip(slices)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
-            && self.cluster == *cluster
+/// The key of an entry a diff visits.
+fn diff_key<'a, K, V>(d: &DiffItem<'a, 'a, K, V>) -> &'a K {
+    match d {
+        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
+        DiffItem::Update { new: (k, _), .. } => k,
     }
 }
 
@@ -85,66 +69,77 @@ pub fn translate_changes(
     diff.replace(current, type_url::LISTENER, listeners(dag, config));
     diff.replace(current, type_url::SECRET, secrets(dag));
     memo.routes(dag, &mut diff);
-    memo.clusters(dag, &mut diff);
-    memo.endpoints(dag, snapshot, &mut diff);
+    let mut stale = BTreeSet::new();
+    memo.clusters(dag, &mut diff, &mut stale);
+    memo.load_assignments(dag, snapshot, stale, &mut diff);
+    memo.dag = dag.clone();
     diff
 }
 
 impl TranslationMemo {
     fn routes(&mut self, dag: &Dag, diff: &mut CacheDiff) {
-        let mut previous = std::mem::take(&mut self.http_hosts);
         let first = !self.translated;
         self.translated = true;
         let mut http_changed = first;
-        for vhost in dag.virtual_hosts.values() {
-            let entry = previous
-                .remove(&vhost.host)
-                .filter(|(routes, _)| *routes == vhost.routes)
-                .unwrap_or_else(|| {
+        for d in self.dag.virtual_hosts.diff(&dag.virtual_hosts) {
+            http_changed = true;
+            match d {
+                DiffItem::Add(host, vhost)
+                | DiffItem::Update {
+                    new: (host, vhost), ..
+                } => {
                     self.recomputed += 1;
-                    http_changed = true;
                     let encoded =
-                        route::virtual_host(dag, &vhost.host, &vhost.routes, false).encode_to_vec();
-                    (vhost.routes.clone(), encoded)
-                });
-            self.http_hosts.insert(vhost.host.clone(), entry);
+                        route::virtual_host(dag, host, &vhost.routes, false).encode_to_vec();
+                    self.http_hosts.insert(host.clone(), encoded);
+                }
+                DiffItem::Remove(host, _) => {
+                    self.http_hosts.remove(host);
+                }
+            }
         }
-        http_changed |= !previous.is_empty();
         if http_changed {
             diff.upsert(
                 type_url::ROUTE,
                 route::HTTP_ROUTE_CONFIG.to_string(),
-                self.http_route_configuration(dag),
+                self.http_route_configuration(),
             );
         }
-        let mut previous = std::mem::take(&mut self.secure_hosts);
-        for vhost in dag
+        // A TLS host with routes has a RouteConfiguration of its own; a TCP proxy has none.
+        let routed = |v: &&dag::SecureVirtualHost| v.tcp_proxy.is_none();
+        for d in self
+            .dag
             .secure_virtual_hosts
-            .values()
-            .filter(|v| v.tcp_proxy.is_none())
+            .diff(&dag.secure_virtual_hosts)
         {
-            let name = route::https_route_config_name(&vhost.host);
-            let entry = previous
-                .remove(&vhost.host)
-                .filter(|v| v == vhost)
-                .unwrap_or_else(|| {
+            let (old, new) = match d {
+                DiffItem::Add(_, new) => (None, Some(new)),
+                DiffItem::Update {
+                    old: (_, old),
+                    new: (_, new),
+                } => (Some(old), Some(new)),
+                DiffItem::Remove(_, old) => (Some(old), None),
+            };
+            match (old.filter(routed), new.filter(routed)) {
+                (_, Some(vhost)) => {
                     self.recomputed += 1;
+                    let name = route::https_route_config_name(&vhost.host);
                     let config = route::route_configuration(
                         &name,
                         vec![route::virtual_host(dag, &vhost.host, &vhost.routes, true)],
                     );
-                    diff.upsert(type_url::ROUTE, name.clone(), pack_any(config));
-                    vhost.clone()
-                });
-            self.secure_hosts.insert(vhost.host.clone(), entry);
-        }
-        for host in previous.into_keys() {
-            diff.remove(type_url::ROUTE, route::https_route_config_name(&host));
+                    diff.upsert(type_url::ROUTE, name, pack_any(config));
+                }
+                (Some(vhost), None) => {
+                    diff.remove(type_url::ROUTE, route::https_route_config_name(&vhost.host));
+                }
+                (None, None) => {}
+            }
         }
     }
 
     /// `ingress_http` from the virtual hosts' encodings, in host order.
-    fn http_route_configuration(&self, dag: &Dag) -> Any {
+    fn http_route_configuration(&self) -> Any {
         // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
         // rest; the pieces are written in that order so the bytes are the ones `encode` gives.
         let whole = route::route_configuration(route::HTTP_ROUTE_CONFIG, Vec::new());
@@ -153,10 +148,7 @@ impl TranslationMemo {
             ..Default::default()
         }
         .encode_to_vec();
-        for host in dag.virtual_hosts.keys() {
-            let Some((_, encoded)) = self.http_hosts.get(host) else {
-                continue;
-            };
+        for encoded in self.http_hosts.values() {
             prost::encoding::encode_key(
                 VIRTUAL_HOSTS_FIELD,
                 prost::encoding::WireType::LengthDelimited,
@@ -178,72 +170,144 @@ impl TranslationMemo {
         }
     }
 
-    fn clusters(&mut self, dag: &Dag, diff: &mut CacheDiff) {
-        let mut previous = std::mem::take(&mut self.clusters);
-        for c in dag.clusters.values() {
-            let entry = previous
-                .remove(&c.name)
-                .filter(|old| old == c)
-                .unwrap_or_else(|| {
+    /// Clusters added, changed or gone since the last DAG; the EDS names whose users changed go to
+    /// `stale`.
+    fn clusters(&mut self, dag: &Dag, diff: &mut CacheDiff, stale: &mut BTreeSet<String>) {
+        let last = self.dag.clusters.clone();
+        for d in last.diff(&dag.clusters) {
+            if let DiffItem::Update { old: (_, old), .. } | DiffItem::Remove(_, old) = &d {
+                self.forget_user(old);
+                stale.insert(old.eds_name.clone());
+            }
+            match d {
+                DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. } => {
                     self.recomputed += 1;
                     diff.upsert(
                         type_url::CLUSTER,
                         c.name.clone(),
                         pack_any(cluster::cluster(c)),
                     );
-                    c.clone()
-                });
-            self.clusters.insert(c.name.clone(), entry);
-        }
-        for name in previous.into_keys() {
-            diff.remove(type_url::CLUSTER, name);
+                    self.eds_users
+                        .entry(c.eds_name.clone())
+                        .or_default()
+                        .insert(c.name.clone());
+                    self.eds_by_service
+                        .entry(c.service.clone())
+                        .or_default()
+                        .insert(c.eds_name.clone());
+                    stale.insert(c.eds_name.clone());
+                }
+                DiffItem::Remove(name, _) => diff.remove(type_url::CLUSTER, name.clone()),
+            }
         }
     }
 
-    /// The ClusterLoadAssignments of `dag`'s clusters, recomputed only for clusters whose Service's
-    /// Endpoints or EndpointSlices changed.
-    pub fn endpoints(&mut self, dag: &Dag, snapshot: &Snapshot, diff: &mut CacheDiff) {
-        // EndpointSlices by Service, once, instead of a scan of the namespace per cluster.
-        let mut slices: HashMap<ObjectKey, Vec<&Arc<EndpointSlice>>> = HashMap::new();
-        for (key, slice) in &snapshot.endpoint_slices {
-            if let Some(service) = slice.service_name() {
-                slices
-                    .entry(ObjectKey::new(&key.namespace, service))
+    fn forget_user(&mut self, c: &dag::Cluster) {
+        if let Some(users) = self.eds_users.get_mut(&c.eds_name) {
+            users.remove(&c.name);
+            if users.is_empty() {
+                self.eds_users.remove(&c.eds_name);
+                if let Some(names) = self.eds_by_service.get_mut(&c.service) {
+                    names.remove(&c.eds_name);
+                    if names.is_empty() {
+                        self.eds_by_service.remove(&c.service);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The ClusterLoadAssignments of `dag`'s clusters, computed again for the EDS names in `stale` and
+    /// those whose Service's Endpoints or EndpointSlices changed since the last snapshot.
+    fn load_assignments(
+        &mut self,
+        dag: &Dag,
+        snapshot: &Snapshot,
+        mut stale: BTreeSet<String>,
+        diff: &mut CacheDiff,
+    ) {
+        let mut services: BTreeSet<ObjectKey> = self
+            .snapshot
+            .endpoints
+            .diff(&snapshot.endpoints)
+            .map(|d| diff_key(&d).clone())
+            .collect();
+        for d in self
+            .snapshot
+            .endpoint_slices
+            .diff(&snapshot.endpoint_slices)
+        {
+            let key = diff_key(&d).clone();
+            let (old, new) = match d {
+                DiffItem::Add(_, new) => (None, Some(new)),
+                DiffItem::Update {
+                    old: (_, old),
+                    new: (_, new),
+                } => (Some(old), Some(new)),
+                DiffItem::Remove(_, old) => (Some(old), None),
+            };
+            let service_of = |s: &EndpointSlice| {
+                s.service_name()
+                    .map(|name| ObjectKey::new(&key.namespace, name))
+            };
+            if let Some(service) = old.and_then(|s| service_of(s)) {
+                if let Some(slices) = self.slices.get_mut(&service) {
+                    slices.remove(&key);
+                    if slices.is_empty() {
+                        self.slices.remove(&service);
+                    }
+                }
+                services.insert(service);
+            }
+            if let Some((service, slice)) = new.and_then(|s| Some((service_of(s)?, s))) {
+                self.slices
+                    .entry(service.clone())
                     .or_default()
-                    .push(slice);
+                    .insert(key.clone(), Arc::clone(slice));
+                services.insert(service);
             }
         }
-        let mut previous = std::mem::take(&mut self.endpoints);
-        for c in dag.clusters.values() {
-            if self.endpoints.contains_key(&c.eds_name) {
-                // Several clusters share an EDS name only if they are the same Service port.
+        for service in services {
+            stale.extend(
+                self.eds_by_service
+                    .get(&service)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        }
+        for eds_name in stale {
+            // Several clusters share an EDS name only if they are the same Service port: any of them
+            // gives the same addresses.
+            let cluster = self
+                .eds_users
+                .get(&eds_name)
+                .and_then(|users| users.first())
+                .and_then(|name| dag.clusters.get(name));
+            let Some(c) = cluster else {
+                diff.remove(type_url::ENDPOINT, eds_name);
                 continue;
-            }
+            };
+            self.recomputed += 1;
+            let slices: Vec<Arc<EndpointSlice>> = self
+                .slices
+                .get(&c.service)
+                .map(|s| s.values().cloned().collect())
+                .unwrap_or_default();
             let endpoints = snapshot.endpoints.get(&c.service);
-            let service_slices = slices.get(&c.service).map(Vec::as_slice).unwrap_or(&[]);
-            let entry = previous
-                .remove(&c.eds_name)
-                .filter(|old| old.same(c, endpoints, service_slices))
-                .unwrap_or_else(|| {
-                    self.recomputed += 1;
-                    let inputs = EndpointInputs {
-                        cluster: c.clone(),
-                        endpoints: endpoints.cloned(),
-                        slices: service_slices.iter().map(|s| Arc::clone(s)).collect(),
-                    };
-                    let addresses =
-                        endpoint::addresses_of(&inputs.slices, inputs.endpoints.as_deref(), c);
-                    diff.upsert(
-                        type_url::ENDPOINT,
-                        c.eds_name.clone(),
-                        pack_any(endpoint::load_assignment(&c.eds_name, addresses)),
-                    );
-                    inputs
-                });
-            self.endpoints.insert(c.eds_name.clone(), entry);
+            let addresses = endpoint::addresses_of(&slices, endpoints.map(|e| e.as_ref()), c);
+            diff.upsert(
+                type_url::ENDPOINT,
+                eds_name.clone(),
+                pack_any(endpoint::load_assignment(&eds_name, addresses)),
+            );
         }
-        for name in previous.into_keys() {
-            diff.remove(type_url::ENDPOINT, name);
-        }
+        self.snapshot = snapshot.clone();
+    }
+
+    /// The ClusterLoadAssignments after an endpoints-only change (the DAG is the last one translated).
+    pub fn endpoints(&mut self, snapshot: &Snapshot, diff: &mut CacheDiff) {
+        let dag = self.dag.clone();
+        self.load_assignments(&dag, snapshot, BTreeSet::new(), diff);
     }
 }

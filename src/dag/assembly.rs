@@ -1,0 +1,219 @@
+//! The DAG assembled from candidates and kept between builds, changed host by host.
+//!
+//! Whether a candidate is applied depends only on the candidates applied before it that share a host
+//! with it (route conflicts, the route limit and TLS bindings are all per host), and a refused
+//! candidate is refused on every host. So the candidates fall into components joined by shared hosts,
+//! and a component's outcome is the full build's restricted to it: applying its members oldest first
+//! gives the same routes, the same refusals. A change re-applies only the components it touches (the
+//! changed candidates' old and new hosts, closed over the candidates sharing them) and replaces those
+//! hosts' entries in the DAG; clusters and certificates, shared across hosts, are counted by the
+//! candidates and hosts using them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::build::{Builder, Candidate};
+use super::{Cluster, Dag, ObjectKind, TlsSecret};
+use crate::store::ObjectKey;
+
+/// A candidate's identity: its object.
+pub(super) type CandidateId = (ObjectKind, ObjectKey);
+
+/// A candidate's outcome: its status notes when applied, the reasons it was refused otherwise.
+pub(super) type Outcome = Result<Vec<String>, Vec<String>>;
+
+#[derive(Debug, Default)]
+pub(super) struct Assembly {
+    /// `--max-routes-per-virtual-host`.
+    route_limit: usize,
+    candidates: HashMap<CandidateId, Arc<Candidate>>,
+    /// The candidates naming each host.
+    by_host: HashMap<String, HashSet<CandidateId>>,
+    outcomes: HashMap<CandidateId, Outcome>,
+    /// How many applied candidates use each cluster (a cluster's name is derived from all of its
+    /// settings, so one name is one content).
+    cluster_users: HashMap<String, usize>,
+    /// The certificate each TLS host serves, and how many hosts serve each.
+    host_secrets: HashMap<String, String>,
+    secret_users: HashMap<String, usize>,
+    dag: Dag,
+    /// Units of work of the last update, as [`super::build_counting_work`] counts them.
+    pub work: u64,
+}
+
+impl Assembly {
+    pub fn new(route_limit: usize) -> Self {
+        Assembly {
+            route_limit,
+            ..Assembly::default()
+        }
+    }
+
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    pub fn outcome(&self, id: &CandidateId) -> Option<&Outcome> {
+        self.outcomes.get(id)
+    }
+
+    /// Replaces each changed candidate (`None`: gone) and re-applies the components they touch.
+    /// Returns the candidates whose outcome was computed again.
+    pub fn update(
+        &mut self,
+        changes: Vec<(CandidateId, Option<Arc<Candidate>>)>,
+    ) -> Vec<CandidateId> {
+        self.work = 0;
+        let mut seeds: BTreeSet<String> = BTreeSet::new();
+        let mut members: BTreeSet<CandidateId> = BTreeSet::new();
+        for (id, new) in changes {
+            if let Some(old) = self.candidates.remove(&id) {
+                self.unapply(&id, &old);
+                for host in old.hosts() {
+                    if let Some(ids) = self.by_host.get_mut(host) {
+                        ids.remove(&id);
+                    }
+                    seeds.insert(host.to_string());
+                }
+            }
+            if let Some(new) = new {
+                for host in new.hosts() {
+                    self.by_host
+                        .entry(host.to_string())
+                        .or_default()
+                        .insert(id.clone());
+                    seeds.insert(host.to_string());
+                }
+                self.candidates.insert(id.clone(), new);
+                members.insert(id);
+            }
+        }
+        // The components: every candidate reachable from the seed hosts through shared hosts.
+        let mut hosts: BTreeSet<String> = BTreeSet::new();
+        let mut pending: Vec<String> = seeds.into_iter().collect();
+        while let Some(host) = pending.pop() {
+            if !hosts.insert(host.clone()) {
+                continue;
+            }
+            for id in self.by_host.get(&host).into_iter().flatten() {
+                if members.insert(id.clone()) {
+                    let c = &self.candidates[id];
+                    pending.extend(
+                        c.hosts()
+                            .into_iter()
+                            .filter(|h| !hosts.contains(*h))
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
+        for id in &members {
+            if let Some(c) = self.candidates.get(id).cloned() {
+                self.unapply(id, &c);
+            }
+        }
+        for host in &hosts {
+            self.clear_host(host);
+        }
+        // Re-applied oldest first, as the full build does.
+        let mut ordered: Vec<Arc<Candidate>> = members
+            .iter()
+            .filter_map(|id| self.candidates.get(id).cloned())
+            .collect();
+        ordered.sort_by(|a, b| a.order().cmp(&b.order()));
+        let mut builder = Builder::new(self.route_limit);
+        for c in &ordered {
+            let outcome = match &c.contribution {
+                Ok((contribution, notes)) => {
+                    builder.try_apply(contribution).map(|()| notes.clone())
+                }
+                Err(reasons) => Err(reasons.clone()),
+            };
+            if let (Ok(_), Ok((contribution, _))) = (&outcome, &c.contribution) {
+                for cluster in &contribution.clusters {
+                    self.use_cluster(cluster);
+                }
+            }
+            self.outcomes.insert((c.kind, c.key.clone()), outcome);
+        }
+        for host in builder.hosts() {
+            let out = builder.host(&host);
+            if let Some(secret) = out.secret {
+                self.use_secret(&host, secret);
+            }
+            if let Some(secure) = out.secure {
+                self.dag.secure_virtual_hosts.insert(host.clone(), secure);
+            }
+            if let Some(plain) = out.plain {
+                self.dag.virtual_hosts.insert(host, plain);
+            }
+        }
+        for host in hosts {
+            if self.by_host.get(&host).is_some_and(HashSet::is_empty) {
+                self.by_host.remove(&host);
+            }
+        }
+        self.work = builder.work;
+        members.into_iter().collect()
+    }
+
+    /// Takes back what an applied candidate's contribution added to the shared clusters.
+    fn unapply(&mut self, id: &CandidateId, c: &Candidate) {
+        if let (Some(Ok(_)), Ok((contribution, _))) = (self.outcomes.remove(id), &c.contribution) {
+            for cluster in &contribution.clusters {
+                self.drop_cluster(&cluster.name);
+            }
+        }
+    }
+
+    fn clear_host(&mut self, host: &str) {
+        self.dag.virtual_hosts.remove(host);
+        self.dag.secure_virtual_hosts.remove(host);
+        if let Some(secret) = self.host_secrets.remove(host) {
+            if release(&mut self.secret_users, &secret) {
+                self.dag.secrets.remove(&secret);
+            }
+        }
+    }
+
+    fn use_cluster(&mut self, cluster: &Cluster) {
+        let users = self.cluster_users.entry(cluster.name.clone()).or_default();
+        *users += 1;
+        if *users == 1 {
+            self.dag
+                .clusters
+                .insert(cluster.name.clone(), cluster.clone());
+        }
+    }
+
+    fn drop_cluster(&mut self, name: &str) {
+        if release(&mut self.cluster_users, name) {
+            self.dag.clusters.remove(name);
+        }
+    }
+
+    fn use_secret(&mut self, host: &str, secret: TlsSecret) {
+        let users = self.secret_users.entry(secret.name.clone()).or_default();
+        *users += 1;
+        self.host_secrets
+            .insert(host.to_string(), secret.name.clone());
+        if *users == 1 {
+            self.dag.secrets.insert(secret.name.clone(), secret);
+        }
+    }
+}
+
+/// One user fewer; whether that was the last.
+fn release(users: &mut HashMap<String, usize>, name: &str) -> bool {
+    match users.get_mut(name) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        Some(_) => {
+            users.remove(name);
+            true
+        }
+        None => false,
+    }
+}
