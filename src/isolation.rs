@@ -12,8 +12,7 @@
 //! This is a pure state machine: the pipeline tells it what it pushed and what Envoy said, and asks
 //! it which objects to leave out of the next build.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
@@ -27,8 +26,8 @@ pub type ObjectId = (ObjectKind, ObjectKey);
 /// What identifies one version of an object's content (its resourceVersion, or a content hash).
 pub type Fingerprint = String;
 
-/// The objects of one build, with their fingerprints.
-pub type Objects = BTreeMap<ObjectId, Fingerprint>;
+/// The objects of one build, with their fingerprints (a persistent map: builds share it, O(1) to copy).
+pub type Objects = imbl::OrdMap<ObjectId, Fingerprint>;
 
 /// Why an object is left out of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,42 +287,48 @@ pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
     FingerprintMemo::default().objects_of(snapshot)
 }
 
-/// Fingerprints remembered per object, so an unchanged object (the same shared value) is not hashed
-/// again on every build.
+/// Fingerprints kept up to date by diffing each snapshot with the last, so an unchanged object is not
+/// hashed again and a build costs what changed.
 #[derive(Debug, Default)]
 pub struct FingerprintMemo {
-    ingresses: HashMap<ObjectKey, (Arc<Ingress>, Fingerprint)>,
-    routes: HashMap<ObjectKey, (Arc<IngressRoute>, Fingerprint)>,
+    ingresses: crate::store::Objects<Ingress>,
+    routes: crate::store::Objects<IngressRoute>,
+    objects: Objects,
 }
 
 impl FingerprintMemo {
-    /// [`objects_of`], hashing only objects it has not seen.
+    /// [`objects_of`], fingerprinting only objects that changed since the last call.
     pub fn objects_of(&mut self, snapshot: &crate::store::Snapshot) -> Objects {
-        let mut out = Objects::new();
-        remember(&mut self.ingresses, &snapshot.ingresses, |k, f| {
-            out.insert((ObjectKind::Ingress, k.clone()), f.clone());
-        });
-        remember(&mut self.routes, &snapshot.ingress_routes, |k, f| {
-            out.insert((ObjectKind::IngressRoute, k.clone()), f.clone());
-        });
-        out
+        let FingerprintMemo {
+            ingresses,
+            routes,
+            objects,
+        } = self;
+        follow(objects, ObjectKind::Ingress, ingresses, &snapshot.ingresses);
+        follow(objects, ObjectKind::IngressRoute, routes, &snapshot.ingress_routes);
+        objects.clone()
     }
 }
 
-fn remember<T: kube::Resource + serde::Serialize>(
-    memo: &mut HashMap<ObjectKey, (Arc<T>, Fingerprint)>,
-    objects: &crate::store::Objects<T>,
-    mut each: impl FnMut(&ObjectKey, &Fingerprint),
+/// Brings the fingerprints of `kind` from what `last` held to what `now` holds.
+fn follow<T: kube::Resource + serde::Serialize + PartialEq>(
+    objects: &mut Objects,
+    kind: ObjectKind,
+    last: &mut crate::store::Objects<T>,
+    now: &crate::store::Objects<T>,
 ) {
-    let mut previous = std::mem::take(memo);
-    for (key, object) in objects {
-        let entry = match previous.remove(key) {
-            Some(e) if Arc::ptr_eq(&e.0, object) => e,
-            _ => (Arc::clone(object), fingerprint(&**object)),
-        };
-        each(key, &entry.1);
-        memo.insert(key.clone(), entry);
+    use imbl::ordmap::DiffItem;
+    for d in last.diff(now) {
+        match d {
+            DiffItem::Add(key, o) | DiffItem::Update { new: (key, o), .. } => {
+                objects.insert((kind, key.clone()), fingerprint(&**o));
+            }
+            DiffItem::Remove(key, _) => {
+                objects.remove(&(kind, key.clone()));
+            }
+        }
     }
+    *last = now.clone();
 }
 
 fn fingerprint<T: kube::Resource + serde::Serialize>(o: &T) -> Fingerprint {

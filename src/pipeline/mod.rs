@@ -122,14 +122,8 @@ impl Pipeline {
             }
         }
         // A type is accepted as of the oldest generation every Envoy that subscribes to it ACKed.
-        let streams = self.stats.streams();
         for t in type_url::ALL {
-            let acked = streams
-                .iter()
-                .filter_map(|s| s.types.get(t))
-                .map(|st| st.acked_generation)
-                .min();
-            if let Some(generation) = acked {
+            if let Some(generation) = self.stats.acked_generation(t) {
                 moved |= self.isolation.accepted(t, generation);
             }
         }
@@ -196,10 +190,10 @@ impl Pipeline {
             .copied()
             .filter(|t| !before.same(&after, t))
             .collect();
-        let included = objects
-            .into_iter()
-            .filter(|(id, _)| !exclusions.contains_key(id))
-            .collect();
+        let mut included = objects;
+        for id in exclusions.keys() {
+            included.remove(id);
+        }
         self.isolation
             .pushed(included, &changed_types, after.generation);
         self.last_input = Some((snapshot, source_errors.clone()));

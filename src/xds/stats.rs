@@ -137,6 +137,18 @@ impl XdsStats {
     }
 
     /// A copy of every open stream's state.
+    /// The oldest cache generation of `type_url` that every stream subscribing to it ACKed; `None`
+    /// when no stream does. Reads under the lock without copying the streams (a stream's
+    /// subscription may name thousands of resources).
+    pub fn acked_generation(&self, type_url: &str) -> Option<u64> {
+        let streams = self.streams.lock().ok()?;
+        streams
+            .values()
+            .filter_map(|s| s.types.get(type_url))
+            .map(|t| t.acked_generation)
+            .min()
+    }
+
     pub fn streams(&self) -> Vec<StreamState> {
         self.streams
             .lock()
