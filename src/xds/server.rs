@@ -159,8 +159,11 @@ pub async fn serve(
         );
     match tls {
         None => {
+            let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
+                accepted.inspect(|tcp| no_delay(tcp))
+            });
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .serve_with_incoming_shutdown(incoming, shutdown)
                 .await?
         }
         Some(tls) => {
@@ -171,4 +174,13 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// xDS answers are small writes that Envoy waits for before it ACKs: without `TCP_NODELAY`, Nagle's
+/// algorithm holds one back until the previous is ACKed, which the peer's delayed ACK puts off by up
+/// to 40 ms, a pause on every step of an ordered update.
+pub(super) fn no_delay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set on an xDS connection");
+    }
 }

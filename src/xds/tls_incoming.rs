@@ -76,6 +76,7 @@ pub fn tls_incoming(
             if tx.is_closed() {
                 break;
             }
+            super::server::no_delay(&tcp);
             let tx = tx.clone();
             let tls = Arc::clone(&tls);
             let slots = Arc::clone(&slots);
