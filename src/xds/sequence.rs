@@ -287,12 +287,12 @@ pub struct Sequence {
     /// The endpoint names of the clusters the last ACKed cluster update added or changed: a client
     /// that asks for endpoints again wants these (a changed cluster warms until it has them).
     recent_eds_names: BTreeSet<String>,
-    /// Bumped whenever `acked_eds_names` changes.
-    eds_epoch: u64,
-    /// Whether the endpoint subscription covers every name in `acked_eds_names`, for the
-    /// (`eds_epoch`, endpoint subscription epoch) it was computed at: the check visits every
-    /// cluster, so it is made once per change, not on every step.
-    eds_covered: Option<(u64, u64, bool)>,
+    /// The names in `acked_eds_names` the endpoint subscription does not ask for: the warm gate
+    /// waits while there are any. Kept as clusters are ACKed and the subscription changes, since
+    /// checking every held cluster's name on every step is O(clusters).
+    uncovered_eds_names: BTreeSet<String>,
+    /// `acked_eds_names` was replaced whole (a resumed client): `uncovered_eds_names` is recounted.
+    recount_uncovered: bool,
     resumed: Vec<Resumed>,
 }
 
@@ -305,8 +305,8 @@ impl Sequence {
             stage: Stage::Warm,
             acked_eds_names: BTreeMap::new(),
             recent_eds_names: BTreeSet::new(),
-            eds_epoch: 0,
-            eds_covered: None,
+            uncovered_eds_names: BTreeSet::new(),
+            recount_uncovered: false,
             resumed: Vec::new(),
         }
     }
@@ -357,6 +357,7 @@ impl Sequence {
             wildcard: names.is_empty(),
             names: names.into_iter().collect(),
         };
+        let mut resubscribed = None;
         if sub != t.sub {
             let was = std::mem::replace(&mut t.sub, sub);
             let added: Vec<String> = t.sub.names.difference(&was.names).cloned().collect();
@@ -364,6 +365,7 @@ impl Sequence {
             t.forget_unwanted(was.wildcard, &removed);
             t.rewant(was.wildcard, &added, &removed);
             t.sub_epoch += 1;
+            resubscribed = Some((was.wildcard, added, removed));
         }
         if first && !version_info.is_empty() {
             t.claimed_version = Some(version_info.to_string());
@@ -379,6 +381,10 @@ impl Sequence {
             } else {
                 t.resend.extend(wanted);
             }
+        }
+        if let (type_url::ENDPOINT, Some((was_wildcard, added, removed))) = (type_url, resubscribed)
+        {
+            self.endpoints_resubscribed(was_wildcard, &added, &removed);
         }
     }
 
@@ -458,6 +464,9 @@ impl Sequence {
             resend.retain(|n| sub.wants(n));
         }
         t.rewant(was_wildcard, &added, &removed);
+        if type_url == type_url::ENDPOINT {
+            self.endpoints_resubscribed(was_wildcard, &added, &removed);
+        }
     }
 
     /// The client answered the response with `nonce` of `type_url`; `None` if that response is not
@@ -480,22 +489,28 @@ impl Sequence {
             });
         }
         let clusters = type_url == type_url::CLUSTER;
+        // Endpoint names no held cluster read before: the gate waits for them unless asked for.
+        let mut fresh = Vec::new();
         if clusters {
             // Removals and upserts name different resources: each one's predecessor is in `held`.
+            let (acked, uncovered) = (&mut self.acked_eds_names, &mut self.uncovered_eds_names);
             for n in &f.removals {
                 if let Some(old) = t.held.get(n) {
-                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
+                    forget(acked, uncovered, old.eds_name.as_ref());
                 }
             }
             for r in &f.upserts {
                 if let Some(old) = t.held.get(&r.name) {
-                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
+                    forget(acked, uncovered, old.eds_name.as_ref());
                 }
                 if let Some(n) = r.eds_name.as_ref() {
-                    *self.acked_eds_names.entry(n.clone()).or_default() += 1;
+                    let count = acked.entry(n.clone()).or_default();
+                    *count += 1;
+                    if *count == 1 {
+                        fresh.push(n.clone());
+                    }
                 }
             }
-            self.eds_epoch += 1;
         }
         if t.sub_epoch == f.sub_epoch && t.held.ptr_eq(&f.base) {
             t.held = f.state;
@@ -519,6 +534,12 @@ impl Sequence {
                 .filter_map(|r| r.eds_name.clone())
                 .collect();
         }
+        let endpoints = endpoints_sub(&self.types);
+        let unasked: Vec<String> = fresh
+            .into_iter()
+            .filter(|n| !endpoints.is_some_and(|s| s.wants(n)))
+            .collect();
+        self.uncovered_eds_names.extend(unasked);
         Some(Answer::Ack {
             version: f.version,
             generation: f.generation,
@@ -530,38 +551,41 @@ impl Sequence {
         std::mem::take(&mut self.resumed)
     }
 
-    /// Whether the endpoint subscription covers every EDS name of the clusters the client holds.
-    fn eds_covered(&mut self) -> bool {
-        let Some(t) = self.types.get(type_url::ENDPOINT) else {
-            return true;
+    /// The endpoint subscription changed (from one whose wildcard was `was_wildcard`, by `added`
+    /// and `removed` names): which held clusters' endpoint names it leaves out follows.
+    fn endpoints_resubscribed(&mut self, was_wildcard: bool, added: &[String], removed: &[String]) {
+        let Some(sub) = endpoints_sub(&self.types) else {
+            return;
         };
-        let key = (self.eds_epoch, t.sub_epoch);
-        if let Some((epoch, sub_epoch, covered)) = self.eds_covered {
-            if (epoch, sub_epoch) == key {
-                return covered;
+        if sub.wildcard {
+            self.uncovered_eds_names.clear();
+        } else if was_wildcard {
+            self.uncovered_eds_names = uncovered(&self.acked_eds_names, Some(sub));
+        } else {
+            for n in added {
+                self.uncovered_eds_names.remove(n);
+            }
+            for n in removed {
+                if self.acked_eds_names.contains_key(n) {
+                    self.uncovered_eds_names.insert(n.clone());
+                }
             }
         }
-        let covered = t.sub.wildcard || self.acked_eds_names.keys().all(|n| t.sub.wants(n));
-        self.eds_covered = Some((key.0, key.1, covered));
-        covered
     }
 
     /// Whether the stage may move on.
-    fn gate_open(&mut self) -> bool {
-        let endpoints_settled = self
-            .types
-            .get(type_url::ENDPOINT)
-            .is_none_or(TypeState::settled);
+    fn gate_open(&self) -> bool {
         let settled = |t: &str| self.types.get(t).is_none_or(TypeState::settled);
         let in_sync = |t: &str| self.types.get(t).is_none_or(TypeState::in_sync);
         match self.stage {
             Stage::Warm => {
                 // Envoy ACKs clusters before their endpoints arrive; a route to a cluster still
                 // warming answers 503, so every EDS cluster the client holds must have its endpoints.
-                settled(type_url::CLUSTER)
-                    && settled(type_url::SECRET)
-                    && endpoints_settled
-                    && self.eds_covered()
+                let endpoints = self
+                    .types
+                    .get(type_url::ENDPOINT)
+                    .is_none_or(|t| t.settled() && self.uncovered_eds_names.is_empty());
+                settled(type_url::CLUSTER) && settled(type_url::SECRET) && endpoints
             }
             Stage::Listeners => settled(type_url::LISTENER),
             Stage::Routes => in_sync(type_url::LISTENER) && in_sync(type_url::ROUTE),
@@ -582,6 +606,10 @@ impl Sequence {
                 if let Some(u) = self.next_update(type_url) {
                     out.push(u);
                 }
+            }
+            if std::mem::take(&mut self.recount_uncovered) {
+                self.uncovered_eds_names =
+                    uncovered(&self.acked_eds_names, endpoints_sub(&self.types));
             }
             if !self.gate_open() {
                 break;
@@ -616,7 +644,7 @@ impl Sequence {
                 });
                 if type_url == type_url::CLUSTER {
                     self.acked_eds_names = eds_names(&t.held);
-                    self.eds_epoch += 1;
+                    self.recount_uncovered = true;
                 }
             }
         }
@@ -819,15 +847,37 @@ fn eds_names(held: &TypeMap) -> BTreeMap<String, usize> {
     names
 }
 
-/// One cluster reading `name` is gone.
-fn forget(names: &mut BTreeMap<String, usize>, name: Option<&String>) {
+/// One cluster reading `name` is gone; with the last one, the name is no longer `uncovered` either.
+fn forget(
+    names: &mut BTreeMap<String, usize>,
+    uncovered: &mut BTreeSet<String>,
+    name: Option<&String>,
+) {
     let Some(name) = name else { return };
     if let Some(count) = names.get_mut(name) {
         *count -= 1;
         if *count == 0 {
             names.remove(name);
+            uncovered.remove(name);
         }
     }
+}
+
+/// The endpoint subscription, if the client asked for endpoints.
+fn endpoints_sub<'a>(types: &'a BTreeMap<&'static str, TypeState>) -> Option<&'a Subscription> {
+    types.get(type_url::ENDPOINT).map(|t| &t.sub)
+}
+
+/// The names in `acked` that `endpoints` does not ask for (all of them without a subscription).
+fn uncovered(
+    acked: &BTreeMap<String, usize>,
+    endpoints: Option<&Subscription>,
+) -> BTreeSet<String> {
+    acked
+        .keys()
+        .filter(|n| !endpoints.is_some_and(|s| s.wants(n)))
+        .cloned()
+        .collect()
 }
 
 /// A resource the client holds, known only by name and version (a delta client's initial versions).

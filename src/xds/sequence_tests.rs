@@ -359,3 +359,28 @@ fn a_rejected_update_is_not_resent_until_the_content_changes() {
     seq.retarget(cache.current());
     assert_eq!(names(&only(seq.step(), type_url::ENDPOINT).upserts), ["a"]);
 }
+
+#[test]
+fn listeners_wait_while_a_held_cluster_has_no_endpoint_watch() {
+    let cache = XdsCache::new();
+    cache.set(config(&[("a", "1"), ("b", "1")], "a"));
+    let mut seq = sotw_synced(&cache, &["a", "b"]);
+    // The client stops asking for b's endpoints while it still holds cluster b.
+    seq.sotw_request(type_url::ENDPOINT, vec!["a".into()], "", false);
+    assert!(seq.step().is_empty());
+    cache.set([(
+        type_url::LISTENER,
+        vec![body(type_url::LISTENER, "http", "listener 2")],
+    )]);
+    seq.retarget(cache.current());
+    assert!(
+        seq.step().is_empty(),
+        "no listener while cluster b would warm without endpoints"
+    );
+    seq.sotw_request(type_url::ENDPOINT, vec!["a".into(), "b".into()], "", false);
+    let eds = only(seq.step(), type_url::ENDPOINT);
+    assert_eq!(names(&eds.upserts), ["b"]);
+    ack(&mut seq, &eds);
+    let lds = only(seq.step(), type_url::LISTENER);
+    assert_eq!(lds.upserts[0].body.value, b"listener 2");
+}
