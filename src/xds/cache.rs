@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::translate::Named;
 
 /// One resource, packed, with its content hash.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Resource {
     pub name: String,
     pub body: Any,
@@ -22,7 +22,19 @@ pub struct Resource {
     /// For a cluster that reads its endpoints over EDS, the endpoints' name (its EDS service name):
     /// decoded once here, not per stream per ACK.
     pub eds_name: Option<String>,
+    /// This resource's share of a version ([`Version`]): a hash of its name and content hash.
+    pub version_key: u64,
 }
+
+/// Name and content hash identify a resource's content (the hash covers the body): comparing them
+/// is what a map diff does per entry, and it is cheaper than comparing bodies.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.hash == other.hash
+    }
+}
+
+impl Eq for Resource {}
 
 impl Resource {
     /// Packs a named resource and hashes it.
@@ -33,13 +45,33 @@ impl Resource {
         hasher.update(&body.value);
         let hash = hex(&hasher.finalize()[..8]);
         let eds_name = eds_name(&body);
+        Resource::hashed(name, body, hash, eds_name)
+    }
+
+    /// A resource whose content hash is known (a client's version of it).
+    pub fn hashed(name: String, body: Any, hash: String, eds_name: Option<String>) -> Self {
+        let version_key = version_key(&name, &hash);
         Resource {
             name,
             body,
             hash,
             eds_name,
+            version_key,
         }
     }
+}
+
+/// The first 8 bytes of SHA-256 over the name and the content hash: a fixed function (not a
+/// per-process hasher), so every replica and every restart computes the same versions.
+fn version_key(name: &str, hash: &str) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(hash.as_bytes());
+    let digest = hasher.finalize();
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(key)
 }
 
 /// The EDS service name of a cluster that reads its endpoints over EDS (the cluster's name when it
@@ -66,21 +98,44 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The version of a set of resources: a hash of their names and content hashes. Two sends of the same
-/// content carry the same version, whatever happened in between.
-pub fn version_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> String {
-    let mut hasher = Sha256::new();
-    for r in resources {
-        hasher.update(r.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(r.hash.as_bytes());
-        hasher.update([0]);
+/// The version of a set of resources: the XOR of their [`Resource::version_key`]s, so a function of
+/// the set of (name, content hash) pairs only. Two sends of the same content carry the same
+/// version, whatever happened in between; and a set's version follows a change to it in O(1) per
+/// resource added or removed, without visiting the rest (names are unique in a set, so no pair
+/// cancels another).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version of `resources`, computed from scratch.
+    pub fn of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> Self {
+        let mut v = Version::default();
+        for r in resources {
+            v.toggle(r);
+        }
+        v
     }
-    hex(&hasher.finalize()[..8])
+
+    /// Adds `r` to the set, or takes it out if it is in (XOR is its own inverse).
+    pub fn toggle(&mut self, r: &Resource) {
+        self.0 ^= r.version_key;
+    }
+
+    /// As sent on the wire.
+    pub fn text(self) -> String {
+        format!("{:016x}", self.0)
+    }
 }
 
-/// The resources of one type, by name.
-pub type TypeMap = BTreeMap<String, Arc<Resource>>;
+/// The version of a set of resources, as sent on the wire (see [`Version`]).
+pub fn version_of<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> String {
+    Version::of(resources).text()
+}
+
+/// The resources of one type, by name: a persistent map, so a clone is O(1) and shares structure
+/// with the original, and [`imbl::OrdMap::diff`] of two maps derived from one another skips what
+/// they share.
+pub type TypeMap = imbl::OrdMap<String, Arc<Resource>>;
 
 /// Every resource of every type at one moment. A type's map is shared with the snapshots before and
 /// after it until that type changes, so a change to endpoints copies no listener.
@@ -136,7 +191,12 @@ impl CacheSnapshot {
 
     /// The version of all resources of `type_url`.
     pub fn type_version(&self, type_url: &str) -> String {
-        version_of(self.resources(type_url, &[]).iter())
+        version_of(
+            self.types
+                .get(type_url)
+                .into_iter()
+                .flat_map(|m| m.values()),
+        )
     }
 
     /// How many resources of `type_url` there are.
@@ -198,7 +258,7 @@ impl CacheDiff {
                     .map(|(_, r)| r),
             );
         } else {
-            entry.upserts.extend(new.into_values());
+            entry.upserts.extend(new.values().cloned());
         }
     }
 

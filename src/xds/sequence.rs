@@ -16,16 +16,24 @@
 //! and routes that stopped using them, the removal of clusters, endpoints and secrets. A newer
 //! snapshot restarts the sequence from what the client holds now.
 //!
-//! **Versions are a function of content only** ([`version_of`] over names and content hashes), so
+//! **Versions are a function of content only** ([`Version`] over names and content hashes), so
 //! two isobar replicas with the same inputs send the same versions, and a client that reconnects
 //! holding exactly what would be sent is sent nothing.
+//!
+//! **Work in proportion to the change.** At 10,000 resources a step must not visit every one: what
+//! a type wants of the snapshot is kept (a persistent map, a clone of the snapshot's for a
+//! wildcard) and brought up to date from the diff of the snapshot's maps and from subscription
+//! changes; what the client holds is kept sharing structure with what was last sent, so the diff
+//! between the two skips everything unchanged; and versions follow changes (XOR of per-resource
+//! keys) instead of hashing the whole set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
+use imbl::ordmap::DiffItem;
 
-use super::cache::{version_of, CacheSnapshot, Resource, TypeMap};
+use super::cache::{CacheSnapshot, Resource, TypeMap, Version};
 use super::type_url;
 
 /// Where a stream is in carrying one snapshot to the client.
@@ -63,6 +71,12 @@ struct InFlight {
     generation: u64,
     upserts: Vec<Arc<Resource>>,
     removals: Vec<String>,
+    /// What the client holds once it applies the response.
+    state: TypeMap,
+    /// `held` when the response was sent and the subscription then: if neither changed before the
+    /// ACK, what the client holds is `state` itself (no copy, and it keeps sharing structure).
+    base: TypeMap,
+    sub_epoch: u64,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +84,16 @@ struct TypeState {
     sub: Subscription,
     /// What the client holds, as far as its answers tell.
     held: TypeMap,
+    /// `held` may hold names the subscription no longer wants (an ACK of a response sent before
+    /// the client unsubscribed): the next subscription change checks every name, not just its own.
+    strays: bool,
+    /// What the subscription asks for of `wanted_from`, and its version: brought up to date from
+    /// snapshot diffs and subscription changes, not rebuilt.
+    wanted: TypeMap,
+    wanted_version: Version,
+    /// The snapshot's map of this type that `wanted` reflects (empty when the snapshot has none);
+    /// `None` when `wanted` must be rebuilt (first use, or the wildcard came or went).
+    wanted_from: Option<TypeMap>,
     inflight: Option<InFlight>,
     /// The nonce of the last response sent.
     last_nonce: String,
@@ -109,6 +133,100 @@ impl TypeState {
     fn in_sync(&self) -> bool {
         self.inflight.is_none() && self.acked_version == self.sent_version
     }
+
+    /// Brings `wanted` up to `snapshot` (the target's map of this type): through the diff from the
+    /// map it reflects, which skips what the two share, so a change of one resource costs one.
+    fn refresh_wanted(&mut self, snapshot: &TypeMap) {
+        match &self.wanted_from {
+            Some(from) if from.ptr_eq(snapshot) => return,
+            Some(from) => {
+                for item in from.diff(snapshot) {
+                    match item {
+                        DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
+                            if self.sub.wants(name) {
+                                if let Some(old) = self.wanted.insert(name.clone(), Arc::clone(r)) {
+                                    self.wanted_version.toggle(&old);
+                                }
+                                self.wanted_version.toggle(r);
+                            }
+                        }
+                        DiffItem::Remove(name, _) => {
+                            if let Some(old) = self.wanted.remove(name) {
+                                self.wanted_version.toggle(&old);
+                            }
+                        }
+                    }
+                }
+                if self.sub.wildcard {
+                    // The same content; the snapshot's own map shares structure with the next one.
+                    self.wanted = snapshot.clone();
+                }
+            }
+            None => {
+                self.wanted = if self.sub.wildcard {
+                    snapshot.clone()
+                } else {
+                    self.sub
+                        .names
+                        .iter()
+                        .filter_map(|n| snapshot.get(n).map(|r| (n.clone(), Arc::clone(r))))
+                        .collect()
+                };
+                self.wanted_version = Version::of(self.wanted.values());
+            }
+        }
+        self.wanted_from = Some(snapshot.clone());
+    }
+
+    /// The subscription changed from one whose wildcard was `was_wildcard`, by `added` and
+    /// `removed` names: `wanted` follows (rebuilt if the wildcard came or went).
+    fn rewant(&mut self, was_wildcard: bool, added: &[String], removed: &[String]) {
+        if was_wildcard != self.sub.wildcard {
+            self.wanted_from = None;
+            return;
+        }
+        let Some(from) = &self.wanted_from else {
+            return;
+        };
+        if self.sub.wildcard {
+            return;
+        }
+        for n in removed {
+            if let Some(old) = self.wanted.remove(n) {
+                self.wanted_version.toggle(&old);
+            }
+        }
+        for n in added {
+            if let Some(r) = from.get(n) {
+                if let Some(old) = self.wanted.insert(n.clone(), Arc::clone(r)) {
+                    self.wanted_version.toggle(&old);
+                }
+                self.wanted_version.toggle(r);
+            }
+        }
+    }
+
+    /// What the client holds and the subscription no longer wants leaves `held`: only the
+    /// `removed` names, unless the wildcard went or `held` may have strays.
+    fn forget_unwanted(&mut self, was_wildcard: bool, removed: &[String]) {
+        if self.strays || (was_wildcard && !self.sub.wildcard) {
+            let sub = &self.sub;
+            let gone: Vec<String> = self
+                .held
+                .keys()
+                .filter(|n| !sub.wants(n))
+                .cloned()
+                .collect();
+            for n in gone {
+                self.held.remove(&n);
+            }
+            self.strays = false;
+        } else if !self.sub.wildcard {
+            for n in removed {
+                self.held.remove(n);
+            }
+        }
+    }
 }
 
 /// One response to send: the changes for one type, and the state the client holds once it applies them.
@@ -124,8 +242,9 @@ pub struct Update {
     pub upserts: Vec<Arc<Resource>>,
     /// Names the client holds that are gone.
     pub removals: Vec<String>,
-    /// Everything of this type the client holds after applying the update.
-    pub state: Vec<Arc<Resource>>,
+    /// Everything of this type the client holds after applying the update (a persistent map: a
+    /// clone, not a copy).
+    pub state: TypeMap,
 }
 
 /// The client's answer to a response.
@@ -168,6 +287,12 @@ pub struct Sequence {
     /// The endpoint names of the clusters the last ACKed cluster update added or changed: a client
     /// that asks for endpoints again wants these (a changed cluster warms until it has them).
     recent_eds_names: BTreeSet<String>,
+    /// The names in `acked_eds_names` the endpoint subscription does not ask for: the warm gate
+    /// waits while there are any. Kept as clusters are ACKed and the subscription changes, since
+    /// checking every held cluster's name on every step is O(clusters).
+    uncovered_eds_names: BTreeSet<String>,
+    /// `acked_eds_names` was replaced whole (a resumed client): `uncovered_eds_names` is recounted.
+    recount_uncovered: bool,
     resumed: Vec<Resumed>,
 }
 
@@ -180,6 +305,8 @@ impl Sequence {
             stage: Stage::Warm,
             acked_eds_names: BTreeMap::new(),
             recent_eds_names: BTreeSet::new(),
+            uncovered_eds_names: BTreeSet::new(),
+            recount_uncovered: false,
             resumed: Vec::new(),
         }
     }
@@ -230,10 +357,15 @@ impl Sequence {
             wildcard: names.is_empty(),
             names: names.into_iter().collect(),
         };
+        let mut resubscribed = None;
         if sub != t.sub {
-            t.held.retain(|n, _| sub.wants(n));
-            t.sub = sub;
+            let was = std::mem::replace(&mut t.sub, sub);
+            let added: Vec<String> = t.sub.names.difference(&was.names).cloned().collect();
+            let removed: Vec<String> = was.names.difference(&t.sub.names).cloned().collect();
+            t.forget_unwanted(was.wildcard, &removed);
+            t.rewant(was.wildcard, &added, &removed);
             t.sub_epoch += 1;
+            resubscribed = Some((was.wildcard, added, removed));
         }
         if first && !version_info.is_empty() {
             t.claimed_version = Some(version_info.to_string());
@@ -250,6 +382,10 @@ impl Sequence {
                 t.resend.extend(wanted);
             }
         }
+        if let (type_url::ENDPOINT, Some((was_wildcard, added, removed))) = (type_url, resubscribed)
+        {
+            self.endpoints_resubscribed(was_wildcard, &added, &removed);
+        }
     }
 
     /// Delta: the client subscribes to and unsubscribes from names of `type_url` (`*` is the
@@ -265,6 +401,7 @@ impl Sequence {
         let first = !self.types.contains_key(type_url);
         let t = self.types.entry(type_url).or_default();
         t.epoch += 1;
+        let was_wildcard = t.sub.wildcard;
         if first {
             // An empty first subscription is the legacy wildcard.
             t.sub.wildcard = subscribe.is_empty();
@@ -273,12 +410,20 @@ impl Sequence {
                     .insert(name.clone(), placeholder(type_url, name, version));
             }
             if !initial_versions.is_empty() {
-                let v = version_of(t.held.values());
+                let v = Version::of(t.held.values()).text();
                 t.sent_version = Some(v.clone());
                 t.acked_version = Some(v);
                 t.initial = true;
             }
         }
+        // Whether each name this request touches was subscribed before it: what it added and
+        // removed is the difference, whatever order it named them in.
+        let touched: BTreeMap<&String, bool> = subscribe
+            .iter()
+            .chain(unsubscribe)
+            .filter(|n| *n != "*")
+            .map(|n| (n, t.sub.names.contains(n)))
+            .collect();
         for name in subscribe {
             if name == "*" {
                 t.sub.wildcard = true;
@@ -297,12 +442,30 @@ impl Sequence {
         if !subscribe.is_empty() || !unsubscribe.is_empty() {
             t.sub_epoch += 1;
         }
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for (name, before) in touched {
+            match (before, t.sub.names.contains(name)) {
+                (false, true) => added.push(name.clone()),
+                (true, false) => removed.push(name.clone()),
+                _ => {}
+            }
+        }
+        if first {
+            let sub = &t.sub;
+            let gone: Vec<String> = t.held.keys().filter(|n| !sub.wants(n)).cloned().collect();
+            for n in gone {
+                t.held.remove(&n);
+            }
+        } else if !unsubscribe.is_empty() {
+            t.forget_unwanted(was_wildcard, &removed);
+        }
         if first || !unsubscribe.is_empty() {
-            let TypeState {
-                sub, held, resend, ..
-            } = t;
-            held.retain(|n, _| sub.wants(n));
+            let TypeState { sub, resend, .. } = t;
             resend.retain(|n| sub.wants(n));
+        }
+        t.rewant(was_wildcard, &added, &removed);
+        if type_url == type_url::ENDPOINT {
+            self.endpoints_resubscribed(was_wildcard, &added, &removed);
         }
     }
 
@@ -326,22 +489,41 @@ impl Sequence {
             });
         }
         let clusters = type_url == type_url::CLUSTER;
-        for n in &f.removals {
-            if let Some(old) = t.held.remove(n) {
-                if clusters {
-                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
+        // Endpoint names no held cluster read before: the gate waits for them unless asked for.
+        let mut fresh = Vec::new();
+        if clusters {
+            // Removals and upserts name different resources: each one's predecessor is in `held`.
+            let (acked, uncovered) = (&mut self.acked_eds_names, &mut self.uncovered_eds_names);
+            for n in &f.removals {
+                if let Some(old) = t.held.get(n) {
+                    forget(acked, uncovered, old.eds_name.as_ref());
+                }
+            }
+            for r in &f.upserts {
+                if let Some(old) = t.held.get(&r.name) {
+                    forget(acked, uncovered, old.eds_name.as_ref());
+                }
+                if let Some(n) = r.eds_name.as_ref() {
+                    let count = acked.entry(n.clone()).or_default();
+                    *count += 1;
+                    if *count == 1 {
+                        fresh.push(n.clone());
+                    }
                 }
             }
         }
-        for r in &f.upserts {
-            if let Some(old) = t.held.insert(r.name.clone(), Arc::clone(r)) {
-                if clusters {
-                    forget(&mut self.acked_eds_names, old.eds_name.as_ref());
-                }
+        if t.sub_epoch == f.sub_epoch && t.held.ptr_eq(&f.base) {
+            t.held = f.state;
+        } else {
+            // The subscription changed while the response was out: apply it to what is held now.
+            for n in &f.removals {
+                t.held.remove(n);
             }
-            if let (true, Some(n)) = (clusters, r.eds_name.as_ref()) {
-                *self.acked_eds_names.entry(n.clone()).or_default() += 1;
+            for r in &f.upserts {
+                t.held.insert(r.name.clone(), Arc::clone(r));
             }
+            let sub = &t.sub;
+            t.strays |= f.upserts.iter().any(|r| !sub.wants(&r.name));
         }
         t.nacked = false;
         t.acked_version = Some(f.version.clone());
@@ -352,6 +534,12 @@ impl Sequence {
                 .filter_map(|r| r.eds_name.clone())
                 .collect();
         }
+        let endpoints = endpoints_sub(&self.types);
+        let unasked: Vec<String> = fresh
+            .into_iter()
+            .filter(|n| !endpoints.is_some_and(|s| s.wants(n)))
+            .collect();
+        self.uncovered_eds_names.extend(unasked);
         Some(Answer::Ack {
             version: f.version,
             generation: f.generation,
@@ -363,6 +551,28 @@ impl Sequence {
         std::mem::take(&mut self.resumed)
     }
 
+    /// The endpoint subscription changed (from one whose wildcard was `was_wildcard`, by `added`
+    /// and `removed` names): which held clusters' endpoint names it leaves out follows.
+    fn endpoints_resubscribed(&mut self, was_wildcard: bool, added: &[String], removed: &[String]) {
+        let Some(sub) = endpoints_sub(&self.types) else {
+            return;
+        };
+        if sub.wildcard {
+            self.uncovered_eds_names.clear();
+        } else if was_wildcard {
+            self.uncovered_eds_names = uncovered(&self.acked_eds_names, Some(sub));
+        } else {
+            for n in added {
+                self.uncovered_eds_names.remove(n);
+            }
+            for n in removed {
+                if self.acked_eds_names.contains_key(n) {
+                    self.uncovered_eds_names.insert(n.clone());
+                }
+            }
+        }
+    }
+
     /// Whether the stage may move on.
     fn gate_open(&self) -> bool {
         let settled = |t: &str| self.types.get(t).is_none_or(TypeState::settled);
@@ -371,9 +581,10 @@ impl Sequence {
             Stage::Warm => {
                 // Envoy ACKs clusters before their endpoints arrive; a route to a cluster still
                 // warming answers 503, so every EDS cluster the client holds must have its endpoints.
-                let endpoints = self.types.get(type_url::ENDPOINT).is_none_or(|t| {
-                    t.settled() && self.acked_eds_names.keys().all(|n| t.sub.wants(n))
-                });
+                let endpoints = self
+                    .types
+                    .get(type_url::ENDPOINT)
+                    .is_none_or(|t| t.settled() && self.uncovered_eds_names.is_empty());
                 settled(type_url::CLUSTER) && settled(type_url::SECRET) && endpoints
             }
             Stage::Listeners => settled(type_url::LISTENER),
@@ -396,6 +607,10 @@ impl Sequence {
                     out.push(u);
                 }
             }
+            if std::mem::take(&mut self.recount_uncovered) {
+                self.uncovered_eds_names =
+                    uncovered(&self.acked_eds_names, endpoints_sub(&self.types));
+            }
             if !self.gate_open() {
                 break;
             }
@@ -415,10 +630,11 @@ impl Sequence {
         if t.inflight.is_some() {
             return None;
         }
+        let snapshot = target.all(type_url).cloned().unwrap_or_default();
         if let Some(claimed) = t.claimed_version.take() {
-            let current: TypeMap = wanted(&target, type_url, &t.sub);
-            if version_of(current.values()) == claimed {
-                t.held = current;
+            t.refresh_wanted(&snapshot);
+            if t.wanted_version.text() == claimed {
+                t.held = t.wanted.clone();
                 t.sent_version = Some(claimed.clone());
                 t.acked_version = Some(claimed.clone());
                 self.resumed.push(Resumed {
@@ -428,6 +644,7 @@ impl Sequence {
                 });
                 if type_url == type_url::CLUSTER {
                     self.acked_eds_names = eds_names(&t.held);
+                    self.recount_uncovered = true;
                 }
             }
         }
@@ -447,31 +664,33 @@ impl Sequence {
         {
             return None;
         }
-        let desired = desired(type_url, t, &target, stage)?;
-        let mut upserts = Vec::new();
-        for (name, r) in &desired {
-            match t.held.get(name) {
-                Some(h) if h.hash == r.hash => {
-                    if !Arc::ptr_eq(h, r) {
-                        // Known by hash only (a delta client's initial versions): keep the body.
-                        t.held.insert(name.clone(), Arc::clone(r));
-                    }
-                    if t.resend_all || t.resend.contains(name) {
-                        upserts.push(Arc::clone(r));
-                    }
-                }
-                _ => upserts.push(Arc::clone(r)),
-            }
+        match type_url {
+            type_url::LISTENER if stage < Stage::Listeners => return None,
+            type_url::ROUTE if stage < Stage::Routes => return None,
+            _ => {}
         }
-        // State of the world can't name removals of routes, endpoints or secrets (the client drops
-        // them when it stops asking); they still leave what the client is taken to hold, so the
-        // version is the one of what is wanted and exists.
-        let removals: Vec<String> = t
-            .held
-            .keys()
-            .filter(|n| !desired.contains_key(*n))
-            .cloned()
-            .collect();
+        t.refresh_wanted(&snapshot);
+        let Desired {
+            state,
+            version,
+            mut upserts,
+            removals,
+        } = desired(t, keeps(type_url) && stage < Stage::Done);
+        if t.resend_all {
+            upserts = state.values().cloned().collect();
+        } else if !t.resend.is_empty() {
+            let again = t
+                .resend
+                .iter()
+                .filter_map(|n| state.get(n))
+                .filter(|r| upserts.iter().all(|u| u.name != r.name));
+            upserts.extend(again.cloned().collect::<Vec<_>>());
+            upserts.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        // What the client holds, unchanged, but as `state`'s entries where they are equal (a delta
+        // client's initial versions are known by hash only: this keeps the bodies) and sharing
+        // `state`'s structure, so the next diff between the two skips it.
+        t.held = rebase(&state, &t.held, &upserts, &removals);
         let forced = t.resend_all || !t.resend.is_empty();
         t.resend.clear();
         t.resend_all = false;
@@ -497,14 +716,7 @@ impl Sequence {
             }
             return None;
         }
-        let mut state = t.held.clone();
-        for n in &removals {
-            state.remove(n);
-        }
-        for r in &upserts {
-            state.insert(r.name.clone(), Arc::clone(r));
-        }
-        let version = version_of(state.values());
+        let version = version.text();
         if !forced && t.rejected_version.as_deref() == Some(version.as_str()) {
             return None;
         }
@@ -521,6 +733,9 @@ impl Sequence {
             generation: target.generation,
             upserts: upserts.clone(),
             removals: removals.clone(),
+            state: state.clone(),
+            base: t.held.clone(),
+            sub_epoch: t.sub_epoch,
         });
         Some(Update {
             type_url,
@@ -529,9 +744,88 @@ impl Sequence {
             generation: target.generation,
             upserts,
             removals,
-            state: state.into_values().collect(),
+            state,
         })
     }
+}
+
+/// What a type should hold now, and how the client gets there from what it holds.
+struct Desired {
+    /// The snapshot's resources the subscription asks for, and (make before break) what the client
+    /// holds besides while that is kept.
+    state: TypeMap,
+    version: Version,
+    /// New to the client or changed, in name order.
+    upserts: Vec<Arc<Resource>>,
+    /// Held, and not in `state`.
+    removals: Vec<String>,
+}
+
+/// From the diff of what `t` holds and what it wants, which skips what the two share: `keep`, what
+/// the client holds and is not wanted stays (make before break) rather than being removed.
+fn desired(t: &TypeState, keep: bool) -> Desired {
+    let mut upserts = Vec::new();
+    let mut removals = Vec::new();
+    let mut kept = Vec::new();
+    for item in t.held.diff(&t.wanted) {
+        match item {
+            // Resources compare by name and content hash: an update is a changed resource.
+            DiffItem::Add(_, r) | DiffItem::Update { new: (_, r), .. } => {
+                upserts.push(Arc::clone(r));
+            }
+            DiffItem::Remove(name, r) if keep => kept.push((name.clone(), Arc::clone(r))),
+            DiffItem::Remove(name, _) => removals.push(name.clone()),
+        }
+    }
+    let mut state = t.wanted.clone();
+    let mut version = t.wanted_version;
+    for (name, r) in kept {
+        version.toggle(&r);
+        state.insert(name, r);
+    }
+    Desired {
+        state,
+        version,
+        upserts,
+        removals,
+    }
+}
+
+/// `held`'s content on `state`'s structure: `state` with the upserts undone and the removals put
+/// back. O(changes), where copying `held` entry by entry would be O(resources).
+fn rebase(
+    state: &TypeMap,
+    held: &TypeMap,
+    upserts: &[Arc<Resource>],
+    removals: &[String],
+) -> TypeMap {
+    let mut out = state.clone();
+    for r in upserts {
+        match held.get(&r.name) {
+            // Sent again although held: held as it is in `state`.
+            Some(h) if h.hash == r.hash => {}
+            Some(h) => {
+                out.insert(r.name.clone(), Arc::clone(h));
+            }
+            None => {
+                out.remove(&r.name);
+            }
+        }
+    }
+    for n in removals {
+        if let Some(h) = held.get(n) {
+            out.insert(n.clone(), Arc::clone(h));
+        }
+    }
+    out
+}
+
+/// Whether what the client holds of the type stays until the stage is Done (make before break).
+fn keeps(type_url: &str) -> bool {
+    matches!(
+        type_url,
+        type_url::CLUSTER | type_url::ENDPOINT | type_url::SECRET
+    )
 }
 
 /// What of the stage decides a type's desired content: whether listeners or routes may go out yet,
@@ -553,72 +847,60 @@ fn eds_names(held: &TypeMap) -> BTreeMap<String, usize> {
     names
 }
 
-/// One cluster reading `name` is gone.
-fn forget(names: &mut BTreeMap<String, usize>, name: Option<&String>) {
+/// One cluster reading `name` is gone; with the last one, the name is no longer `uncovered` either.
+fn forget(
+    names: &mut BTreeMap<String, usize>,
+    uncovered: &mut BTreeSet<String>,
+    name: Option<&String>,
+) {
     let Some(name) = name else { return };
     if let Some(count) = names.get_mut(name) {
         *count -= 1;
         if *count == 0 {
             names.remove(name);
+            uncovered.remove(name);
         }
     }
 }
 
-/// The snapshot's resources of `type_url` that `sub` asks for.
-fn wanted(snapshot: &CacheSnapshot, type_url: &str, sub: &Subscription) -> TypeMap {
-    let Some(all) = snapshot.all(type_url) else {
-        return TypeMap::new();
-    };
-    if sub.wildcard {
-        return all.clone();
-    }
-    sub.names
-        .iter()
-        .filter_map(|n| all.get(n).map(|r| (n.clone(), Arc::clone(r))))
+/// The endpoint subscription, if the client asked for endpoints.
+fn endpoints_sub<'a>(types: &'a BTreeMap<&'static str, TypeState>) -> Option<&'a Subscription> {
+    types.get(type_url::ENDPOINT).map(|t| &t.sub)
+}
+
+/// The names in `acked` that `endpoints` does not ask for (all of them without a subscription).
+fn uncovered(
+    acked: &BTreeMap<String, usize>,
+    endpoints: Option<&Subscription>,
+) -> BTreeSet<String> {
+    acked
+        .keys()
+        .filter(|n| !endpoints.is_some_and(|s| s.wants(n)))
+        .cloned()
         .collect()
-}
-
-/// The resources `type_url` should hold at `stage`, or `None` while the type waits for an earlier stage.
-fn desired(
-    type_url: &'static str,
-    t: &TypeState,
-    snapshot: &CacheSnapshot,
-    stage: Stage,
-) -> Option<TypeMap> {
-    match type_url {
-        type_url::LISTENER if stage < Stage::Listeners => return None,
-        type_url::ROUTE if stage < Stage::Routes => return None,
-        _ => {}
-    }
-    let mut resources = wanted(snapshot, type_url, &t.sub);
-    let keeps = matches!(
-        type_url,
-        type_url::CLUSTER | type_url::ENDPOINT | type_url::SECRET
-    );
-    if keeps && stage < Stage::Done {
-        // Make before break: what the client holds stays until nothing uses it.
-        for (name, r) in &t.held {
-            resources
-                .entry(name.clone())
-                .or_insert_with(|| Arc::clone(r));
-        }
-    }
-    Some(resources)
 }
 
 /// A resource the client holds, known only by name and version (a delta client's initial versions).
 fn placeholder(type_url: &str, name: &str, version: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        name: name.to_string(),
-        body: Any {
+    Arc::new(Resource::hashed(
+        name.to_string(),
+        Any {
             type_url: type_url.to_string(),
             value: Vec::new(),
         },
-        hash: version.to_string(),
-        eds_name: None,
-    })
+        version.to_string(),
+        None,
+    ))
 }
 
 #[cfg(test)]
 #[path = "sequence_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sequence_reference.rs"]
+mod reference;
+
+#[cfg(test)]
+#[path = "sequence_proptests.rs"]
+mod proptests;

@@ -21,7 +21,7 @@ enum Protocol {
     Sotw,
     Delta,
 }
-use crate::xds::cache::XdsCache;
+use crate::xds::cache::{version_of, XdsCache};
 use crate::xds::translate::Named;
 
 fn cluster(name: &str) -> (String, Any) {
@@ -86,8 +86,8 @@ fn config(clusters: &[(&str, &str)], route_to: &str) -> Vec<(&'static str, Named
     ]
 }
 
-fn names(resources: &[Arc<Resource>]) -> Vec<&str> {
-    resources.iter().map(|r| r.name.as_str()).collect()
+fn names<'a>(resources: impl IntoIterator<Item = &'a Arc<Resource>>) -> Vec<&'a str> {
+    resources.into_iter().map(|r| r.name.as_str()).collect()
 }
 
 fn only(updates: Vec<Update>, type_url: &str) -> Update {
@@ -139,7 +139,7 @@ fn sotw_an_endpoint_change_sends_only_that_assignment_versioned_as_the_whole() {
     seq.retarget(cache.current());
     let u = only(seq.step(), type_url::ENDPOINT);
     assert_eq!(names(&u.upserts), ["b"]);
-    assert_eq!(names(&u.state), ["a", "b"]);
+    assert_eq!(names(u.state.values()), ["a", "b"]);
     assert_eq!(
         u.version,
         version_of(cache.current().resources(type_url::ENDPOINT, &[]).iter())
@@ -199,7 +199,7 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
         // 1. The new cluster, the old one kept.
         let cds = only(seq.step(), type_url::CLUSTER);
         assert_eq!(names(&cds.upserts), ["b"], "{protocol:?}");
-        assert_eq!(names(&cds.state), ["a", "b"], "{protocol:?}");
+        assert_eq!(names(cds.state.values()), ["a", "b"], "{protocol:?}");
         assert!(cds.removals.is_empty());
         ack(&mut seq, &cds);
         assert!(
@@ -224,7 +224,7 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
             .iter()
             .find(|u| u.type_url == type_url::CLUSTER)
             .unwrap();
-        assert_eq!(names(&cds.state), ["b"], "{protocol:?}");
+        assert_eq!(names(cds.state.values()), ["b"], "{protocol:?}");
         assert_eq!(cds.removals, ["a"], "{protocol:?}");
         let eds = rest
             .iter()
@@ -358,4 +358,29 @@ fn a_rejected_update_is_not_resent_until_the_content_changes() {
     cache.set(config(&[("a", "good")], "a"));
     seq.retarget(cache.current());
     assert_eq!(names(&only(seq.step(), type_url::ENDPOINT).upserts), ["a"]);
+}
+
+#[test]
+fn listeners_wait_while_a_held_cluster_has_no_endpoint_watch() {
+    let cache = XdsCache::new();
+    cache.set(config(&[("a", "1"), ("b", "1")], "a"));
+    let mut seq = sotw_synced(&cache, &["a", "b"]);
+    // The client stops asking for b's endpoints while it still holds cluster b.
+    seq.sotw_request(type_url::ENDPOINT, vec!["a".into()], "", false);
+    assert!(seq.step().is_empty());
+    cache.set([(
+        type_url::LISTENER,
+        vec![body(type_url::LISTENER, "http", "listener 2")],
+    )]);
+    seq.retarget(cache.current());
+    assert!(
+        seq.step().is_empty(),
+        "no listener while cluster b would warm without endpoints"
+    );
+    seq.sotw_request(type_url::ENDPOINT, vec!["a".into(), "b".into()], "", false);
+    let eds = only(seq.step(), type_url::ENDPOINT);
+    assert_eq!(names(&eds.upserts), ["b"]);
+    ack(&mut seq, &eds);
+    let lds = only(seq.step(), type_url::LISTENER);
+    assert_eq!(lds.upserts[0].body.value, b"listener 2");
 }

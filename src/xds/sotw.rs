@@ -62,14 +62,14 @@ impl Wire for Sotw {
     /// The whole state for listeners and clusters, the changed resources for the other types.
     fn encode(update: &Update) -> DiscoveryResponse {
         let whole = matches!(update.type_url, type_url::LISTENER | type_url::CLUSTER);
-        let resources = if whole {
-            &update.state
+        let resources: Vec<_> = if whole {
+            update.state.values().map(|r| r.body.clone()).collect()
         } else {
-            &update.upserts
+            update.upserts.iter().map(|r| r.body.clone()).collect()
         };
         DiscoveryResponse {
             version_info: update.version.clone(),
-            resources: resources.iter().map(|r| r.body.clone()).collect(),
+            resources,
             type_url: update.type_url.to_string(),
             nonce: update.nonce.clone(),
             ..Default::default()
