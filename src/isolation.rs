@@ -305,7 +305,12 @@ impl FingerprintMemo {
             objects,
         } = self;
         follow(objects, ObjectKind::Ingress, ingresses, &snapshot.ingresses);
-        follow(objects, ObjectKind::IngressRoute, routes, &snapshot.ingress_routes);
+        follow(
+            objects,
+            ObjectKind::IngressRoute,
+            routes,
+            &snapshot.ingress_routes,
+        );
         objects.clone()
     }
 }

@@ -159,9 +159,10 @@ pub async fn serve(
         );
     match tls {
         None => {
-            let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
-                accepted.inspect(|tcp| no_delay(tcp))
-            });
+            let incoming =
+                tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |accepted| {
+                    accepted.inspect(no_delay)
+                });
             router
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await?
