@@ -9,7 +9,7 @@
 //! hosts' entries in the DAG; clusters and certificates, shared across hosts, are counted by the
 //! candidates and hosts using them.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::build::{Builder, Candidate};
@@ -27,8 +27,8 @@ pub(super) struct Assembly {
     /// `--max-routes-per-virtual-host`.
     route_limit: usize,
     candidates: HashMap<CandidateId, Arc<Candidate>>,
-    /// The candidates naming each host.
-    by_host: HashMap<String, HashSet<CandidateId>>,
+    /// The candidates naming each host (mostly one: a list).
+    by_host: HashMap<String, Vec<CandidateId>>,
     outcomes: HashMap<CandidateId, Outcome>,
     /// How many applied candidates use each cluster (a cluster's name is derived from all of its
     /// settings, so one name is one content).
@@ -71,7 +71,7 @@ impl Assembly {
                 self.unapply(&id, &old);
                 for host in old.hosts() {
                     if let Some(ids) = self.by_host.get_mut(host) {
-                        ids.remove(&id);
+                        ids.retain(|i| *i != id);
                     }
                     seeds.insert(host.to_string());
                 }
@@ -81,7 +81,7 @@ impl Assembly {
                     self.by_host
                         .entry(host.to_string())
                         .or_default()
-                        .insert(id.clone());
+                        .push(id.clone());
                     seeds.insert(host.to_string());
                 }
                 self.candidates.insert(id.clone(), new);
@@ -149,7 +149,7 @@ impl Assembly {
             }
         }
         for host in hosts {
-            if self.by_host.get(&host).is_some_and(HashSet::is_empty) {
+            if self.by_host.get(&host).is_some_and(Vec::is_empty) {
                 self.by_host.remove(&host);
             }
         }

@@ -118,7 +118,9 @@ impl Candidate {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Contribution {
     pub source: ObjectKey,
-    pub routes: BTreeMap<(String, PathMatch), Route>,
+    /// Boxed: a map node holds eleven entries whatever the count, and most contributions have one
+    /// route; the contributions are kept between builds.
+    pub routes: BTreeMap<(String, PathMatch), Box<Route>>,
     pub clusters: Vec<Cluster>,
     pub tls: BTreeMap<String, TlsBinding>,
 }
@@ -163,7 +165,7 @@ impl Contribution {
             Some(_) => Ok(()),
             None => {
                 self.routes
-                    .insert((host.to_string(), route.path.clone()), route);
+                    .insert((host.to_string(), route.path.clone()), Box::new(route));
                 self.clusters.extend(clusters);
                 Ok(())
             }
@@ -255,7 +257,7 @@ impl Builder {
             self.routes
                 .entry(host.clone())
                 .or_default()
-                .insert(path.clone(), route.clone());
+                .insert(path.clone(), Route::clone(route));
         }
         for cluster in &c.clusters {
             self.clusters.insert(cluster.name.clone(), cluster.clone());

@@ -27,8 +27,8 @@ pub struct Memo {
     seen: Snapshot,
     /// Ingress → its candidate (`None`: not of our class) and what it read.
     ingresses: HashMap<ObjectKey, (Option<Arc<Candidate>>, Vec<Read>)>,
-    /// Read → the Ingresses that made it.
-    readers: HashMap<Read, HashSet<ObjectKey>>,
+    /// Read → the Ingresses that made it (a few each, mostly one: a list).
+    readers: HashMap<Read, Vec<ObjectKey>>,
     routes: RoutesMemo,
     assembly: Assembly,
     statuses: StatusMap,
@@ -119,7 +119,7 @@ impl Memo {
             let old = self.ingresses.remove(&key).and_then(|(candidate, reads)| {
                 for read in reads {
                     if let Some(readers) = self.readers.get_mut(&read) {
-                        readers.remove(&key);
+                        readers.retain(|k| *k != key);
                         if readers.is_empty() {
                             self.readers.remove(&read);
                         }
@@ -129,13 +129,15 @@ impl Memo {
             });
             let new = snapshot.ingresses.get(&key).and_then(|object| {
                 self.recomputed += 1;
-                let (candidate, reads) =
+                let (candidate, mut reads) =
                     recording(|| ingress::candidate(snapshot, options, &key, object));
+                let mut distinct = HashSet::new();
+                reads.retain(|r| distinct.insert(r.clone()));
                 for read in &reads {
                     self.readers
                         .entry(read.clone())
                         .or_default()
-                        .insert(key.clone());
+                        .push(key.clone());
                 }
                 let candidate = candidate.map(Arc::new);
                 self.ingresses

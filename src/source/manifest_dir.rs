@@ -21,8 +21,9 @@ pub struct ManifestDir {
     files: BTreeMap<PathBuf, ParsedFile>,
     /// Files that did not read or parse last time (their previous objects are kept).
     errors: BTreeMap<PathBuf, Arc<Error>>,
-    /// The files that hold each object: the last in path order gives it, as a full read would.
-    holders: HashMap<(StoreKind, ObjectKey), BTreeSet<PathBuf>>,
+    /// The files that hold each object, sorted: the last in path order gives it, as a full read
+    /// would. Mostly one file: a list.
+    holders: HashMap<(StoreKind, ObjectKey), Vec<PathBuf>>,
     snapshot: Snapshot,
     /// What the watcher saw since the last load; `None` without a watcher.
     dirty: Option<Arc<Mutex<Dirty>>>,
@@ -215,16 +216,16 @@ impl ManifestDir {
         for object in old.iter().flat_map(|p| &p.objects) {
             let id = object.id();
             if let Some(holders) = self.holders.get_mut(&id) {
-                holders.remove(path);
+                holders.retain(|p| p != path);
             }
             touched.insert(id);
         }
         for object in self.files.get(path).iter().flat_map(|p| &p.objects) {
             let id = object.id();
-            self.holders
-                .entry(id.clone())
-                .or_default()
-                .insert(path.to_path_buf());
+            let holders = self.holders.entry(id.clone()).or_default();
+            if let Err(at) = holders.binary_search_by(|p| p.as_path().cmp(path)) {
+                holders.insert(at, path.to_path_buf());
+            }
             touched.insert(id);
         }
         for id in touched {

@@ -35,14 +35,22 @@ pub struct TranslationMemo {
     snapshot: Snapshot,
     /// Host → its `VirtualHost` encoding in the plain-HTTP RouteConfiguration, in host order.
     http_hosts: BTreeMap<String, Vec<u8>>,
-    /// EDS name → the clusters reading it (several only when they are the same Service port).
-    eds_users: HashMap<String, BTreeSet<String>>,
-    /// Service → the EDS names of its clusters.
-    eds_by_service: HashMap<ObjectKey, BTreeSet<String>>,
+    /// EDS name → the clusters reading it, sorted (several only when they are the same Service port;
+    /// short lists, kept for the whole configuration).
+    eds_users: HashMap<String, Vec<String>>,
+    /// Service → the EDS names of its clusters, sorted.
+    eds_by_service: HashMap<ObjectKey, Vec<String>>,
     /// Service → its EndpointSlices, by slice.
     slices: HashMap<ObjectKey, BTreeMap<ObjectKey, Arc<EndpointSlice>>>,
     /// Translations computed (not reused) by the last call, for tests and benchmarks.
     pub recomputed: usize,
+}
+
+/// Adds `item` to a sorted list unless it is there.
+fn insert_sorted(list: &mut Vec<String>, item: &str) {
+    if let Err(at) = list.binary_search_by(|x| x.as_str().cmp(item)) {
+        list.insert(at, item.to_string());
+    }
 }
 
 /// The key of an entry a diff visits.
@@ -187,14 +195,14 @@ impl TranslationMemo {
                         c.name.clone(),
                         pack_any(cluster::cluster(c)),
                     );
-                    self.eds_users
-                        .entry(c.eds_name.clone())
-                        .or_default()
-                        .insert(c.name.clone());
-                    self.eds_by_service
-                        .entry(c.service.clone())
-                        .or_default()
-                        .insert(c.eds_name.clone());
+                    insert_sorted(
+                        self.eds_users.entry(c.eds_name.clone()).or_default(),
+                        &c.name,
+                    );
+                    insert_sorted(
+                        self.eds_by_service.entry(c.service.clone()).or_default(),
+                        &c.eds_name,
+                    );
                     stale.insert(c.eds_name.clone());
                 }
                 DiffItem::Remove(name, _) => diff.remove(type_url::CLUSTER, name.clone()),
@@ -204,11 +212,11 @@ impl TranslationMemo {
 
     fn forget_user(&mut self, c: &dag::Cluster) {
         if let Some(users) = self.eds_users.get_mut(&c.eds_name) {
-            users.remove(&c.name);
+            users.retain(|u| *u != c.name);
             if users.is_empty() {
                 self.eds_users.remove(&c.eds_name);
                 if let Some(names) = self.eds_by_service.get_mut(&c.service) {
-                    names.remove(&c.eds_name);
+                    names.retain(|n| *n != c.eds_name);
                     if names.is_empty() {
                         self.eds_by_service.remove(&c.service);
                     }
