@@ -85,9 +85,16 @@ async fn the_follower_takes_over_when_the_leader_dies() {
     ks.wait_ingress_lb("second", &lb_ingress(), STATUS)
         .await
         .unwrap_or_else(|e| panic!("{e}\nfollower:\n{}", follower.log_tail(40)));
-    let after = counters_of(follower).await;
-    assert!(
-        after.status_writes >= 1.0,
-        "the status appeared but the new leader counted no write: {after:?}"
-    );
+    // The writer counts a write once the API server has answered it, so the status can be read a
+    // moment before the count moves.
+    wait_for_async(
+        STATUS,
+        "the new leader to count its status write",
+        || async {
+            let after = counters_of(follower).await;
+            Ok((after.status_writes >= 1.0).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: the status appeared but the new leader counted no write"));
 }

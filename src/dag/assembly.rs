@@ -96,8 +96,11 @@ impl Assembly {
                 continue;
             }
             for id in self.by_host.get(&host).into_iter().flatten() {
+                // A host lists only candidates that are held (they come and go together).
+                let Some(c) = self.candidates.get(id) else {
+                    continue;
+                };
                 if members.insert(id.clone()) {
-                    let c = &self.candidates[id];
                     pending.extend(
                         c.hosts()
                             .into_iter()

@@ -53,6 +53,18 @@ fn insert_sorted(list: &mut Vec<String>, item: &str) {
     }
 }
 
+/// An entry a diff visits, as it was and as it is (`None`: absent).
+fn before_after<'a, K, V>(d: DiffItem<'a, 'a, K, V>) -> (Option<&'a V>, Option<&'a V>) {
+    match d {
+        DiffItem::Add(_, new) => (None, Some(new)),
+        DiffItem::Update {
+            old: (_, old),
+            new: (_, new),
+        } => (Some(old), Some(new)),
+        DiffItem::Remove(_, old) => (Some(old), None),
+    }
+}
+
 /// The key of an entry a diff visits.
 fn diff_key<'a, K, V>(d: &DiffItem<'a, 'a, K, V>) -> &'a K {
     match d {
@@ -120,14 +132,7 @@ impl TranslationMemo {
             .secure_virtual_hosts
             .diff(&dag.secure_virtual_hosts)
         {
-            let (old, new) = match d {
-                DiffItem::Add(_, new) => (None, Some(new)),
-                DiffItem::Update {
-                    old: (_, old),
-                    new: (_, new),
-                } => (Some(old), Some(new)),
-                DiffItem::Remove(_, old) => (Some(old), None),
-            };
+            let (old, new) = before_after(d);
             match (old.filter(routed), new.filter(routed)) {
                 (_, Some(vhost)) => {
                     self.recomputed += 1;
@@ -246,14 +251,7 @@ impl TranslationMemo {
             .diff(&snapshot.endpoint_slices)
         {
             let key = diff_key(&d).clone();
-            let (old, new) = match d {
-                DiffItem::Add(_, new) => (None, Some(new)),
-                DiffItem::Update {
-                    old: (_, old),
-                    new: (_, new),
-                } => (Some(old), Some(new)),
-                DiffItem::Remove(_, old) => (Some(old), None),
-            };
+            let (old, new) = before_after(d);
             let service_of = |s: &EndpointSlice| {
                 s.service_name()
                     .map(|name| ObjectKey::new(&key.namespace, name))
