@@ -6,6 +6,7 @@
 //! [`pipeline`] runs those steps on a builder thread, reusing what did not change ([`dag::Memo`],
 //! [`xds::translate::TranslationMemo`]) and handing the cache a diff.
 
+pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod controller;

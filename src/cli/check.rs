@@ -13,12 +13,29 @@ pub struct CheckArgs {
     pub dir: PathBuf,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// The flags of `serve` that change what the DAG holds, for the offline commands.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
     #[arg(long, default_value = DEFAULT_INGRESS_CLASS)]
     pub ingress_class_name: String,
     #[arg(long, value_delimiter = ',')]
     pub ingressroute_root_namespaces: Vec<String>,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+}
+
+impl From<BuildArgs> for DagOptions {
+    fn from(args: BuildArgs) -> Self {
+        DagOptions {
+            ingress_class_name: args.ingress_class_name,
+            root_namespaces: args.ingressroute_root_namespaces,
+            limits: args.limits.into(),
+        }
+    }
 }
 
 /// How `check` prints.
@@ -46,7 +63,7 @@ pub enum Format {
 }
 
 /// Reads DIR, reporting files that do not parse; exit code 2 when DIR itself can't be read.
-fn load(dir: &std::path::Path) -> Result<Loaded, ExitCode> {
+pub(super) fn load(dir: &std::path::Path) -> Result<Loaded, ExitCode> {
     let loaded = ManifestDir::new(dir).load().map_err(|e| {
         eprintln!("isobar: error: {e}");
         ExitCode::from(2)
@@ -63,12 +80,7 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let options = DagOptions {
-        ingress_class_name: args.ingress_class_name,
-        root_namespaces: args.ingressroute_root_namespaces,
-        limits: args.limits.into(),
-    };
-    let (_, statuses) = dag::build(&loaded.snapshot, &options);
+    let (_, statuses) = dag::build(&loaded.snapshot, &args.build.into());
     match args.output {
         Output::Text => {
             for s in &statuses {

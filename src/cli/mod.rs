@@ -4,8 +4,11 @@
 mod bootstrap;
 mod certgen;
 mod check;
+mod diff;
 mod limits;
+mod listeners;
 mod serve;
+pub mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -44,6 +47,14 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Offline: print the DAG built from a directory of YAML, as Graphviz dot.
     Dag(check::DagArgs),
+    /// Offline: the Envoy configuration and status changes from OLD_DIR to NEW_DIR (or from what a
+    /// running isobar serves, with --against HOST:PORT), per resource, with a unified diff of its
+    /// JSON (exit 0 no change, 1 changes, 2 error).
+    Diff(diff::DiffArgs),
+    /// Ask a running isobar (its admin API on the debug address) which objects are not valid and
+    /// how far behind each connected Envoy is (exit 0 when all is valid and in sync, 1 otherwise,
+    /// 2 when it can't be asked).
+    Status(status::StatusArgs),
     /// Print the CustomResourceDefinitions isobar reads (IngressRoute, TLSCertificateDelegation) as YAML.
     Crds,
     /// Print the version.
@@ -72,6 +83,8 @@ pub fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Certgen(args) => certgen::run(args).map(|()| done),
         Command::Check(args) => Ok(check::run_check(args)),
         Command::Dag(args) => Ok(check::run_dag(args)),
+        Command::Status(args) => Ok(status::run(args)),
+        Command::Diff(args) => Ok(diff::run(args)),
         Command::Crds => {
             print!("{}", crate::crd::crds_yaml());
             Ok(done)

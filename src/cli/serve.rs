@@ -12,7 +12,6 @@ use crate::store::ObjectKey;
 use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::TlsFiles;
 use crate::xds::limits::XdsServerLimits;
-use crate::xds::translate::ListenerConfig;
 
 /// `isobar serve`.
 #[derive(Debug, Args)]
@@ -93,16 +92,8 @@ pub struct ServeArgs {
     /// names of some 400,000 clusters). Responses are not limited.
     #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
     pub xds_max_message_bytes: u64,
-    /// Address Envoy's HTTP listener binds.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub envoy_service_http_address: String,
-    #[arg(long, default_value_t = 8080)]
-    pub envoy_service_http_port: u16,
-    /// Address Envoy's HTTPS listener binds.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub envoy_service_https_address: String,
-    #[arg(long, default_value_t = 8443)]
-    pub envoy_service_https_port: u16,
+    #[command(flatten)]
+    pub listeners: super::listeners::ListenerArgs,
     /// Namespaces where root IngressRoutes may be defined (comma-separated); all when empty.
     #[arg(long, value_delimiter = ',')]
     pub ingressroute_root_namespaces: Vec<String>,
@@ -116,8 +107,9 @@ pub struct ServeArgs {
     pub http_port: u16,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
-    /// Address of the /debug server (/debug/xds, /debug/status, /debug/dag). It shows every object and
-    /// Envoy's errors: keep it on loopback unless the network is trusted.
+    /// Address of the debug server: the operator page (`/`), the admin gRPC API that `isobar status`
+    /// and `isobar diff --against` read, and /debug/xds, /debug/status, /debug/dag. It shows every
+    /// object and Envoy's errors: keep it on loopback unless the network is trusted.
     #[arg(long, default_value = "127.0.0.1")]
     pub debug_http_address: IpAddr,
     #[arg(long, default_value_t = 6060)]
@@ -199,12 +191,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_reload_interval: args.tls_reload_interval,
         xds_client_sans,
         xds_limits,
-        listeners: ListenerConfig {
-            http_address: args.envoy_service_http_address,
-            http_port: args.envoy_service_http_port,
-            https_address: args.envoy_service_https_address,
-            https_port: args.envoy_service_https_port,
-        },
+        listeners: args.listeners.into(),
         dag: DagOptions {
             ingress_class_name: args.ingress_class_name,
             root_namespaces: args.ingressroute_root_namespaces,

@@ -2,12 +2,14 @@
 //!
 //! * `--http-address/--http-port` (all interfaces by default): `/healthz`, `/readyz` and `/metrics`, for
 //!   the kubelet and Prometheus;
-//! * `--debug-http-address/--debug-http-port` (loopback by default, as in Contour): `/debug/*`, which
-//!   shows every object, every connected Envoy and Envoy's error messages, so it stays off the network
-//!   unless an operator moves it there.
+//! * `--debug-http-address/--debug-http-port` (loopback by default, as in Contour): the operator page
+//!   at `/`, the admin gRPC API (HTTP/2 on the same port) and `/debug/*`, which show every object,
+//!   every connected Envoy and Envoy's error messages, so they stay off the network unless an
+//!   operator moves them there.
 
 mod debug;
 pub mod metrics;
+mod page;
 mod probes;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::admin::service::AdminState;
 use crate::controller::ControllerState;
 use crate::xds::cache::XdsCache;
 use crate::xds::stats::XdsStats;
@@ -28,6 +31,7 @@ struct Ops {
     state: Arc<ControllerState>,
     cache: Arc<XdsCache>,
     metrics: Arc<Metrics>,
+    admin: AdminState,
 }
 
 /// The routers of both listeners, over the same state.
@@ -35,7 +39,8 @@ struct Ops {
 pub struct OpsRouters {
     /// `/healthz`, `/readyz`, `/metrics`.
     pub main: Router,
-    /// `/debug/xds`, `/debug/status`, `/debug/dag`.
+    /// The operator page at `/`, its JSON and events under `/api/v1/`, the admin gRPC service
+    /// (`isobar.admin.v1.Admin`), `/debug/xds`, `/debug/status`, `/debug/dag`.
     pub debug: Router,
 }
 
@@ -46,11 +51,17 @@ impl OpsRouters {
             Arc::clone(&state),
             Arc::clone(&cache),
         ));
+        let admin = AdminState {
+            stats: Arc::clone(&stats),
+            state: Arc::clone(&state),
+            cache: Arc::clone(&cache),
+        };
         let ops = Ops {
             stats,
             state,
             cache,
             metrics,
+            admin: admin.clone(),
         };
         OpsRouters {
             main: Router::new()
@@ -62,7 +73,14 @@ impl OpsRouters {
                 .route("/debug/xds", get(debug::xds))
                 .route("/debug/status", get(debug::status))
                 .route("/debug/dag", get(debug::dag))
-                .with_state(ops),
+                .route("/", get(page::index))
+                .route("/app.js", get(page::script))
+                .route("/style.css", get(page::style))
+                .route("/dag.svg", get(page::dag_svg))
+                .route("/api/v1/snapshot", get(page::snapshot))
+                .route("/api/v1/events", get(page::events))
+                .with_state(ops)
+                .merge(crate::admin::service::router(admin)),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
@@ -21,8 +22,8 @@ impl Wire for Delta {
     type Request = DeltaDiscoveryRequest;
     type Response = DeltaDiscoveryResponse;
 
-    fn node(request: &DeltaDiscoveryRequest) -> Option<&str> {
-        request.node.as_ref().map(|n| n.id.as_str())
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
     }
 
     fn type_url(request: &DeltaDiscoveryRequest) -> &str {

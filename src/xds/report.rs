@@ -3,6 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
+use envoy_types::pb::envoy::config::core::v3::{node::UserAgentVersionType, Node};
+
 use super::sequence::{Answer, Resumed, Update};
 use super::stats::{Nack, XdsStats};
 use super::type_url;
@@ -16,14 +18,18 @@ pub struct Reporter<'a> {
 }
 
 impl Reporter<'_> {
-    /// Records the node id from the client's first request that carries one.
-    pub fn node(&mut self, id: Option<&str>) {
-        if let Some(id) = id {
-            if self.node.is_empty() {
-                self.node = id.to_string();
-                let node = self.node.clone();
-                self.stats.update_stream(self.stream_id, |s| s.node = node);
-                tracing::info!(node = self.node, "Envoy connected");
+    /// Records the node id and Envoy's version from the client's first request that carries a node.
+    pub fn node(&mut self, node: Option<&Node>) {
+        if let Some(node) = node {
+            if self.node.is_empty() && !node.id.is_empty() {
+                self.node = node.id.clone();
+                let id = self.node.clone();
+                let version = envoy_version(node);
+                tracing::info!(node = self.node, envoy = version, "Envoy connected");
+                self.stats.update_stream(self.stream_id, |s| {
+                    s.node = id;
+                    s.envoy_version = version;
+                });
             }
         }
     }
@@ -117,5 +123,50 @@ impl Reporter<'_> {
                 t.resource_names = names;
             }
         });
+    }
+}
+
+/// Envoy's version as its node says it: `1.40.0` from the build version Envoy sends, else the free
+/// text version, else empty.
+pub fn envoy_version(node: &Node) -> String {
+    match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentBuildVersion(build)) => build
+            .version
+            .as_ref()
+            .map(|v| format!("{}.{}.{}", v.major_number, v.minor_number, v.patch))
+            .unwrap_or_default(),
+        Some(UserAgentVersionType::UserAgentVersion(text)) => text.clone(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::core::v3::BuildVersion;
+    use envoy_types::pb::envoy::r#type::v3::SemanticVersion;
+
+    use super::*;
+
+    #[test]
+    fn envoy_version_comes_from_the_build_version_or_the_text() {
+        let mut node = Node {
+            user_agent_version_type: Some(UserAgentVersionType::UserAgentBuildVersion(
+                BuildVersion {
+                    version: Some(SemanticVersion {
+                        major_number: 1,
+                        minor_number: 40,
+                        patch: 2,
+                    }),
+                    metadata: None,
+                },
+            )),
+            ..Default::default()
+        };
+        assert_eq!(envoy_version(&node), "1.40.2");
+        node.user_agent_version_type =
+            Some(UserAgentVersionType::UserAgentVersion("custom".into()));
+        assert_eq!(envoy_version(&node), "custom");
+        node.user_agent_version_type = None;
+        assert_eq!(envoy_version(&node), "");
     }
 }

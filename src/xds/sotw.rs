@@ -4,6 +4,7 @@
 //! only as they change, which the protocol allows for those types. A client that reconnects with
 //! the `version_info` of exactly what would be sent is sent nothing.
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::report::Reporter;
@@ -18,8 +19,8 @@ impl Wire for Sotw {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
 
-    fn node(request: &DiscoveryRequest) -> Option<&str> {
-        request.node.as_ref().map(|n| n.id.as_str())
+    fn node(request: &DiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
     }
 
     fn type_url(request: &DiscoveryRequest) -> &str {

@@ -1,9 +1,10 @@
 //! What the xDS server knows about its clients: streams, ACKs, NACKs and refused handshakes. Kept
 //! visible for `/metrics`, `/debug/xds` and tests, because a NACKed configuration must never be silent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -37,12 +38,37 @@ pub struct TypeState {
 }
 
 /// One connected Envoy.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StreamState {
     pub node: String,
+    /// Envoy's version as its node reports it (`1.40.0`), empty until it says.
+    pub envoy_version: String,
     pub peer: String,
+    pub connected_since: SystemTime,
     pub types: BTreeMap<String, TypeState>,
 }
+
+impl Default for StreamState {
+    fn default() -> Self {
+        StreamState {
+            node: String::new(),
+            envoy_version: String::new(),
+            peer: String::new(),
+            connected_since: SystemTime::now(),
+            types: BTreeMap::new(),
+        }
+    }
+}
+
+/// A NACK and when it arrived, for the history the admin API shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimedNack {
+    pub at: SystemTime,
+    pub nack: Nack,
+}
+
+/// How many NACKs the history keeps: enough to see a pattern, bounded whatever Envoy does.
+pub const NACK_HISTORY: usize = 32;
 
 /// Counters and per-stream state of the xDS server.
 #[derive(Debug, Default)]
@@ -63,6 +89,8 @@ pub struct XdsStats {
     next_stream: AtomicU64,
     streams: Mutex<BTreeMap<u64, StreamState>>,
     last_nack: Mutex<Option<Nack>>,
+    /// The last [`NACK_HISTORY`] NACKs, oldest first.
+    nack_history: Mutex<VecDeque<TimedNack>>,
     /// NACKs by type URL, for `isobar_xds_nacks_total{type}`: which kind of resource Envoy rejects.
     nacks_by_type: Mutex<BTreeMap<String, u64>>,
     /// Bumped on every ACK and NACK, so the pipeline can react to Envoy's verdicts.
@@ -107,6 +135,15 @@ impl XdsStats {
         if let Ok(mut by_type) = self.nacks_by_type.lock() {
             *by_type.entry(nack.type_url.clone()).or_default() += 1;
         }
+        if let Ok(mut history) = self.nack_history.lock() {
+            if history.len() == NACK_HISTORY {
+                history.pop_front();
+            }
+            history.push_back(TimedNack {
+                at: SystemTime::now(),
+                nack: nack.clone(),
+            });
+        }
         if let Ok(mut last) = self.last_nack.lock() {
             *last = Some(nack);
         }
@@ -126,6 +163,14 @@ impl XdsStats {
     /// The most recent NACK, if any.
     pub fn last_nack(&self) -> Option<Nack> {
         self.last_nack.lock().ok().and_then(|n| n.clone())
+    }
+
+    /// The recent NACKs, oldest first.
+    pub fn nack_history(&self) -> Vec<TimedNack> {
+        self.nack_history
+            .lock()
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// NACK counts by type URL (types never NACKed are absent).
@@ -218,5 +263,31 @@ mod tests {
             ])
         );
         assert_eq!(stats.last_nack(), Some(nack(type_url::CLUSTER)));
+        let history: Vec<Nack> = stats.nack_history().into_iter().map(|t| t.nack).collect();
+        assert_eq!(
+            history,
+            [
+                nack(type_url::ROUTE),
+                nack(type_url::ROUTE),
+                nack(type_url::CLUSTER)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_nack_history_keeps_the_newest() {
+        let stats = XdsStats::default();
+        for i in 0..NACK_HISTORY + 5 {
+            let mut n = nack(type_url::ROUTE);
+            n.rejected_version = i.to_string();
+            stats.record_nack(n);
+        }
+        let history = stats.nack_history();
+        assert_eq!(history.len(), NACK_HISTORY);
+        assert_eq!(history[0].nack.rejected_version, "5");
+        assert_eq!(
+            history[NACK_HISTORY - 1].nack.rejected_version,
+            (NACK_HISTORY + 4).to_string()
+        );
     }
 }

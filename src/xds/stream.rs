@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
@@ -19,7 +20,7 @@ pub trait Wire {
     type Response: prost::Message + Send + 'static;
 
     /// The client's node id, if the request carries one.
-    fn node(request: &Self::Request) -> Option<&str>;
+    fn node(request: &Self::Request) -> Option<&Node>;
 
     /// The request's type URL.
     fn type_url(request: &Self::Request) -> &str;
