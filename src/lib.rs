@@ -4,7 +4,9 @@
 //! model and per-object statuses; [`xds::translate`] turns that into Envoy resources; the
 //! [`xds::cache`] versions them by content; the [`xds::server`] serves them over ADS with mTLS. The
 //! [`pipeline`] runs those steps on a builder thread, reusing what did not change ([`dag::Memo`],
-//! [`xds::translate::TranslationMemo`]) and handing the cache a diff.
+//! [`xds::translate::TranslationMemo`]) and handing the cache a diff. [`admin`] shows all of it to
+//! operators: the admin gRPC API of `proto/isobar/admin/v1`, `isobar status`, the operator page
+//! ([`ops`]) and `isobar diff`.
 
 pub mod admin;
 pub mod bootstrap;

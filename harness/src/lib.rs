@@ -3,6 +3,7 @@
 //! TLS clients — all on 127.0.0.1 (backends that Endpoints must list: TEST-NET-1 addresses in
 //! network namespaces), synchronised by polling conditions with deadlines (never by sleeping).
 
+pub mod browser;
 pub mod certinfo;
 pub mod echo;
 pub mod envoy;

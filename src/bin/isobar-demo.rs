@@ -210,7 +210,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  curl http://127.0.0.1:{DEBUG_PORT}/debug/xds\nEdit {} and the routes follow. Ctrl-C stops everything.",
+        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  open http://127.0.0.1:{DEBUG_PORT}/ (the operator page)\n  cargo run -- status --debug-address 127.0.0.1:{DEBUG_PORT}\nEdit {} and the routes follow. Ctrl-C stops everything.",
         manifests.display()
     );
     tokio::signal::ctrl_c().await?;
