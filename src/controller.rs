@@ -84,6 +84,21 @@ pub struct ControllerState {
     pub latency: Latency,
 }
 
+impl ControllerState {
+    /// The DAG of the last rebuild.
+    pub fn current_dag(&self) -> Arc<Dag> {
+        self.dag.lock().map(|d| Arc::clone(&d)).unwrap_or_default()
+    }
+
+    /// What the source could not read, as it last reported.
+    pub fn current_source_errors(&self) -> Vec<String> {
+        self.source_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl Default for ControllerState {
     fn default() -> Self {
         ControllerState {

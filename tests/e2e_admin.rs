@@ -11,7 +11,7 @@ use isobar_harness::envoy::default_envoy_version;
 use isobar_harness::wait_for;
 use std::process::{Command, Output};
 
-use common::{ingress_yaml, isobar_bin, Fixture, CONVERGE};
+use common::{ingress_yaml, isobar_bin, valid_and_broken, CONVERGE};
 
 fn isobar(args: &[&str]) -> Output {
     Command::new(isobar_bin())
@@ -29,26 +29,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A valid Ingress on `web.example.com`, and one whose backend port is out of range.
-fn fixture() -> Fixture {
-    let mut f = Fixture::new();
-    f.backend("web");
-    f.write(
-        "web.yaml",
-        &ingress_yaml("web", Some("web.example.com"), &[("/", "Prefix", "web")]),
-    );
-    f.write(
-        "broken.yaml",
-        &ingress_yaml(
-            "broken",
-            Some("broken.example.com"),
-            &[("/", "Prefix", "web")],
-        )
-        .replace("number: 80", "number: 70000"),
-    );
-    f
-}
-
 async fn client(addr: std::net::SocketAddr) -> AdminClient<tonic::transport::Channel> {
     AdminClient::connect(format!("http://{addr}"))
         .await
@@ -57,7 +37,7 @@ async fn client(addr: std::net::SocketAddr) -> AdminClient<tonic::transport::Cha
 
 #[tokio::test]
 async fn status_shows_the_invalid_object_and_the_envoy_in_sync() {
-    let f = fixture();
+    let f = valid_and_broken();
     let stack = f.start_stack().await;
     let debug = stack.isobar.debug_addr().to_string();
 
@@ -124,7 +104,7 @@ async fn status_shows_the_invalid_object_and_the_envoy_in_sync() {
 
 #[tokio::test]
 async fn watch_streams_a_snapshot_after_a_manifest_edit() {
-    let f = fixture();
+    let f = valid_and_broken();
     let stack = f.start_stack().await;
     let mut admin = client(stack.isobar.debug_addr()).await;
     let mut stream = admin
@@ -183,7 +163,7 @@ async fn watch_streams_a_snapshot_after_a_manifest_edit() {
 
 #[tokio::test]
 async fn diff_against_a_running_isobar_shows_only_what_an_edit_changes() {
-    let f = fixture();
+    let f = valid_and_broken();
     let stack = f.start_stack().await;
     let debug = stack.isobar.debug_addr().to_string();
     let ports = stack.ports();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use isobar_harness::browser::{Browser, Locator};
 
-use common::{ingress_yaml, Fixture, CONVERGE};
+use common::{ingress_yaml, valid_and_broken, CONVERGE};
 
 /// The page must show an edit this soon after the file is written (the bound).
 const REFLECT_EDIT: Duration = Duration::from_secs(2);
@@ -49,21 +49,7 @@ async fn wait_in_sync(browser: &Browser) {
 
 #[tokio::test]
 async fn the_operator_page_shows_what_is_broken_and_follows_edits() {
-    let mut f = Fixture::new();
-    f.backend("web");
-    f.write(
-        "web.yaml",
-        &ingress_yaml("web", Some("web.example.com"), &[("/", "Prefix", "web")]),
-    );
-    f.write(
-        "broken.yaml",
-        &ingress_yaml(
-            "broken",
-            Some("broken.example.com"),
-            &[("/", "Prefix", "web")],
-        )
-        .replace("number: 80", "number: 70000"),
-    );
+    let f = valid_and_broken();
     let stack = f.start_stack().await;
     let logs = tempfile::tempdir().unwrap();
     let browser = Browser::start(logs.path())

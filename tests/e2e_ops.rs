@@ -38,7 +38,14 @@ async fn debug_endpoints_answer_on_the_debug_address_only() {
 
     let (main, debug) = (stack.isobar.http_addr(), stack.isobar.debug_addr());
     assert_ne!(main, debug);
-    for path in ["/debug/xds", "/debug/status", "/debug/dag"] {
+    for path in [
+        "/debug/xds",
+        "/debug/status",
+        "/debug/dag",
+        "/",
+        "/api/v1/snapshot",
+        "/dag.svg",
+    ] {
         let on_main = get_at(main, path).await;
         assert_eq!(
             on_main.status,

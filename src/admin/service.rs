@@ -33,18 +33,8 @@ impl AdminState {
     /// The snapshot now.
     pub fn snapshot(&self) -> v1::Snapshot {
         let statuses = self.state.statuses.borrow().clone();
-        let dag = self
-            .state
-            .dag
-            .lock()
-            .map(|d| Arc::clone(&d))
-            .unwrap_or_default();
-        let source_errors = self
-            .state
-            .source_errors
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default();
+        let dag = self.state.current_dag();
+        let source_errors = self.state.current_source_errors();
         let cache = self.cache.current();
         let streams = self.stats.streams();
         let nacks = self.stats.nack_history();
@@ -160,9 +150,14 @@ impl v1::admin_server::Admin for AdminService {
     }
 }
 
-/// The admin service as routes to merge into the debug listener's router.
+/// The admin service as a route to merge into the debug listener's router. Routed by its own path
+/// prefix only: tonic's own router answers every unknown path with a gRPC "unimplemented" (HTTP
+/// 200), which would hide the debug listener's 404s.
 pub fn router(admin: AdminState) -> axum::Router {
-    tonic::service::Routes::new(v1::admin_server::AdminServer::new(AdminService(admin)))
-        .prepare()
-        .into_axum_router()
+    use tonic::server::NamedService;
+    type Server = v1::admin_server::AdminServer<AdminService>;
+    axum::Router::new().route_service(
+        &format!("/{}/{{*method}}", Server::NAME),
+        Server::new(AdminService(admin)),
+    )
 }

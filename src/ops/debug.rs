@@ -2,7 +2,6 @@
 //! DAG as Graphviz dot. Served on the debug listener only.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -32,12 +31,7 @@ pub(super) async fn xds(State(ops): State<Ops>) -> impl IntoResponse {
 
 pub(super) async fn status(State(ops): State<Ops>) -> impl IntoResponse {
     let statuses = ops.state.statuses.borrow().clone();
-    let errors = ops
-        .state
-        .source_errors
-        .lock()
-        .map(|e| e.clone())
-        .unwrap_or_default();
+    let errors = ops.state.current_source_errors();
     Json(serde_json::json!({
         "objects": statuses.values().map(|s| serde_json::json!({
             "kind": s.kind.to_string(), "namespace": s.object.namespace, "name": s.object.name,
@@ -48,12 +42,7 @@ pub(super) async fn status(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 pub(super) async fn dag(State(ops): State<Ops>) -> impl IntoResponse {
-    let dag = ops
-        .state
-        .dag
-        .lock()
-        .map(|d| Arc::clone(&d))
-        .unwrap_or_default();
+    let dag = ops.state.current_dag();
     (
         [("content-type", "text/vnd.graphviz")],
         crate::dag::dot(&dag),

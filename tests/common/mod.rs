@@ -115,6 +115,27 @@ impl Fixture {
     }
 }
 
+/// A valid Ingress `web` on `web.example.com` and an invalid one, `broken` (its backend port 70000
+/// does not exist), over echo backend `web`: what the admin API and the operator page must show.
+pub fn valid_and_broken() -> Fixture {
+    let mut f = Fixture::new();
+    f.backend("web");
+    f.write(
+        "web.yaml",
+        &ingress_yaml("web", Some("web.example.com"), &[("/", "Prefix", "web")]),
+    );
+    f.write(
+        "broken.yaml",
+        &ingress_yaml(
+            "broken",
+            Some("broken.example.com"),
+            &[("/", "Prefix", "web")],
+        )
+        .replace("number: 80", "number: 70000"),
+    );
+    f
+}
+
 /// One path of an Ingress rule: `(path, pathType, service)`; the service's port 80.
 pub type PathSpec<'a> = (&'a str, &'a str, &'a str);
 
