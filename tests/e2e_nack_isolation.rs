@@ -6,6 +6,7 @@
 
 mod common;
 
+use isobar::admin::v1::{self, admin_client::AdminClient};
 use isobar_harness::{wait_for_async, Stack};
 
 use common::{debug_status, ingress_yaml, metric_sum, wait_routed_to, Fixture, CONVERGE};
@@ -105,6 +106,19 @@ async fn a_rejected_object_is_set_aside_named_and_the_others_keep_flowing() {
         route_nacks(&stack).await >= 1.0,
         "the NACK is counted by type"
     );
+    // The admin API keeps it in the NACK history, in Envoy's words.
+    let mut admin = AdminClient::connect(format!("http://{}", stack.isobar.debug_addr()))
+        .await
+        .expect("the admin API");
+    let snapshot = admin
+        .get_snapshot(v1::GetSnapshotRequest {})
+        .await
+        .expect("GetSnapshot")
+        .into_inner();
+    let nack = snapshot.nack_history.last().expect("a NACK in the history");
+    assert_eq!(nack.r#type, "route", "{nack:?}");
+    assert!(nack.message.contains("out-of-range"), "{nack:?}");
+    assert!(nack.at > 0 && !nack.node_id.is_empty(), "{nack:?}");
 
     // Later changes of other objects keep reaching Envoy.
     f.write(
