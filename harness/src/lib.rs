@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod certinfo;
+pub mod container;
 pub mod echo;
 pub mod envoy;
 pub mod error;

@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::container::{self, ContainerSpec, RunningContainer, Runtime};
 use crate::error::{Error, Result};
 
 /// How long a process gets to exit after SIGTERM before it is killed.
@@ -26,9 +27,97 @@ pub struct ChildProcess {
     pid: u32,
     stdout_log: PathBuf,
     stderr_log: PathBuf,
+    /// Set when the program runs in a container ([`Runtime::Container`]); `child` is then a
+    /// placeholder that has already exited.
+    container: Option<RunningContainer>,
 }
 
 impl ChildProcess {
+    /// Runs `cmd` as [`ChildProcess::spawn`] does, in `runtime`: a container runs the same program
+    /// with the same arguments and environment, its output in the same log files.
+    pub fn spawn_in(
+        runtime: Runtime,
+        name: &str,
+        cmd: Command,
+        work_dir: &Path,
+    ) -> Result<ChildProcess> {
+        match runtime {
+            Runtime::Process => ChildProcess::spawn(name, cmd, work_dir),
+            Runtime::Container => ChildProcess::spawn_container(name, &cmd, work_dir),
+        }
+    }
+
+    fn spawn_container(name: &str, cmd: &Command, work_dir: &Path) -> Result<ChildProcess> {
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        let program = PathBuf::from(cmd.get_program());
+        let image = container::block({
+            let program = program.clone();
+            async move { container::image::for_binary(&program).await }
+        })??;
+        let spec = ContainerSpec {
+            image,
+            entrypoint: None,
+            command: std::iter::once(text(program.as_os_str()))
+                .chain(cmd.get_args().map(text))
+                .collect(),
+            env: cmd
+                .get_envs()
+                .filter_map(|(k, v)| Some((text(k), text(v?))))
+                .collect(),
+            mounts: container::shared_dirs(work_dir),
+            user: Some("0".into()),
+        };
+        ChildProcess::run_container(name, spec, work_dir)
+    }
+
+    /// Runs a container of `spec` as a [`ChildProcess`]: its output in `<work_dir>/<name>.*.log`,
+    /// stopped and removed when dropped.
+    pub fn run_container(name: &str, spec: ContainerSpec, work_dir: &Path) -> Result<ChildProcess> {
+        std::fs::create_dir_all(work_dir)
+            .map_err(|e| Error::io(format!("creating work dir {}", work_dir.display()), e))?;
+        let (stdout_log, stderr_log) = unique_log_paths(work_dir, name);
+        let stdout = File::create(&stdout_log)
+            .map_err(|e| Error::io(format!("creating {}", stdout_log.display()), e))?;
+        let stderr = File::create(&stderr_log)
+            .map_err(|e| Error::io(format!("creating {}", stderr_log.display()), e))?;
+        let running = RunningContainer::start(spec, stdout, stderr)?;
+        let pid = running.host_pid.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(name, id = %running.id, pid, "container started");
+        // A child that has exited at once stands in for the process: every method asks the
+        // container instead.
+        let placeholder = Command::new("true")
+            .spawn()
+            .map_err(|e| Error::io("spawning a placeholder", e))?;
+        Ok(ChildProcess {
+            name: name.to_string(),
+            pid,
+            child: Mutex::new(placeholder),
+            stdout_log,
+            stderr_log,
+            container: Some(running),
+        })
+    }
+
+    /// Restarts a container (stop with the grace period, then start): the same container, a new
+    /// process, as a kubelet restarts a pod's container. Processes have no such thing: an error.
+    pub fn restart_container(&self) -> Result<()> {
+        let Some(c) = &self.container else {
+            return Err(Error::io(
+                format!("restarting {}: not a container", self.name),
+                std::io::ErrorKind::Unsupported.into(),
+            ));
+        };
+        c.stop(TERM_GRACE)?;
+        let append = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io(format!("opening {}", p.display()), e))
+        };
+        c.start_again(append(&self.stdout_log)?, append(&self.stderr_log)?)?;
+        Ok(())
+    }
+
     /// Spawns `cmd` (stdin closed, output to log files in `work_dir`). `name` labels the
     /// log files and error messages; a suffix is added if its log files already exist.
     pub fn spawn(name: &str, mut cmd: Command, work_dir: &Path) -> Result<ChildProcess> {
@@ -69,6 +158,7 @@ impl ChildProcess {
             child: Mutex::new(child),
             stdout_log,
             stderr_log,
+            container: None,
         })
     }
 
@@ -79,7 +169,10 @@ impl ChildProcess {
 
     /// The process id (also its process group id).
     pub fn pid(&self) -> u32 {
-        self.pid
+        match &self.container {
+            Some(c) => c.host_pid.load(std::sync::atomic::Ordering::Relaxed),
+            None => self.pid,
+        }
     }
 
     /// Path of the stdout log.
@@ -94,6 +187,9 @@ impl ChildProcess {
 
     /// The exit status if the process has exited (reaping it), `None` while it runs.
     pub fn try_status(&self) -> Option<ExitStatus> {
+        if let Some(c) = &self.container {
+            return c.status();
+        }
         let mut child = self.lock();
         // An error here means the child was already reaped elsewhere: treat it as gone.
         match child.try_wait() {
@@ -133,6 +229,10 @@ impl ChildProcess {
 
     /// Terminates the process group: SIGTERM, up to 5 s to exit, then SIGKILL; then reaps.
     pub fn kill(&self) -> Result<ExitStatus> {
+        if let Some(c) = &self.container {
+            c.stop(TERM_GRACE)?;
+            return Ok(c.status().unwrap_or_default());
+        }
         let mut child = self.lock();
         if let Ok(Some(status)) = child.try_wait() {
             // Children of the group may still linger (e.g. a shell's child).
@@ -175,6 +275,10 @@ impl ChildProcess {
     }
 
     fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.container {
+            c.signal(sig);
+            return;
+        }
         // Only an unreaped child (checked under the lock) still owns its pid.
         let mut child = self.lock();
         if let Ok(None) = child.try_wait() {
@@ -189,6 +293,11 @@ impl ChildProcess {
     /// servers whose graceful shutdown is slow and irrelevant to the test (kube-apiserver
     /// stops listening at SIGTERM but takes more than 30 s to exit).
     pub fn kill_now(&self) -> Result<ExitStatus> {
+        if let Some(c) = &self.container {
+            c.signal(libc::SIGKILL);
+            c.stop(Duration::from_secs(1))?;
+            return Ok(c.status().unwrap_or_default());
+        }
         let mut child = self.lock();
         signal_group(self.pid, libc::SIGKILL);
         child
@@ -206,6 +315,11 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         if let Err(e) = self.kill() {
             tracing::warn!(name = %self.name, error = %e, "could not stop child process");
+        }
+        if let Some(c) = &self.container {
+            if let Err(e) = c.remove() {
+                tracing::warn!(name = %self.name, error = %e, "could not remove container");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
 use crate::wait::try_wait_for;
@@ -37,7 +38,7 @@ impl EchoBackend {
         if let Some((cert, key)) = tls {
             cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
-        Self::spawn(cmd, name, work_dir)
+        Self::spawn(Runtime::from_env()?, cmd, name, work_dir)
     }
 
     /// Starts `echo_bin --name NAME --listen LISTEN` through `wrap`, which may turn the
@@ -50,11 +51,12 @@ impl EchoBackend {
         wrap: impl FnOnce(Command) -> Command,
     ) -> Result<EchoBackend> {
         let cmd = echo_command(echo_bin, name, listen)?;
-        Self::spawn(wrap(cmd), name, work_dir)
+        // A wrapper (a network namespace) is a host matter: always a process.
+        Self::spawn(Runtime::Process, wrap(cmd), name, work_dir)
     }
 
-    fn spawn(cmd: Command, name: &str, work_dir: &Path) -> Result<EchoBackend> {
-        let process = ChildProcess::spawn(&format!("echo-{name}"), cmd, work_dir)?;
+    fn spawn(runtime: Runtime, cmd: Command, name: &str, work_dir: &Path) -> Result<EchoBackend> {
+        let process = ChildProcess::spawn_in(runtime, &format!("echo-{name}"), cmd, work_dir)?;
         let addr = try_wait_for(
             START_TIMEOUT,
             &format!("echo backend {name} to print its address"),

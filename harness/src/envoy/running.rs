@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
 use crate::wait::wait_for_async;
@@ -75,7 +76,7 @@ impl Envoy {
             .args(["--log-level", &opts.log_level])
             .args(["--base-id", &base_id.to_string()])
             .args(&opts.extra_args);
-        let process = ChildProcess::spawn("envoy", cmd, &opts.work_dir)?;
+        let process = ChildProcess::spawn_in(Runtime::from_env()?, "envoy", cmd, &opts.work_dir)?;
 
         let admin = wait_for_async(ADMIN_TIMEOUT, "Envoy's admin endpoint to answer", || {
             let process = &process;

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::CertPaths;
+use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::http::{send, RequestSpec, Response};
 use crate::process::ChildProcess;
@@ -145,7 +146,7 @@ impl Isobar {
                 how: "build it with `cargo build --bin isobar`".into(),
             });
         }
-        ChildProcess::spawn("isobar", cmd, &opts.work_dir)
+        ChildProcess::spawn_in(Runtime::from_env()?, "isobar", cmd, &opts.work_dir)
     }
 
     /// Polls until `/healthz` answers 200 (the process serves), failing at `timeout` or when it
