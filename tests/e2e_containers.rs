@@ -8,6 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,6 +74,26 @@ fn deploy_image() -> ImageRef {
         name: entry["newName"].as_str().unwrap().to_string(),
         tag: entry["newTag"].as_str().unwrap().to_string(),
     }
+}
+
+/// The arguments of the `bootstrap` init container in deploy/base/envoy.yaml.
+fn deploy_bootstrap_args() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/base/envoy.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let daemonset = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("deploy/base/envoy.yaml holds Envoy's DaemonSet");
+    let init = daemonset["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "bootstrap"))
+        .expect("deploy's Envoy has a bootstrap init container");
+    init["args"]
+        .as_array()
+        .expect("its arguments")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn isobar_image() -> ImageRef {
@@ -158,20 +180,12 @@ fn isobars_image_is_small_non_root_without_a_shell_and_runs_version_and_bootstra
     // `bootstrap` writes Envoy's configuration into a mounted volume, as the init container does.
     let config = tempfile::tempdir().unwrap();
     hand_to(config.path(), IMAGE_UID).unwrap();
+    // Exactly the init container's arguments in deploy/.
+    let args = deploy_bootstrap_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let bootstrap = run_to_end(spec(
         &image,
-        &[
-            "bootstrap",
-            "/config/envoy.json",
-            "--xds-address=isobar.isobar-system.svc",
-            "--xds-port=8001",
-            "--envoy-cafile=/certs/ca.crt",
-            "--envoy-cert-file=/certs/tls.crt",
-            "--envoy-key-file=/certs/tls.key",
-            "--admin-address=127.0.0.1",
-            "--admin-port=9001",
-            "--resources-dir=/config/sds",
-        ],
+        &args,
         vec![mount(config.path(), "/config", false)],
     ));
     assert_eq!(bootstrap.exit_code, 0, "{bootstrap:?}");

@@ -73,13 +73,7 @@ impl ChildProcess {
     /// Runs a container of `spec` as a [`ChildProcess`]: its output in `<work_dir>/<name>.*.log`,
     /// stopped and removed when dropped.
     pub fn run_container(name: &str, spec: ContainerSpec, work_dir: &Path) -> Result<ChildProcess> {
-        std::fs::create_dir_all(work_dir)
-            .map_err(|e| Error::io(format!("creating work dir {}", work_dir.display()), e))?;
-        let (stdout_log, stderr_log) = unique_log_paths(work_dir, name);
-        let stdout = File::create(&stdout_log)
-            .map_err(|e| Error::io(format!("creating {}", stdout_log.display()), e))?;
-        let stderr = File::create(&stderr_log)
-            .map_err(|e| Error::io(format!("creating {}", stderr_log.display()), e))?;
+        let (stdout_log, stderr_log, stdout, stderr) = log_files(work_dir, name)?;
         let running = RunningContainer::start(spec, stdout, stderr)?;
         let pid = running.host_pid.load(std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(name, id = %running.id, pid, "container started");
@@ -121,13 +115,7 @@ impl ChildProcess {
     /// Spawns `cmd` (stdin closed, output to log files in `work_dir`). `name` labels the
     /// log files and error messages; a suffix is added if its log files already exist.
     pub fn spawn(name: &str, mut cmd: Command, work_dir: &Path) -> Result<ChildProcess> {
-        std::fs::create_dir_all(work_dir)
-            .map_err(|e| Error::io(format!("creating work dir {}", work_dir.display()), e))?;
-        let (stdout_log, stderr_log) = unique_log_paths(work_dir, name);
-        let stdout = File::create(&stdout_log)
-            .map_err(|e| Error::io(format!("creating {}", stdout_log.display()), e))?;
-        let stderr = File::create(&stderr_log)
-            .map_err(|e| Error::io(format!("creating {}", stderr_log.display()), e))?;
+        let (stdout_log, stderr_log, stdout, stderr) = log_files(work_dir, name)?;
         cmd.stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -329,6 +317,18 @@ fn signal_group(pgid: u32, sig: libc::c_int) {
     unsafe {
         libc::kill(-(pgid as libc::pid_t), sig);
     }
+}
+
+/// `<work_dir>/<name>.stdout.log` and `.stderr.log` (a suffix added if taken), created.
+fn log_files(work_dir: &Path, name: &str) -> Result<(PathBuf, PathBuf, File, File)> {
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| Error::io(format!("creating work dir {}", work_dir.display()), e))?;
+    let (stdout_log, stderr_log) = unique_log_paths(work_dir, name);
+    let stdout = File::create(&stdout_log)
+        .map_err(|e| Error::io(format!("creating {}", stdout_log.display()), e))?;
+    let stderr = File::create(&stderr_log)
+        .map_err(|e| Error::io(format!("creating {}", stderr_log.display()), e))?;
+    Ok((stdout_log, stderr_log, stdout, stderr))
 }
 
 fn unique_log_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {

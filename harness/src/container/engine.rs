@@ -282,26 +282,33 @@ async fn host_pid(id: &str) -> Result<u32> {
         .ok_or_else(|| engine_error(format!("container {id}"), "has no running process"))
 }
 
+/// Waits for container `id` to end; its exit code.
+pub(super) async fn exit_code(docker: &testcontainers::bollard::Docker, id: &str) -> Result<i64> {
+    use futures_util::StreamExt;
+    match docker
+        .wait_container(id, None::<WaitContainerOptions>)
+        .next()
+        .await
+    {
+        Some(Ok(r)) => Ok(r.status_code),
+        // A non-zero exit arrives as this error.
+        Some(Err(testcontainers::bollard::errors::Error::DockerContainerWaitError {
+            code,
+            ..
+        })) => Ok(code),
+        Some(Err(e)) => Err(engine_error(format!("waiting for {id}"), e)),
+        None => Err(engine_error(format!("waiting for {id}"), "no answer")),
+    }
+}
+
 /// Records the container's exit code in `exit` when the engine reports its end.
 fn wait_for_exit(id: String, exit: Arc<Mutex<Option<i64>>>) {
-    use futures_util::StreamExt;
     tokio::spawn(async move {
         let Ok(docker) = docker() else {
             return;
         };
-        let code = match docker
-            .wait_container(&id, None::<WaitContainerOptions>)
-            .next()
-            .await
-        {
-            Some(Ok(r)) => r.status_code,
-            Some(Err(testcontainers::bollard::errors::Error::DockerContainerWaitError {
-                code,
-                ..
-            })) => code,
-            // The engine went away: the container is as good as ended.
-            _ => -1,
-        };
+        // The engine gone: the container is as good as ended.
+        let code = exit_code(&docker, &id).await.unwrap_or(-1);
         *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
     });
 }

@@ -8,10 +8,10 @@ use testcontainers::bollard::container::LogOutput;
 use testcontainers::bollard::models::{ContainerCreateBody, HostConfig};
 use testcontainers::bollard::query_parameters::{
     CreateContainerOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, WaitContainerOptions,
+    StartContainerOptions,
 };
 
-use super::engine::ContainerSpec;
+use super::engine::{exit_code, ContainerSpec};
 use super::image::engine_error;
 use crate::error::Result;
 
@@ -59,19 +59,7 @@ pub async fn run_once(spec: &ContainerSpec) -> Result<Finished> {
             .start_container(&id, None::<StartContainerOptions>)
             .await
             .map_err(|e| engine_error(format!("starting {id}"), e))?;
-        let exit_code = match docker
-            .wait_container(&id, None::<WaitContainerOptions>)
-            .next()
-            .await
-        {
-            Some(Ok(r)) => r.status_code,
-            Some(Err(testcontainers::bollard::errors::Error::DockerContainerWaitError {
-                code,
-                ..
-            })) => code,
-            Some(Err(e)) => return Err(engine_error(format!("waiting for {id}"), e)),
-            None => return Err(engine_error(format!("waiting for {id}"), "no answer")),
-        };
+        let exit_code = exit_code(&docker, &id).await?;
         let mut logs = docker.logs(
             &id,
             Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
