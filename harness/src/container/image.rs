@@ -105,13 +105,47 @@ pub async fn for_binary(binary: &Path) -> Result<ImageRef> {
         )
     })?;
     build(&image, binary, at, Vec::new(), "").await?;
+    prune_other_tags(&image).await;
     Ok(image)
+}
+
+/// Removes the images of `image`'s name built from earlier binaries (best effort: one in use by a
+/// container stays), so rebuilding the tests doesn't pile images up.
+async fn prune_other_tags(image: &ImageRef) {
+    use testcontainers::bollard::query_parameters::ListImagesOptionsBuilder;
+    let Ok(docker) = testcontainers::bollard::Docker::connect_with_defaults() else {
+        return;
+    };
+    let filters = std::collections::HashMap::from([("reference", vec![image.name.clone()])]);
+    let Ok(images) = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+    else {
+        return;
+    };
+    let current = image.to_string();
+    for tag in images.iter().flat_map(|i| &i.repo_tags) {
+        if tag.starts_with(&format!("{}:", image.name)) && *tag != current {
+            let _ = docker
+                .remove_image(
+                    tag,
+                    None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+        }
+    }
 }
 
 /// isobar's production image, as `deploy/` names it: the release binary at `/usr/local/bin/isobar`
 /// and the libraries it links, nothing else (no shell), run as uid 65532 (`nonroot`) with `isobar`
 /// as the entrypoint. Rebuilt whenever the binary changes (the same tag, a new image).
 pub async fn isobar(release_binary: &Path, image: &ImageRef) -> Result<()> {
+    // Tests in one process build it concurrently: one checks, removes and builds at a time.
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = BUILDING.lock().await;
     let passwd = "nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n";
     let group = "nonroot:x:65532:\n";
     // The binary's content hash as a label: an image built from another binary under the same
