@@ -31,12 +31,19 @@ pub struct ManifestDir {
     scanned: bool,
 }
 
-/// A file's text and the objects it parsed into. A file whose text is unchanged is not parsed again
-/// and gives the same (shared) objects, so the incremental build sees them unchanged.
+/// A digest of a file's text and the objects it parsed into. A file whose text is unchanged is not
+/// parsed again and gives the same (shared) objects, so the incremental build sees them unchanged.
+/// The digest stands in for the text: holding every file's text would cost as much memory again as
+/// the directory's size.
 #[derive(Debug, Clone)]
 struct ParsedFile {
-    text: String,
+    digest: [u8; 32],
     objects: Vec<KubeObject>,
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 /// Paths the watcher reported, or that it lost track and the directory must be read whole.
@@ -185,14 +192,15 @@ impl ManifestDir {
                 return;
             }
         };
-        if self.files.get(path).is_some_and(|p| p.text == text) {
+        let digest = digest(&text);
+        if self.files.get(path).is_some_and(|p| p.digest == digest) {
             self.errors.remove(path);
             return;
         }
         match parse_manifests(&path.display().to_string(), &text) {
             Ok(objects) => {
                 self.errors.remove(path);
-                self.replace(path, Some(ParsedFile { text, objects }));
+                self.replace(path, Some(ParsedFile { digest, objects }));
             }
             Err(e) => {
                 self.errors.insert(path.to_path_buf(), Arc::new(e));
