@@ -12,6 +12,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use sha2::{Digest, Sha256};
 
 use super::v1;
+use crate::xds::cache::hex;
 use crate::xds::type_url;
 
 static ENVOY_DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptor.bin"));
@@ -82,6 +83,9 @@ pub fn admin_snapshot(snapshot: &v1::Snapshot) -> Result<serde_json::Value, Json
     )
 }
 
+/// What a redacted private key reads, before its fingerprint.
+const REDACTED: &str = "redacted sha256:";
+
 /// A Secret whose private key is replaced by `redacted sha256:<fingerprint>`, so that a changed key
 /// still shows as a change; `None` for other types or a Secret without an inline key.
 pub fn redacted(type_url: &str, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -95,17 +99,15 @@ pub fn redacted(type_url: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     let key = cert.private_key.as_mut()?;
     let material: &[u8] = match &key.specifier {
         Some(Specifier::InlineBytes(b)) => b,
+        // Already redacted (`diff` compares redacted resources, then renders them): keep the
+        // key's fingerprint rather than take one of the fingerprint.
+        Some(Specifier::InlineString(s)) if s.starts_with(REDACTED) => return None,
         Some(Specifier::InlineString(s)) => s.as_bytes(),
         _ => return None,
     };
-    let fingerprint: String = Sha256::digest(material)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = hex(&Sha256::digest(material)[..8]);
     *key = DataSource {
-        specifier: Some(Specifier::InlineString(format!(
-            "redacted sha256:{fingerprint}"
-        ))),
+        specifier: Some(Specifier::InlineString(format!("{REDACTED}{fingerprint}"))),
         ..Default::default()
     };
     Some(secret.encode_to_vec())
@@ -153,6 +155,9 @@ mod tests {
         assert!(!a.contains("PRIVATE KEY") && !a.contains("secret-a"), "{a}");
         assert!(a.contains("redacted sha256:"), "{a}");
         assert_ne!(a, b);
+        // Rendering a redacted Secret again shows the same fingerprint, the key's.
+        let once = redacted(type_url::SECRET, &secret(b"key").encode_to_vec()).unwrap();
+        assert_eq!(redacted(type_url::SECRET, &once), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use similar::TextDiff;
 use super::check::{load, BuildArgs};
 use super::listeners::ListenerArgs;
 use crate::admin::{json, v1};
-use crate::dag::{self, DagOptions, StatusMap};
+use crate::dag::{self, DagOptions, ObjectStatus};
 use crate::xds::translate::{self, ListenerConfig};
 use crate::xds::type_url;
 
@@ -83,7 +83,7 @@ impl Side {
             .collect();
         Side {
             resources,
-            statuses: statuses_of(&dag::status_map(statuses)),
+            statuses: statuses_of(&statuses),
         }
     }
 
@@ -117,8 +117,9 @@ impl Side {
     }
 }
 
-fn statuses_of(map: &StatusMap) -> Statuses {
-    map.values()
+fn statuses_of(statuses: &[ObjectStatus]) -> Statuses {
+    statuses
+        .iter()
         .map(|s| {
             (
                 format!("{} {}", s.kind, s.object),

@@ -31,7 +31,17 @@ struct Ops {
     state: Arc<ControllerState>,
     cache: Arc<XdsCache>,
     metrics: Arc<Metrics>,
-    admin: AdminState,
+}
+
+impl Ops {
+    /// What the admin API and the operator page read: the same state.
+    fn admin(&self) -> AdminState {
+        AdminState {
+            stats: Arc::clone(&self.stats),
+            state: Arc::clone(&self.state),
+            cache: Arc::clone(&self.cache),
+        }
+    }
 }
 
 /// The routers of both listeners, over the same state.
@@ -51,18 +61,13 @@ impl OpsRouters {
             Arc::clone(&state),
             Arc::clone(&cache),
         ));
-        let admin = AdminState {
-            stats: Arc::clone(&stats),
-            state: Arc::clone(&state),
-            cache: Arc::clone(&cache),
-        };
         let ops = Ops {
             stats,
             state,
             cache,
             metrics,
-            admin: admin.clone(),
         };
+        let admin = crate::admin::service::router(ops.admin());
         OpsRouters {
             main: Router::new()
                 .route("/healthz", get(probes::healthz))
@@ -80,7 +85,7 @@ impl OpsRouters {
                 .route("/api/v1/snapshot", get(page::snapshot))
                 .route("/api/v1/events", get(page::events))
                 .with_state(ops)
-                .merge(crate::admin::service::router(admin)),
+                .merge(admin),
         }
     }
 }

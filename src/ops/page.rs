@@ -42,7 +42,7 @@ pub(super) async fn style() -> Response {
 }
 
 pub(super) async fn snapshot(State(ops): State<Ops>) -> Response {
-    match json::admin_snapshot(&ops.admin.snapshot()) {
+    match json::admin_snapshot(&ops.admin().snapshot()) {
         Ok(value) => axum::Json(value).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -52,7 +52,7 @@ pub(super) async fn snapshot(State(ops): State<Ops>) -> Response {
 pub(super) async fn events(
     State(ops): State<Ops>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = ops.admin.clone().changes().map(|snapshot| {
+    let stream = ops.admin().changes().map(|snapshot| {
         Ok(match json::admin_snapshot(&snapshot) {
             Ok(value) => Event::default().event("snapshot").data(value.to_string()),
             Err(e) => Event::default().event("error").data(e.to_string()),
@@ -67,7 +67,7 @@ pub(super) async fn dag_svg(State(ops): State<Ops>) -> Response {
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        svg::render(&ops.admin.snapshot()),
+        svg::render(&ops.admin().snapshot()),
     )
         .into_response()
 }

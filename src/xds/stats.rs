@@ -88,8 +88,7 @@ pub struct XdsStats {
     pub handshakes_in_progress: AtomicU64,
     next_stream: AtomicU64,
     streams: Mutex<BTreeMap<u64, StreamState>>,
-    last_nack: Mutex<Option<Nack>>,
-    /// The last [`NACK_HISTORY`] NACKs, oldest first.
+    /// The last [`NACK_HISTORY`] NACKs, oldest first (the last of them is the last NACK).
     nack_history: Mutex<VecDeque<TimedNack>>,
     /// NACKs by type URL, for `isobar_xds_nacks_total{type}`: which kind of resource Envoy rejects.
     nacks_by_type: Mutex<BTreeMap<String, u64>>,
@@ -141,11 +140,8 @@ impl XdsStats {
             }
             history.push_back(TimedNack {
                 at: SystemTime::now(),
-                nack: nack.clone(),
+                nack,
             });
-        }
-        if let Ok(mut last) = self.last_nack.lock() {
-            *last = Some(nack);
         }
         self.verdict();
     }
@@ -162,7 +158,8 @@ impl XdsStats {
 
     /// The most recent NACK, if any.
     pub fn last_nack(&self) -> Option<Nack> {
-        self.last_nack.lock().ok().and_then(|n| n.clone())
+        let history = self.nack_history.lock().ok()?;
+        history.back().map(|t| t.nack.clone())
     }
 
     /// The recent NACKs, oldest first.

@@ -2,15 +2,17 @@
 //! libraries `ldd` lists at theirs. Tagged by content, so an image is built once per binary and
 //! reused by every later test run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
 use testcontainers::core::build::build_options::BuildImageOptions;
 use testcontainers::runners::AsyncBuilder;
 use testcontainers::GenericBuildableImage;
 
+use crate::envoy::provision::sha256_file;
 use crate::error::{Error, Result};
 
 /// An image: name and tag.
@@ -45,14 +47,25 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     Ok(libs.into_iter().collect())
 }
 
-/// The first 12 hex digits of SHA-256 over `path`'s bytes.
+/// The first 12 hex digits of SHA-256 over `path`'s bytes. Remembered per path, size and
+/// modification time: every role a test starts asks again, and a debug binary is 100 MB.
 pub fn content_tag(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    Ok(Sha256::digest(&bytes)[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    type Seen = HashMap<PathBuf, (u64, Option<SystemTime>, String)>;
+    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let key = (meta.len(), meta.modified().ok());
+    let mut guard = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = guard.get_or_insert_default();
+    if let Some((len, modified, tag)) = seen.get(path) {
+        if (*len, *modified) == key {
+            return Ok(tag.clone());
+        }
+    }
+    let mut tag = sha256_file(path)?;
+    tag.truncate(12);
+    seen.insert(path.to_path_buf(), (key.0, key.1, tag.clone()));
+    Ok(tag)
 }
 
 /// Builds (unless it exists) `image` holding `binary` at `binary_at` and its shared libraries, with

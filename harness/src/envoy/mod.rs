@@ -1,7 +1,7 @@
 //! Real Envoy: provisioning the binary and running it.
 
 mod admin;
-mod provision;
+pub(crate) mod provision;
 mod running;
 
 pub use admin::percent_encode;

@@ -238,7 +238,8 @@ fn envoy_version_output(bin: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+/// Hex SHA-256 of a file's bytes, read in 1 MiB pieces.
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let mut file =
         File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut hasher = Sha256::new();
