@@ -2,6 +2,7 @@
 //! (`contour.heptio.com/v1beta1`). The CRD manifests in `deploy/` are generated from these types.
 
 mod delegation;
+pub mod gateway;
 mod ingressroute;
 
 pub use delegation::{

@@ -7,6 +7,7 @@ mod binaries;
 mod client;
 mod cluster;
 mod flags;
+mod gateway_api;
 mod kubeconfig;
 mod local;
 mod netns;
@@ -18,6 +19,9 @@ mod transport;
 pub use binaries::{kube_binaries, KubeBinaries, KUBE_BIN_DIR_ENV};
 pub use client::{fill_apply_defaults, parse_yaml_documents, KubeClient, FIELD_MANAGER};
 pub use cluster::{KubeCluster, E2E_KUBECONFIG_ENV};
+pub use gateway_api::{
+    gateway_api_bundle, gateway_api_dir, install_gateway_api_crds, GATEWAY_API_VERSION,
+};
 pub use kubeconfig::{KubeAuth, KubeEndpoint};
 pub use local::{KubeClusterOptions, SERVICE_ACCOUNT_ISSUER};
 pub use netns::NetnsBackendHost;

@@ -57,6 +57,20 @@ const KNOWN: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     ("projectcontour.io", "HTTPProxy", "httpproxies", true),
+    (
+        "gateway.networking.k8s.io",
+        "GatewayClass",
+        "gatewayclasses",
+        false,
+    ),
+    ("gateway.networking.k8s.io", "Gateway", "gateways", true),
+    ("gateway.networking.k8s.io", "HTTPRoute", "httproutes", true),
+    (
+        "gateway.networking.k8s.io",
+        "ReferenceGrant",
+        "referencegrants",
+        true,
+    ),
 ];
 
 /// The group of an `apiVersion` (`""` for `v1`).
