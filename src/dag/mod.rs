@@ -11,6 +11,7 @@ mod class;
 mod cluster_name;
 mod delegation;
 mod dot;
+pub mod gateway;
 mod ingress;
 mod ingressroute;
 mod memo;

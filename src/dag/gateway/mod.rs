@@ -1,0 +1,8 @@
+//! Gateway API semantics (GatewayClass, Gateway, HTTPRoute, ReferenceGrant) as pure functions over
+//! plain values: host-name intersection, the order of matches, and how Gateway listeners become
+//! Envoy listeners. The builder that turns Gateway API objects into DAG contributions is built on
+//! these.
+
+pub mod hostname;
+pub mod listener;
+pub mod precedence;
