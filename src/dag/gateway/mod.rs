@@ -3,6 +3,7 @@
 //! Envoy listeners. The builder that turns Gateway API objects into DAG contributions is built on
 //! these.
 
+pub mod attach;
 pub mod hostname;
 pub mod listener;
 pub mod precedence;
