@@ -4,6 +4,8 @@
 //! these.
 
 pub mod attach;
+pub mod backend_ref;
+pub mod grant;
 pub mod hostname;
 pub mod listener;
 pub mod precedence;
