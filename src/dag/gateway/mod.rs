@@ -9,3 +9,4 @@ pub mod grant;
 pub mod hostname;
 pub mod listener;
 pub mod precedence;
+pub mod validate;
