@@ -45,34 +45,26 @@ fn wire_name<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// `(type, replaceFullPath set, replacePrefixMatch set)` of an optional redirect or rewrite path
+/// (four generated types with the same fields).
+macro_rules! path_view {
+    ($path:expr) => {
+        $path.map(|p| {
+            (
+                wire_name(&p.r#type),
+                p.replace_full_path.is_some(),
+                p.replace_prefix_match.is_some(),
+            )
+        })
+    };
+}
+
 /// The view of a filter of either generated type: the two have the same fields.
 macro_rules! filter_view {
     ($f:expr) => {{
         let f = $f;
-        let path_of = |kind: String, full: bool, prefix: bool| (kind, full, prefix);
-        let path = f
-            .request_redirect
-            .as_ref()
-            .and_then(|r| r.path.as_ref())
-            .map(|p| {
-                path_of(
-                    wire_name(&p.r#type),
-                    p.replace_full_path.is_some(),
-                    p.replace_prefix_match.is_some(),
-                )
-            })
-            .or_else(|| {
-                f.url_rewrite
-                    .as_ref()
-                    .and_then(|r| r.path.as_ref())
-                    .map(|p| {
-                        path_of(
-                            wire_name(&p.r#type),
-                            p.replace_full_path.is_some(),
-                            p.replace_prefix_match.is_some(),
-                        )
-                    })
-            });
+        let path = path_view!(f.request_redirect.as_ref().and_then(|r| r.path.as_ref()))
+            .or_else(|| path_view!(f.url_rewrite.as_ref().and_then(|r| r.path.as_ref())));
         let members = [
             ("requestHeaderModifier", f.request_header_modifier.is_some()),
             (
