@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod backend_ref;
+pub mod conditions;
 pub mod grant;
 pub mod hostname;
 pub mod listener;
