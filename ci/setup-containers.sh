@@ -32,9 +32,19 @@ default_ulimits = []
 cgroup_manager = "cgroupfs"
 runtime = "runc"
 C
+# A service left running from a directory since removed (a temp clone CI ran in) still answers
+# pings, but conmon fails in it ("Failed to get working directory") and no container starts: replace it.
+PIDFILE=$(dirname "$SOCK")/service.pid
+if [ -f "$PIDFILE" ] && pid=$(cat "$PIDFILE") && [ -d "/proc/$pid" ] \
+   && readlink "/proc/$pid/cwd" | grep -q ' (deleted)$'; then
+  kill "$pid"; rm -f "$SOCK"
+  for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+fi
 if ! curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; then
   rm -f "$SOCK"
-  setsid nohup podman system service --time=0 "unix://$SOCK" >/tmp/isobar-podman-service.log 2>&1 < /dev/null &
+  # From / so that the service (and every conmon it starts) never depends on the caller's directory.
+  (cd / && exec setsid nohup podman system service --time=0 "unix://$SOCK" >/tmp/isobar-podman-service.log 2>&1 < /dev/null) &
+  echo $! > "$PIDFILE"
   for _ in $(seq 1 100); do curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 curl -fsS --unix-socket "$SOCK" http://d/_ping >/dev/null || { echo "the podman API did not come up; see /tmp/isobar-podman-service.log" >&2; exit 1; }
