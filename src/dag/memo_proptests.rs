@@ -52,6 +52,10 @@ fn step(previous: &Snapshot, next: &Snapshot, seed: u64) -> Snapshot {
             &next.tls_certificate_delegations,
             seed,
         ),
+        gateway_classes: mix(&previous.gateway_classes, &next.gateway_classes, seed),
+        gateways: mix(&previous.gateways, &next.gateways, seed),
+        http_routes: mix(&previous.http_routes, &next.http_routes, seed),
+        reference_grants: mix(&previous.reference_grants, &next.reference_grants, seed),
     }
 }
 

@@ -14,6 +14,7 @@ pub use endpoint_slice::{
     EndpointSlice, SliceConditions, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL,
 };
 
+use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::crd::{IngressRoute, TLSCertificateDelegation};
 
 /// Namespace and name of a namespaced object. Ordered, so iteration over a snapshot is deterministic.
@@ -51,6 +52,10 @@ pub enum KubeObject {
     EndpointSlice(Arc<EndpointSlice>),
     IngressRoute(Arc<IngressRoute>),
     TLSCertificateDelegation(Arc<TLSCertificateDelegation>),
+    GatewayClass(Arc<GatewayClass>),
+    Gateway(Arc<Gateway>),
+    HttpRoute(Arc<HttpRoute>),
+    ReferenceGrant(Arc<ReferenceGrant>),
 }
 
 /// Why a document could not become a [`KubeObject`].
@@ -95,6 +100,15 @@ impl KubeObject {
             ("contour.heptio.com/v1beta1", "TLSCertificateDelegation") => {
                 typed(value).map(KubeObject::TLSCertificateDelegation)
             }
+            // The standard channel serves these kinds as v1 and v1beta1 with the same schema.
+            (GATEWAY_V1 | GATEWAY_V1BETA1, "GatewayClass") => {
+                typed(value).map(KubeObject::GatewayClass)
+            }
+            (GATEWAY_V1 | GATEWAY_V1BETA1, "Gateway") => typed(value).map(KubeObject::Gateway),
+            (GATEWAY_V1 | GATEWAY_V1BETA1, "HTTPRoute") => typed(value).map(KubeObject::HttpRoute),
+            (GATEWAY_V1 | GATEWAY_V1BETA1, "ReferenceGrant") => {
+                typed(value).map(KubeObject::ReferenceGrant)
+            }
             ("", _) | (_, "") => Err(ParseOutcome::Invalid(
                 "document has no apiVersion or kind".to_string(),
             )),
@@ -102,6 +116,9 @@ impl KubeObject {
         }
     }
 }
+
+const GATEWAY_V1: &str = "gateway.networking.k8s.io/v1";
+const GATEWAY_V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
 
 /// Objects of one kind by key, in a persistent map: copying a snapshot is O(1) (the maps share their
 /// nodes until one is changed), and [`imbl::OrdMap::diff`] between two snapshots visits only what
@@ -120,6 +137,11 @@ pub struct Snapshot {
     pub endpoint_slices: Objects<EndpointSlice>,
     pub ingress_routes: Objects<IngressRoute>,
     pub tls_certificate_delegations: Objects<TLSCertificateDelegation>,
+    /// Cluster-scoped: the key's namespace is empty.
+    pub gateway_classes: Objects<GatewayClass>,
+    pub gateways: Objects<Gateway>,
+    pub http_routes: Objects<HttpRoute>,
+    pub reference_grants: Objects<ReferenceGrant>,
 }
 
 /// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
@@ -144,6 +166,10 @@ pub enum StoreKind {
     EndpointSlice,
     IngressRoute,
     TLSCertificateDelegation,
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    ReferenceGrant,
 }
 
 impl KubeObject {
@@ -163,6 +189,13 @@ impl KubeObject {
             KubeObject::TLSCertificateDelegation(o) => {
                 (StoreKind::TLSCertificateDelegation, key(&o.metadata))
             }
+            KubeObject::GatewayClass(o) => (
+                StoreKind::GatewayClass,
+                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
+            ),
+            KubeObject::Gateway(o) => (StoreKind::Gateway, key(&o.metadata)),
+            KubeObject::HttpRoute(o) => (StoreKind::HttpRoute, key(&o.metadata)),
+            KubeObject::ReferenceGrant(o) => (StoreKind::ReferenceGrant, key(&o.metadata)),
         }
     }
 }
@@ -196,6 +229,18 @@ impl Snapshot {
             KubeObject::TLSCertificateDelegation(o) => {
                 self.tls_certificate_delegations.insert(key, o);
             }
+            KubeObject::GatewayClass(o) => {
+                self.gateway_classes.insert(key, o);
+            }
+            KubeObject::Gateway(o) => {
+                self.gateways.insert(key, o);
+            }
+            KubeObject::HttpRoute(o) => {
+                self.http_routes.insert(key, o);
+            }
+            KubeObject::ReferenceGrant(o) => {
+                self.reference_grants.insert(key, o);
+            }
         }
     }
 
@@ -212,6 +257,10 @@ impl Snapshot {
             StoreKind::TLSCertificateDelegation => {
                 drop(self.tls_certificate_delegations.remove(key))
             }
+            StoreKind::GatewayClass => drop(self.gateway_classes.remove(key)),
+            StoreKind::Gateway => drop(self.gateways.remove(key)),
+            StoreKind::HttpRoute => drop(self.http_routes.remove(key)),
+            StoreKind::ReferenceGrant => drop(self.reference_grants.remove(key)),
         }
     }
 
@@ -232,6 +281,10 @@ impl Snapshot {
             KubeObject::TLSCertificateDelegation(o) => {
                 same(&self.tls_certificate_delegations, &key, o)
             }
+            KubeObject::GatewayClass(o) => same(&self.gateway_classes, &key, o),
+            KubeObject::Gateway(o) => same(&self.gateways, &key, o),
+            KubeObject::HttpRoute(o) => same(&self.http_routes, &key, o),
+            KubeObject::ReferenceGrant(o) => same(&self.reference_grants, &key, o),
         }
     }
 }

@@ -82,7 +82,9 @@ pub enum AllowedNamespaces {
     #[default]
     Same,
     All,
-    Selector(Selector),
+    /// Namespaces whose labels match; `None` for a selector that does not parse, which matches
+    /// nothing.
+    Selector(Option<Selector>),
 }
 
 /// One listener of an accepted Gateway, as attachment needs it.
@@ -150,9 +152,9 @@ pub fn attach<'a>(
         .filter(|l| match &l.namespaces {
             AllowedNamespaces::Same => route_namespace == gateway_namespace,
             AllowedNamespaces::All => true,
-            AllowedNamespaces::Selector(s) => {
+            AllowedNamespaces::Selector(s) => s.as_ref().is_some_and(|s| {
                 namespace_labels(route_namespace).is_some_and(|labels| s.matches(labels))
-            }
+            }),
         })
         .collect();
     if allowed.is_empty() {
@@ -306,7 +308,7 @@ mod tests {
         .expect("a valid selector");
         let ls = [
             listener("same", 80, None, AllowedNamespaces::Same),
-            listener("sel", 81, None, AllowedNamespaces::Selector(selector)),
+            listener("sel", 81, None, AllowedNamespaces::Selector(Some(selector))),
         ];
         let shared: BTreeMap<String, String> = [("shared".to_string(), "yes".to_string())].into();
         let labels = |ns: &str| (ns == "tenant-a").then_some(&shared);

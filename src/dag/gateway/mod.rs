@@ -10,4 +10,5 @@ pub mod grant;
 pub mod hostname;
 pub mod listener;
 pub mod precedence;
+pub mod status;
 pub mod validate;
