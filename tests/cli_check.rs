@@ -93,3 +93,86 @@ fn dag_prints_graphviz_with_hosts_and_clusters() {
         "{dot}"
     );
 }
+
+const GATEWAY_API: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: isobar}
+spec: {controllerName: isobar.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: t}
+spec:
+  gatewayClassName: isobar
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: t}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+";
+
+#[test]
+fn gateway_api_objects_get_the_conditions_serve_would_write() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{SERVICE}---\n{GATEWAY_API}"),
+    );
+    let check = |args: &[&str]| {
+        Command::new(ISOBAR)
+            .arg("check")
+            .args(args)
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "GatewayClass isobar: Accepted=True",
+            "Gateway t/gw: Accepted=True Programmed=True",
+            "Gateway t/gw listener http: Accepted=True Conflicted=False ResolvedRefs=True Programmed=True attachedRoutes=1",
+            "HTTPRoute t/web parent t/gw: Accepted=True ResolvedRefs=True",
+        ]
+    );
+
+    // Another controller name: none of these objects is isobar's.
+    let out = check(&["--gateway-controller-name", "example.com/other"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+
+    // A backend that does not exist: the route's references are not resolved, and check says so.
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!(
+            "{SERVICE}---\n{}",
+            GATEWAY_API.replace("name: web, port: 80", "name: gone, port: 80")
+        ),
+    );
+    let out = check(&["--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let objects: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let route = objects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "HTTPRoute")
+        .expect("the HTTPRoute's status");
+    let resolved = &route["parents"][0]["conditions"][1];
+    assert_eq!(
+        (&resolved["type"], &resolved["status"], &resolved["reason"]),
+        (
+            &serde_json::json!("ResolvedRefs"),
+            &serde_json::json!("False"),
+            &serde_json::json!("BackendNotFound")
+        )
+    );
+}

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use super::gateway_report;
 use crate::dag::{self, DagOptions, Validity, DEFAULT_INGRESS_CLASS};
 use crate::source::manifest_dir::{Loaded, ManifestDir};
 
@@ -15,6 +16,8 @@ pub struct CheckArgs {
     pub output: Output,
     #[command(flatten)]
     pub build: BuildArgs,
+    #[command(flatten)]
+    pub gateway: super::gateway_report::GatewayArgs,
 }
 
 /// The flags of `serve` that change what the DAG holds, for the offline commands.
@@ -81,10 +84,15 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         Err(code) => return code,
     };
     let (_, statuses) = dag::build(&loaded.snapshot, &args.build.into());
+    let gateway_api =
+        dag::gateway::status::gateway_api_status(&loaded.snapshot, &args.gateway.into());
     match args.output {
         Output::Text => {
             for s in &statuses {
                 println!("{s}");
+            }
+            for line in gateway_report::lines(&gateway_api) {
+                println!("{line}");
             }
         }
         Output::Json => {
@@ -99,11 +107,15 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
                         "description": s.description,
                     })
                 })
+                .chain(gateway_report::objects(&gateway_api))
                 .collect();
             println!("{}", serde_json::Value::Array(objects));
         }
     }
-    if loaded.errors.is_empty() && statuses.iter().all(|s| s.validity == Validity::Valid) {
+    if loaded.errors.is_empty()
+        && statuses.iter().all(|s| s.validity == Validity::Valid)
+        && gateway_report::all_good(&gateway_api)
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -5,6 +5,7 @@ mod bootstrap;
 mod certgen;
 mod check;
 mod diff;
+mod gateway_report;
 mod limits;
 mod listeners;
 mod serve;
