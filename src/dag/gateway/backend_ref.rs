@@ -35,6 +35,18 @@ pub enum Unresolved {
     Invalid(String),
 }
 
+impl Unresolved {
+    /// What went wrong, for a person.
+    pub fn message(&self) -> &str {
+        match self {
+            Unresolved::InvalidKind(m)
+            | Unresolved::RefNotPermitted(m)
+            | Unresolved::BackendNotFound(m)
+            | Unresolved::Invalid(m) => m,
+        }
+    }
+}
+
 /// A backend that resolved: a Service port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

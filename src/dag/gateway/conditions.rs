@@ -218,15 +218,7 @@ pub fn route_parent(
                 Unresolved::RefNotPermitted(_) => "RefNotPermitted",
                 Unresolved::BackendNotFound(_) | Unresolved::Invalid(_) => "BackendNotFound",
             };
-            let messages: Vec<&str> = unresolved
-                .iter()
-                .map(|u| match u {
-                    Unresolved::InvalidKind(m)
-                    | Unresolved::RefNotPermitted(m)
-                    | Unresolved::BackendNotFound(m)
-                    | Unresolved::Invalid(m) => m.as_str(),
-                })
-                .collect();
+            let messages: Vec<&str> = unresolved.iter().map(Unresolved::message).collect();
             cond("ResolvedRefs", false, reason, messages.join("; "), g)
         }
     };

@@ -10,5 +10,6 @@ pub mod grant;
 pub mod hostname;
 pub mod listener;
 pub mod precedence;
+pub mod routes;
 pub mod status;
 pub mod validate;

@@ -64,7 +64,12 @@ pub fn precedence(m: &RuleMatch) -> impl Ord + '_ {
 
 /// Sorts matches into the order Envoy must try them.
 pub fn sort(matches: &mut [RuleMatch]) {
-    matches.sort_by(|a, b| precedence(a).cmp(&precedence(b)));
+    sort_by(matches, |m| m);
+}
+
+/// Sorts items by the match each holds.
+pub fn sort_by<T>(items: &mut [T], key: impl Fn(&T) -> &RuleMatch) {
+    items.sort_by(|a, b| precedence(key(a)).cmp(&precedence(key(b))));
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::grant::{self, Reference};
 use super::listener::{self, GatewayListener, ListenerPlan};
 use super::validate;
 use crate::crd::gateway::gateways::GatewayListenersAllowedRoutesNamespacesFrom as From;
+use crate::crd::gateway::httproutes::HttpRouteRulesBackendRefs;
 use crate::crd::gateway::{Gateway, HttpRoute};
 use crate::dag::secret::tls_secret;
 use crate::store::{ObjectKey, Snapshot};
@@ -316,26 +317,7 @@ fn route_parents(
         .iter()
         .flatten()
         .flat_map(|r| r.backend_refs.iter().flatten())
-        .filter_map(|b| {
-            let b = BackendRef {
-                group: b.group.clone(),
-                kind: b.kind.clone(),
-                namespace: b.namespace.clone(),
-                name: b.name.clone(),
-                port: b.port,
-                weight: b.weight,
-            };
-            backend_ref::weight(&b)
-                .and_then(|_| {
-                    backend_ref::resolve(
-                        &key.namespace,
-                        &b,
-                        |ns| grants_in(snapshot, ns),
-                        |s, port| service_port(snapshot, s, port),
-                    )
-                })
-                .err()
-        })
+        .filter_map(|b| resolve_backend(snapshot, &key.namespace, b).err())
         .collect();
     let mut out = Vec::new();
     for p in route.spec.parent_refs.iter().flatten() {
@@ -370,6 +352,30 @@ fn route_parents(
         });
     }
     out
+}
+
+/// A rule's backendRef, written in a route in `namespace`: the Service port and weight, or why not.
+pub fn resolve_backend(
+    snapshot: &Snapshot,
+    namespace: &str,
+    b: &HttpRouteRulesBackendRefs,
+) -> Result<(backend_ref::Resolved, u32), Unresolved> {
+    let b = BackendRef {
+        group: b.group.clone(),
+        kind: b.kind.clone(),
+        namespace: b.namespace.clone(),
+        name: b.name.clone(),
+        port: b.port,
+        weight: b.weight,
+    };
+    let weight = backend_ref::weight(&b)?;
+    let resolved = backend_ref::resolve(
+        namespace,
+        &b,
+        |ns| grants_in(snapshot, ns),
+        |s, port| service_port(snapshot, s, port),
+    )?;
+    Ok((resolved, weight))
 }
 
 /// Whether Service `key` exists and has `port`.
