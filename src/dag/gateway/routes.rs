@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use super::backend_ref::Resolved;
 use super::precedence::{self, Origin, RuleMatch};
-use super::status::{resolve_backend, GatewayApiStatus};
+use super::status::{created, resolve_backend, GatewayApiStatus};
+use super::validate::wire_name;
 use crate::crd::gateway::httproutes::{
     HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
@@ -141,11 +142,7 @@ pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingT
         let Some(route) = snapshot.http_routes.get(key) else {
             continue;
         };
-        let created = route
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(Origin::UNKNOWN_CREATION, |t| t.0.as_second());
+        let created = created(&route.metadata);
         let rules = route.spec.rules.as_deref().unwrap_or_default();
         let mut entries = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
@@ -170,11 +167,7 @@ pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingT
                         Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)
                     ),
                 });
-                let method = mat.method.as_ref().and_then(|v| {
-                    serde_json::to_value(v)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                });
+                let method = mat.method.as_ref().map(wire_name);
                 entries.push(Entry {
                     order: RuleMatch {
                         path,

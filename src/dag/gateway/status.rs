@@ -79,7 +79,8 @@ fn generation(meta: &ObjectMeta) -> i64 {
     meta.generation.unwrap_or_default()
 }
 
-fn created(meta: &ObjectMeta) -> i64 {
+/// An object's creation time in seconds since the epoch, for precedence; unknown counts as newest.
+pub(super) fn created(meta: &ObjectMeta) -> i64 {
     meta.creation_timestamp
         .as_ref()
         .map_or(super::precedence::Origin::UNKNOWN_CREATION, |t| {

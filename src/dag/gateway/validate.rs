@@ -38,7 +38,7 @@ impl FilterView {
 }
 
 /// A serde enum's wire name (`URLRewrite`, not the Rust variant's).
-fn wire_name<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn wire_name<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
