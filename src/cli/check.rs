@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::gateway_report;
+use crate::dag::gateway::status::GatewayOptions;
 use crate::dag::{self, DagOptions, Validity, DEFAULT_INGRESS_CLASS};
 use crate::source::manifest_dir::{Loaded, ManifestDir};
+use crate::xds::translate::ListenerConfig;
 
 /// `isobar check`: the statuses `serve` would write, offline.
 #[derive(Debug, Args)]
@@ -16,8 +18,6 @@ pub struct CheckArgs {
     pub output: Output,
     #[command(flatten)]
     pub build: BuildArgs,
-    #[command(flatten)]
-    pub gateway: super::gateway_report::GatewayArgs,
 }
 
 /// The flags of `serve` that change what the DAG holds, for the offline commands.
@@ -29,14 +29,21 @@ pub struct BuildArgs {
     pub ingressroute_root_namespaces: Vec<String>,
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+    #[command(flatten)]
+    pub gateway: gateway_report::GatewayArgs,
 }
 
-impl From<BuildArgs> for DagOptions {
-    fn from(args: BuildArgs) -> Self {
+impl BuildArgs {
+    /// The DAG's options, with Envoy's listeners where `listeners` puts them (a Gateway listener
+    /// can't take their ports).
+    pub fn options(self, listeners: &ListenerConfig) -> DagOptions {
+        let mut gateway: GatewayOptions = self.gateway.into();
+        gateway.reserved_ports = listeners.reserved_ports();
         DagOptions {
-            ingress_class_name: args.ingress_class_name,
-            root_namespaces: args.ingressroute_root_namespaces,
-            limits: args.limits.into(),
+            ingress_class_name: self.ingress_class_name,
+            root_namespaces: self.ingressroute_root_namespaces,
+            limits: self.limits.into(),
+            gateway,
         }
     }
 }
@@ -83,9 +90,10 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let (_, statuses) = dag::build(&loaded.snapshot, &args.build.into());
-    let gateway_api =
-        dag::gateway::status::gateway_api_status(&loaded.snapshot, &args.gateway.into());
+    // The statuses `serve` would write with its listeners where they are by default.
+    let options = args.build.options(&ListenerConfig::default());
+    let (_, statuses) = dag::build(&loaded.snapshot, &options);
+    let gateway_api = dag::gateway::status::gateway_api_status(&loaded.snapshot, &options.gateway);
     match args.output {
         Output::Text => {
             for s in &statuses {

@@ -204,8 +204,8 @@ pub fn run(args: DiffArgs) -> ExitCode {
 }
 
 fn sides(args: DiffArgs) -> Result<(Side, Side), ExitCode> {
-    let options: DagOptions = args.build.into();
     let listeners: ListenerConfig = args.listeners.into();
+    let options: DagOptions = args.build.options(&listeners);
     let from_dir = |dir: &PathBuf| -> Result<Side, ExitCode> {
         let loaded = load(dir)?;
         if !loaded.errors.is_empty() {

@@ -28,6 +28,7 @@ impl From<GatewayArgs> for GatewayOptions {
         GatewayOptions {
             controller_name: args.gateway_controller_name,
             privileged_port_offset: args.gateway_privileged_port_offset,
+            reserved_ports: Default::default(),
         }
     }
 }

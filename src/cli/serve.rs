@@ -6,12 +6,14 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::controller::{self, ServeConfig, SourceConfig};
+use crate::dag::gateway::status::GatewayOptions;
 use crate::dag::{DagOptions, DEFAULT_INGRESS_CLASS};
 use crate::status::{ClientBudget, LeaderElection, StatusConfig, DEFAULT_BURST, DEFAULT_QPS};
 use crate::store::ObjectKey;
 use crate::tls::client_san::ClientSanAllowlist;
 use crate::tls::server::TlsFiles;
 use crate::xds::limits::XdsServerLimits;
+use crate::xds::translate::ListenerConfig;
 
 /// `isobar serve`.
 #[derive(Debug, Args)]
@@ -94,6 +96,8 @@ pub struct ServeArgs {
     pub xds_max_message_bytes: u64,
     #[command(flatten)]
     pub listeners: super::listeners::ListenerArgs,
+    #[command(flatten)]
+    pub gateway: super::gateway_report::GatewayArgs,
     /// Namespaces where root IngressRoutes may be defined (comma-separated); all when empty.
     #[arg(long, value_delimiter = ',')]
     pub ingressroute_root_namespaces: Vec<String>,
@@ -184,6 +188,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }),
         },
     };
+    let listeners: ListenerConfig = args.listeners.into();
     let config = ServeConfig {
         source,
         xds_address: SocketAddr::new(args.xds_address, args.xds_port),
@@ -191,12 +196,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_reload_interval: args.tls_reload_interval,
         xds_client_sans,
         xds_limits,
-        listeners: args.listeners.into(),
         dag: DagOptions {
             ingress_class_name: args.ingress_class_name,
             root_namespaces: args.ingressroute_root_namespaces,
             limits: args.limits.into(),
+            gateway: GatewayOptions {
+                reserved_ports: listeners.reserved_ports(),
+                ..args.gateway.into()
+            },
         },
+        listeners,
         http_address: SocketAddr::new(args.http_address, args.http_port),
         debug_http_address: SocketAddr::new(args.debug_http_address, args.debug_http_port),
     };

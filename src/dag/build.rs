@@ -53,7 +53,12 @@ pub fn build_counting_work(
     }
     statuses.extend(ingressroute::statuses(snapshot, options, &route_statuses));
     let work = builder.work;
-    (builder.finish(), statuses, work)
+    let mut dag = builder.finish();
+    dag.add_gateway_program(&super::gateway::program::program(
+        snapshot,
+        &options.gateway,
+    ));
+    (dag, statuses, work)
 }
 
 /// An Ingress's status from the outcome of its contribution.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::assembly::{Assembly, CandidateId};
 use super::build::{ingress_status, route_status, Candidate};
 use super::delegation::Statuses;
+use super::gateway::program::{program, GatewayProgram};
 use super::reads::{self, recording, Read};
 use super::{ingress, ingressroute, Dag, DagOptions, ObjectKind, StatusMap};
 use crate::store::{ObjectKey, Snapshot};
@@ -30,6 +31,7 @@ pub struct Memo {
     /// Read → the Ingresses that made it (a few each, mostly one: a list).
     readers: HashMap<Read, Vec<ObjectKey>>,
     routes: RoutesMemo,
+    gateway: GatewayMemo,
     assembly: Assembly,
     statuses: StatusMap,
     /// Contributions computed (not reused) by the last build, for tests and benchmarks.
@@ -43,6 +45,14 @@ struct RoutesMemo {
     /// The delegation walk's statuses (of IngressRoutes that are not roots, mostly).
     statuses: Statuses,
     work: u64,
+}
+
+/// The Gateway API program, computed again as a whole when a Gateway API object or something it
+/// read changed: Gateways, routes and grants decide together what each listener serves.
+#[derive(Debug, Default)]
+struct GatewayMemo {
+    reads: HashSet<Read>,
+    program: GatewayProgram,
 }
 
 /// [`super::build`], reusing what `memo` computed before for what did not change. Returns the DAG, the
@@ -87,12 +97,50 @@ pub fn build_memoised(
     if routes_changed || route_outcomes {
         memo.route_statuses(snapshot, options);
     }
+    memo.gateway_program(snapshot, options, &changed_reads);
     memo.seen = snapshot.clone();
     let work = memo.assembly.work + memo.routes.work;
-    (memo.assembly.dag().clone(), memo.statuses.clone(), work)
+    let mut dag = memo.assembly.dag().clone();
+    dag.add_gateway_program(&memo.gateway.program);
+    (dag, memo.statuses.clone(), work)
 }
 
 impl Memo {
+    /// The Gateway API program of `snapshot`.
+    pub fn gateway(&self) -> &GatewayProgram {
+        &self.gateway.program
+    }
+
+    fn gateway_program(
+        &mut self,
+        snapshot: &Snapshot,
+        options: &DagOptions,
+        changed_reads: &HashSet<Read>,
+    ) {
+        let (before, after) = (&self.seen, snapshot);
+        let objects_changed = before
+            .gateway_classes
+            .diff(&after.gateway_classes)
+            .next()
+            .is_some()
+            || before.gateways.diff(&after.gateways).next().is_some()
+            || before.http_routes.diff(&after.http_routes).next().is_some()
+            || before
+                .reference_grants
+                .diff(&after.reference_grants)
+                .next()
+                .is_some();
+        if !objects_changed && self.gateway.reads.is_disjoint(changed_reads) {
+            return;
+        }
+        self.recomputed += 1;
+        let (program, reads) = recording(|| program(snapshot, &options.gateway));
+        self.gateway = GatewayMemo {
+            reads: reads.into_iter().collect(),
+            program,
+        };
+    }
+
     /// The Ingress candidates that differ from last time (`None`: gone, or no longer ours).
     fn ingress_changes(
         &mut self,

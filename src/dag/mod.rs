@@ -40,6 +40,8 @@ pub struct DagOptions {
     /// Namespaces where root IngressRoutes may be defined; empty means all.
     pub root_namespaces: Vec<String>,
     pub limits: DagLimits,
+    /// Which Gateway API objects are isobar's and where their listeners are served.
+    pub gateway: gateway::status::GatewayOptions,
 }
 
 impl Default for DagOptions {
@@ -48,6 +50,7 @@ impl Default for DagOptions {
             ingress_class_name: DEFAULT_INGRESS_CLASS.to_string(),
             root_namespaces: Vec::new(),
             limits: DagLimits::default(),
+            gateway: gateway::status::GatewayOptions::default(),
         }
     }
 }
@@ -89,8 +92,27 @@ pub struct Dag {
     pub secure_virtual_hosts: imbl::OrdMap<String, SecureVirtualHost>,
     /// Upstream clusters the routes point at, by cluster name.
     pub clusters: imbl::OrdMap<String, Cluster>,
-    /// Certificates the secure virtual hosts serve, by secret name.
+    /// Certificates the secure virtual hosts and the Gateway HTTPS listeners serve, by secret name.
     pub secrets: imbl::OrdMap<String, TlsSecret>,
+    /// Envoy listeners serving Gateway API listeners, by name (`http-8081`); each has a route
+    /// configuration of the same name.
+    pub gateway_listeners: imbl::OrdMap<String, gateway::model::GatewayEnvoyListener>,
+}
+
+impl Dag {
+    /// Adds what Gateway API objects program to a DAG of Ingresses and IngressRoutes. A cluster or a
+    /// certificate both use is the same content under the same name.
+    pub(crate) fn add_gateway_program(&mut self, program: &gateway::program::GatewayProgram) {
+        for (name, c) in &program.clusters {
+            self.clusters.insert(name.clone(), c.clone());
+        }
+        for (name, s) in &program.secrets {
+            self.secrets.insert(name.clone(), s.clone());
+        }
+        for (name, l) in &program.listeners {
+            self.gateway_listeners.insert(name.clone(), l.clone());
+        }
+    }
 }
 
 /// A host and its routes, most specific first.
@@ -340,6 +362,9 @@ mod proptests;
 
 #[cfg(test)]
 mod memo_proptests;
+
+#[cfg(test)]
+mod gateway_world;
 
 #[cfg(test)]
 mod ingressroute_tests;

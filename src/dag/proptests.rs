@@ -503,6 +503,8 @@ pub(super) struct World {
     /// classes from the objects that name them, not from these; they are in the snapshot so every
     /// property holds with them present.
     classes: Vec<(&'static str, bool)>,
+    /// GatewayClasses, Gateways, HTTPRoutes and ReferenceGrants.
+    gateway_api: Vec<serde_json::Value>,
 }
 
 fn secrets() -> impl Strategy<Value = BTreeMap<(&'static str, &'static str), SecretKind>> {
@@ -536,11 +538,12 @@ prop_compose! {
         delegate_cert in any::<bool>(),
         service_annotations in mostly(&[0, 0, 1, 2], &[3]),
         classes in classes(),
+        gateway_api in super::gateway_world::gateway_objects(),
     ) -> World {
         // One object per key, the last generated one, as the snapshot keeps it.
         let ingresses = last_per_key(ingresses, |i| key_of(&i.metadata));
         let routes = last_per_key(routes, |r| key_of(&r.metadata));
-        World { ingresses, routes, secrets, delegate_cert, service_annotations, classes }
+        World { ingresses, routes, secrets, delegate_cert, service_annotations, classes, gateway_api }
     }
 }
 
@@ -627,6 +630,12 @@ impl World {
         for r in &self.routes {
             s.ingress_routes
                 .insert(key_of(&r.metadata), std::sync::Arc::new(r.clone()));
+        }
+        for o in &self.gateway_api {
+            s.insert(
+                crate::store::KubeObject::from_value(o.clone())
+                    .unwrap_or_else(|e| panic!("{e:?}: {o}")),
+            );
         }
         s
     }

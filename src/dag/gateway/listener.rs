@@ -103,8 +103,13 @@ pub fn envoy_port(port: i32, privileged_offset: u16) -> Result<u16, String> {
     }
 }
 
-/// Groups `listeners` (of accepted Gateways, in any order) into Envoy listeners.
-pub fn plan(listeners: &[GatewayListener], privileged_offset: u16) -> ListenerPlan {
+/// Groups `listeners` (of accepted Gateways, in any order) into Envoy listeners. `reserved` holds the
+/// ports Envoy already binds for something else (the Ingress listeners), with what that is.
+pub fn plan(
+    listeners: &[GatewayListener],
+    privileged_offset: u16,
+    reserved: &BTreeMap<u16, String>,
+) -> ListenerPlan {
     let mut ordered: Vec<(usize, &GatewayListener)> = listeners.iter().enumerate().collect();
     // Age, then Gateway, then the order within the Gateway (the input keeps a Gateway's order).
     ordered
@@ -126,6 +131,15 @@ pub fn plan(listeners: &[GatewayListener], privileged_offset: u16) -> ListenerPl
             continue;
         };
         let port = match envoy_port(l.port, privileged_offset) {
+            Ok(p) if reserved.contains_key(&p) => {
+                let why = format!(
+                    "port {} is served at {p}, which is {}",
+                    l.port, reserved[&p]
+                );
+                out.problems
+                    .insert(id, ListenerProblem::PortUnavailable(why));
+                continue;
+            }
             Ok(p) => p,
             Err(why) => {
                 out.problems
@@ -214,6 +228,7 @@ mod tests {
                 listener("b", 2, "alt", "HTTP", 9000, None),
             ],
             DEFAULT_PRIVILEGED_PORT_OFFSET,
+            &BTreeMap::new(),
         );
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
         let names: Vec<_> = plan.listeners.keys().cloned().collect();
@@ -238,6 +253,7 @@ mod tests {
                 listener("old", 1, "high", "HTTP", 1000, None),
             ],
             65000,
+            &BTreeMap::new(),
         );
         assert_eq!(plan.listeners["http-65080"].members, [id("old", "http")]);
         assert_eq!(
@@ -272,6 +288,7 @@ mod tests {
                 listener("b", 2, "h", "HTTP", 80, Some("b.example.com")),
             ],
             DEFAULT_PRIVILEGED_PORT_OFFSET,
+            &BTreeMap::new(),
         );
         let after = plan(
             &[
@@ -279,10 +296,31 @@ mod tests {
                 listener("b", 2, "h", "HTTP", 80, Some("c.example.com")),
             ],
             DEFAULT_PRIVILEGED_PORT_OFFSET,
+            &BTreeMap::new(),
         );
         assert_eq!(
             before.listeners.keys().collect::<Vec<_>>(),
             after.listeners.keys().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_port_envoy_binds_for_something_else_is_unavailable() {
+        let reserved = BTreeMap::from([(8080, "the Ingress HTTP listener".to_string())]);
+        let plan = plan(
+            &[
+                listener("a", 1, "http", "HTTP", 80, None),
+                listener("a", 1, "alt", "HTTP", 8081, None),
+            ],
+            DEFAULT_PRIVILEGED_PORT_OFFSET,
+            &reserved,
+        );
+        assert_eq!(
+            plan.problems[&id("a", "http")],
+            ListenerProblem::PortUnavailable(
+                "port 80 is served at 8080, which is the Ingress HTTP listener".to_string()
+            )
+        );
+        assert_eq!(plan.listeners.keys().collect::<Vec<_>>(), ["http-8081"]);
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::backend_ref::Resolved;
+use super::model::ValueMatch;
 use super::precedence::{self, Origin, RuleMatch};
 use super::status::{created, resolve_backend, GatewayApiStatus};
 use super::validate::wire_name;
@@ -33,14 +34,6 @@ pub enum Action {
     Backends(Vec<(Target, u32)>),
     /// A redirect; the filter as written.
     Redirect(crate::crd::gateway::httproutes::HttpRouteRulesFiltersRequestRedirect),
-}
-
-/// A header or query-parameter match: name, value, and whether the value is a regular expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueMatch {
-    pub name: String,
-    pub value: String,
-    pub regex: bool,
 }
 
 /// One match of one rule, ready to be translated.

@@ -28,6 +28,9 @@ pub struct GatewayOptions {
     pub controller_name: String,
     /// Added to a listener port below 1024.
     pub privileged_port_offset: u16,
+    /// Ports Envoy binds for something else (the Ingress listeners), with what that is: a Gateway
+    /// listener there gets `PortUnavailable`.
+    pub reserved_ports: BTreeMap<u16, String>,
 }
 
 impl Default for GatewayOptions {
@@ -35,6 +38,7 @@ impl Default for GatewayOptions {
         GatewayOptions {
             controller_name: DEFAULT_GATEWAY_CONTROLLER_NAME.to_string(),
             privileged_port_offset: listener::DEFAULT_PRIVILEGED_PORT_OFFSET,
+            reserved_ports: BTreeMap::new(),
         }
     }
 }
@@ -217,7 +221,11 @@ pub fn gateway_api_status(snapshot: &Snapshot, options: &GatewayOptions) -> Gate
             })
         })
         .collect();
-    out.plan = listener::plan(&listeners, options.privileged_port_offset);
+    out.plan = listener::plan(
+        &listeners,
+        options.privileged_port_offset,
+        &options.reserved_ports,
+    );
 
     // Per Gateway: each listener's facts, and its view for attachment.
     let mut views: BTreeMap<ObjectKey, Vec<attach::Listener>> = BTreeMap::new();

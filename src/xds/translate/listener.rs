@@ -1,5 +1,5 @@
 //! Listeners: `ingress_http` (plain HTTP, one route configuration for every host) and `ingress_https`
-//! (TLS, one filter chain per SNI name, certificates over SDS).
+//! (TLS, one filter chain per SNI name, certificates over SDS), then the Gateway API listeners.
 
 use envoy_types::pb::envoy::config::accesslog::v3::{access_log, AccessLog};
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
@@ -87,10 +87,16 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
             }),
         ));
     }
+    for l in dag.gateway_listeners.values() {
+        out.push((
+            l.name.clone(),
+            pack_any(super::gateway::listener(l, config)),
+        ));
+    }
     out
 }
 
-fn socket_address(address: &str, port: u16) -> Address {
+pub(super) fn socket_address(address: &str, port: u16) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
             address: address.to_string(),
@@ -100,7 +106,7 @@ fn socket_address(address: &str, port: u16) -> Address {
     }
 }
 
-fn http_connection_manager(stat_prefix: &str, route_config_name: &str) -> Filter {
+pub(super) fn http_connection_manager(stat_prefix: &str, route_config_name: &str) -> Filter {
     let hcm = HttpConnectionManager {
         stat_prefix: stat_prefix.to_string(),
         codec_type: CodecType::Auto as i32,
@@ -157,7 +163,7 @@ fn tcp_proxy(host: &str, clusters: &[WeightedCluster]) -> Filter {
     }
 }
 
-fn downstream_tls(secret: &str, min_version: TlsVersion) -> TransportSocket {
+pub(super) fn downstream_tls(secret: &str, min_version: TlsVersion) -> TransportSocket {
     let minimum = match min_version {
         TlsVersion::V1_1 => TlsProtocol::TlSv11,
         TlsVersion::V1_2 => TlsProtocol::TlSv12,

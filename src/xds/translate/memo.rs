@@ -149,6 +149,17 @@ impl TranslationMemo {
                 (None, None) => {}
             }
         }
+        for d in self.dag.gateway_listeners.diff(&dag.gateway_listeners) {
+            match before_after(d) {
+                (_, Some(l)) => {
+                    self.recomputed += 1;
+                    let config = super::gateway::route_config(l);
+                    diff.upsert(type_url::ROUTE, l.name.clone(), pack_any(config));
+                }
+                (Some(l), None) => diff.remove(type_url::ROUTE, l.name.clone()),
+                (None, None) => {}
+            }
+        }
     }
 
     /// `ingress_http` from the virtual hosts' encodings, in host order.

@@ -2,6 +2,7 @@
 
 mod cluster;
 mod endpoint;
+mod gateway;
 mod listener;
 mod memo;
 mod route;
@@ -29,6 +30,22 @@ pub struct ListenerConfig {
     pub http_port: u16,
     pub https_address: String,
     pub https_port: u16,
+}
+
+impl ListenerConfig {
+    /// The ports of the Ingress listeners, with what each is: Gateway listeners can't have them.
+    pub fn reserved_ports(&self) -> std::collections::BTreeMap<u16, String> {
+        std::collections::BTreeMap::from([
+            (
+                self.https_port,
+                "isobar's Ingress HTTPS listener (--envoy-service-https-port)".to_string(),
+            ),
+            (
+                self.http_port,
+                "isobar's Ingress HTTP listener (--envoy-service-http-port)".to_string(),
+            ),
+        ])
+    }
 }
 
 impl Default for ListenerConfig {

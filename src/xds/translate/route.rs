@@ -1,4 +1,5 @@
-//! RouteConfigurations: `ingress_http` for the HTTP listener, and one per secure virtual host.
+//! RouteConfigurations: `ingress_http` for the HTTP listener, one per secure virtual host, and one per
+//! Gateway API listener.
 
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, redirect_action, route::Action, route_action,
@@ -44,6 +45,9 @@ pub fn routes(dag: &Dag) -> Named {
             vec![virtual_host(dag, &vhost.host, &vhost.routes, true)],
         );
         out.push((name, pack_any(config)));
+    }
+    for l in dag.gateway_listeners.values() {
+        out.push((l.name.clone(), pack_any(super::gateway::route_config(l))));
     }
     out
 }
