@@ -104,7 +104,7 @@ kind: Gateway
 metadata: {name: gw, namespace: t}
 spec:
   gatewayClassName: isobar
-  listeners: [{name: http, protocol: HTTP, port: 80}]
+  listeners: [{name: http, protocol: HTTP, port: 81}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -141,6 +141,28 @@ fn gateway_api_objects_get_the_conditions_serve_would_write() {
             "Gateway t/gw listener http: Accepted=True Conflicted=False ResolvedRefs=True Programmed=True attachedRoutes=1",
             "HTTPRoute t/web parent t/gw: Accepted=True ResolvedRefs=True",
         ]
+    );
+
+    // Port 80 is served at 8080, where the Ingress HTTP listener is.
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!(
+            "{SERVICE}---\n{}",
+            GATEWAY_API.replace("port: 81", "port: 80")
+        ),
+    );
+    let out = check(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("Accepted=False (PortUnavailable: port 80 is served at 8080, which is isobar's Ingress HTTP listener (--envoy-service-http-port))"),
+        "{stdout}"
+    );
+    write(
+        dir.path(),
+        "a.yaml",
+        &format!("{SERVICE}---\n{GATEWAY_API}"),
     );
 
     // Another controller name: none of these objects is isobar's.
