@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::dag::gateway::status::GatewayApiStatus;
 use crate::dag::{Dag, DagOptions, StatusMap};
 use crate::health::Health;
 use crate::latency::Latency;
@@ -70,6 +71,8 @@ pub struct ServeConfig {
 #[derive(Debug)]
 pub struct ControllerState {
     pub statuses: watch::Sender<StatusMap>,
+    /// The Gateway API statuses of the last rebuild.
+    pub gateway_statuses: watch::Sender<Arc<GatewayApiStatus>>,
     pub source_errors: Mutex<Vec<String>>,
     pub rebuilds: AtomicU64,
     pub endpoint_refreshes: AtomicU64,
@@ -103,6 +106,7 @@ impl Default for ControllerState {
     fn default() -> Self {
         ControllerState {
             statuses: watch::Sender::new(StatusMap::new()),
+            gateway_statuses: watch::Sender::new(Arc::default()),
             source_errors: Mutex::new(Vec::new()),
             rebuilds: AtomicU64::new(0),
             endpoint_refreshes: AtomicU64::new(0),
@@ -384,9 +388,13 @@ async fn start_kube_source(
         client,
         status_config,
         Arc::clone(&source.snapshot),
-        pipeline.state.statuses.subscribe(),
-        leader,
-        kick_rx,
+        status::StatusInputs {
+            statuses: pipeline.state.statuses.subscribe(),
+            gateway_statuses: pipeline.state.gateway_statuses.subscribe(),
+            gateway_controller_name: pipeline.dag_options.gateway.controller_name.clone(),
+            leader,
+            kicks: kick_rx,
+        },
         Arc::clone(&pipeline.state.status),
     );
     supervisor.spawn("status writer", async move {

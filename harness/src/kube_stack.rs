@@ -48,6 +48,8 @@ pub struct KubeStackOptions {
     pub ingress_status_address: String,
     /// Further `isobar serve` arguments.
     pub isobar_args: Vec<String>,
+    /// Install the pinned Gateway API CRDs before isobar starts.
+    pub gateway_api: bool,
 }
 
 /// An API server, isobar (as ServiceAccount `isobar-system/isobar`) and Envoy.
@@ -80,6 +82,9 @@ impl KubeStack {
             .map_err(|e| Error::io("creating the kube stack's dir", e))?;
 
         install_deploy(&admin, &opts.deploy_dir).await?;
+        if opts.gateway_api {
+            crate::kube::install_gateway_api_crds(&admin).await?;
+        }
         let token = admin
             .service_account_token(ISOBAR_NAMESPACE, ISOBAR_SERVICE_ACCOUNT)
             .await?;

@@ -166,6 +166,14 @@ impl Pipeline {
             &filtered
         };
         let (dag, mut statuses, _) = dag::build_memoised(input, &self.dag_options, &mut self.memo);
+        let gateway = &self.memo.gateway().status;
+        self.state.gateway_statuses.send_if_modified(|current| {
+            let changed = **current != *gateway;
+            if changed {
+                *current = Arc::new(gateway.clone());
+            }
+            changed
+        });
         for ((kind, key), why) in &exclusions {
             let status = ObjectStatus {
                 kind: *kind,

@@ -10,6 +10,7 @@
 
 mod budget;
 pub mod events;
+pub mod gateway;
 mod leader;
 mod pending;
 pub mod transitions;
@@ -33,9 +34,12 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use tokio::sync::watch;
 
+use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute};
 use crate::crd::IngressRoute;
+use crate::dag::gateway::status::GatewayApiStatus;
 use crate::dag::StatusMap;
 use crate::store::{ObjectKey, Snapshot};
+use gateway::GatewayStatusWrite;
 
 /// Where the Ingress address comes from.
 #[derive(Debug, Clone)]
@@ -48,6 +52,17 @@ pub struct StatusConfig {
     pub reporting_instance: Option<String>,
     /// What status writes and Events may cost the API server.
     pub budget: ClientBudget,
+}
+
+/// What the writer follows: the statuses of each build, leadership, and kicks (an object's stored
+/// status changed).
+pub struct StatusInputs {
+    pub statuses: watch::Receiver<StatusMap>,
+    pub gateway_statuses: watch::Receiver<Arc<GatewayApiStatus>>,
+    /// `--gateway-controller-name`: the HTTPRoute `status.parents` entries isobar owns.
+    pub gateway_controller_name: String,
+    pub leader: watch::Receiver<bool>,
+    pub kicks: watch::Receiver<u64>,
 }
 
 /// Counters of the status writer.
@@ -68,11 +83,16 @@ pub async fn run(
     client: Client,
     config: StatusConfig,
     snapshot: Arc<Mutex<Snapshot>>,
-    mut statuses: watch::Receiver<StatusMap>,
-    mut leader: watch::Receiver<bool>,
-    mut kicks: watch::Receiver<u64>,
+    inputs: StatusInputs,
     stats: Arc<StatusStats>,
 ) {
+    let StatusInputs {
+        mut statuses,
+        mut gateway_statuses,
+        gateway_controller_name,
+        mut leader,
+        mut kicks,
+    } = inputs;
     let reporter = Reporter {
         controller: events::REPORTING_CONTROLLER.to_string(),
         instance: config.reporting_instance.clone(),
@@ -82,6 +102,7 @@ pub async fn run(
     loop {
         tokio::select! {
             r = statuses.changed() => if r.is_err() { return },
+            r = gateway_statuses.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
             r = kicks.changed() => if r.is_err() { return },
         }
@@ -90,10 +111,11 @@ pub async fn run(
             continue;
         }
         let current = statuses.borrow_and_update().clone();
+        let gateway_current = Arc::clone(&gateway_statuses.borrow_and_update());
         kicks.borrow_and_update();
         reported.forget_resolved(current.values());
         // Under the lock only what must read the snapshot; the writes are made after it.
-        let (due, address, events) = match snapshot.lock() {
+        let (due, address, events, gateway_due) = match snapshot.lock() {
             Ok(s) => {
                 let address = LoadBalancerAddress::resolve(&config, &s);
                 // The reference carries the uid, which `kubectl describe` matches Events by; an
@@ -106,12 +128,22 @@ pub async fn run(
                         Some((e, reference))
                     })
                     .collect();
-                (pending(&s, current.values(), &address), address, events)
+                let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                );
+                let gateway_due =
+                    gateway::gateway_writes(&s, &gateway_current, &gateway_controller_name, &now);
+                (
+                    pending(&s, current.values(), &address),
+                    address,
+                    events,
+                    gateway_due,
+                )
             }
             Err(_) => return,
         };
         let writes: Vec<StatusWrite> = due.into_iter().map(|s| write_for(s, &address)).collect();
-        if writes.is_empty() && events.is_empty() {
+        if writes.is_empty() && events.is_empty() && gateway_due.is_empty() {
             continue;
         }
         tracing::debug!(
@@ -125,6 +157,11 @@ pub async fn run(
             .chain(events.into_iter().map(|(e, reference)| {
                 publish(&budget, client.clone(), reporter.clone(), e, reference).boxed()
             }))
+            .chain(
+                gateway_due
+                    .into_iter()
+                    .map(|w| write_gateway(&budget, client.clone(), w).boxed()),
+            )
             .collect();
         let outcomes = futures::stream::iter(tasks)
             .buffer_unordered(config.budget.in_flight())
@@ -193,6 +230,25 @@ async fn write(budget: &WriteBudget, client: Client, write: StatusWrite) -> Outc
         }
         StatusWrite::IngressRoute { object, status } => {
             patch_status::<IngressRoute>(client, &object, status).await
+        }
+    })
+}
+
+async fn write_gateway(budget: &WriteBudget, client: Client, write: GatewayStatusWrite) -> Outcome {
+    budget.acquire().await;
+    Outcome::Written(match write {
+        GatewayStatusWrite::GatewayClass { name, status } => {
+            let api: Api<GatewayClass> = Api::all(client);
+            let patch = Patch::Merge(serde_json::json!({ "status": status }));
+            api.patch_status(&name, &PatchParams::default(), &patch)
+                .await
+                .map(|_| ())
+        }
+        GatewayStatusWrite::Gateway { object, status } => {
+            patch_status::<Gateway>(client, &object, status).await
+        }
+        GatewayStatusWrite::HttpRoute { object, status } => {
+            patch_status::<HttpRoute>(client, &object, status).await
         }
     })
 }

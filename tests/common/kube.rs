@@ -26,12 +26,22 @@ pub fn deploy_dir() -> PathBuf {
 
 /// API server + isobar (with exactly deploy/base's RBAC) + Envoy.
 pub async fn start_kube_stack() -> KubeStack {
+    start(false).await
+}
+
+/// [`start_kube_stack`] with the pinned Gateway API CRDs installed first.
+pub async fn start_kube_stack_with_gateway_api() -> KubeStack {
+    start(true).await
+}
+
+async fn start(gateway_api: bool) -> KubeStack {
     KubeStack::start(KubeStackOptions {
         isobar_bin: isobar_bin(),
         echo_bin: echo_bin(),
         deploy_dir: deploy_dir(),
         ingress_status_address: LB_HOSTNAME.to_string(),
         isobar_args: Vec::new(),
+        gateway_api,
     })
     .await
     .unwrap_or_else(|e| panic!("starting the kube stack: {e}"))

@@ -19,6 +19,7 @@ use kube::Client;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 use super::Change;
+use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::crd::{IngressRoute, TLSCertificateDelegation};
 use crate::store::Snapshot;
 use crate::supervisor::Supervisor;
@@ -99,6 +100,39 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Routing,
         true
     );
+    // Gateway API: optional, like IngressRoute (the CRDs may not be installed).
+    spawn_typed!(Gateway, "gateways", gateways, Change::Routing, true);
+    spawn_typed!(HttpRoute, "httproutes", http_routes, Change::Routing, true);
+    spawn_typed!(
+        ReferenceGrant,
+        "referencegrants",
+        reference_grants,
+        Change::Routing,
+        true
+    );
+    {
+        let spec = KindSpec {
+            name: "gatewayclasses",
+            change: Change::Routing,
+            optional: true,
+            map: |s: &mut Snapshot| &mut s.gateway_classes,
+            key: |o: &GatewayClass| {
+                crate::store::ObjectKey::new("", o.metadata.name.clone().unwrap_or_default())
+            },
+        };
+        required.insert("gatewayclasses");
+        supervisor.spawn(
+            "gatewayclasses watcher",
+            watch_kind(
+                Api::<GatewayClass>::all(client.clone()),
+                spec,
+                Arc::clone(&snapshot),
+                tx.clone(),
+                Arc::clone(&synced_tx),
+                |o: GatewayClass| o,
+            ),
+        );
+    }
     {
         // Cluster-scoped: keyed with an empty namespace.
         let spec = KindSpec {

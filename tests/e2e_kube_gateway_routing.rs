@@ -1,0 +1,254 @@
+#![cfg(feature = "e2e")]
+//! Gateway API on the real API server (the pinned standard CRDs) and a real Envoy: isobar, with
+//! exactly deploy/base's RBAC, accepts its GatewayClass, serves the Gateway's listener on its own
+//! port, routes HTTPRoutes and follows their edits, honours ReferenceGrants as they are created and
+//! deleted, and writes the spec's conditions (with observedGeneration) on the class, the Gateway,
+//! its listener and the route — removing its route entry when the parentRef goes away.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use isobar_harness::http::{send, RequestSpec};
+use isobar_harness::kube_stack::{endpoint_slice, service};
+use isobar_harness::ports::free_port;
+use isobar_harness::{wait_for_async, KubeStack};
+use serde_json::{json, Value};
+
+use common::kube::{apply, start_kube_stack_with_gateway_api, STATUS};
+use common::CONVERGE;
+
+const V1: &str = "gateway.networking.k8s.io/v1";
+const CONTROLLER: &str = "isobar.dev/gateway-controller";
+
+fn route(ks: &KubeStack, name: &str, host: &str, backend: Value) -> Value {
+    json!({"apiVersion": V1, "kind": "HTTPRoute",
+           "metadata": {"name": name, "namespace": ks.namespace()},
+           "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host],
+                    "rules": [{"backendRefs": [backend]}]}})
+}
+
+/// Polls until `GET /` with `Host: host` on `port` answers `status` (and, for 200, from `backend`).
+async fn wait_answer(ks: &KubeStack, port: u16, host: &str, status: u16, backend: Option<&str>) {
+    let req = RequestSpec::get(SocketAddr::from(([127, 0, 0, 1], port)), host, "/");
+    let what = format!("{host} on port {port} to answer {status} from {backend:?}");
+    wait_for_async(CONVERGE, &what, || async {
+        Ok(send(&req)
+            .await
+            .ok()
+            .filter(|r| {
+                r.status == status && (backend.is_none() || r.backend().as_deref() == backend)
+            })
+            .map(|_| ()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", ks.log_tails(40)));
+}
+
+/// Polls until the object satisfies `ok`; returns it.
+async fn wait_object(
+    ks: &KubeStack,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let last = std::sync::Mutex::new(Value::Null);
+    let what = format!("{kind} {name}'s status");
+    let found = wait_for_async(STATUS, &what, || async {
+        let o = ks
+            .client()
+            .get(V1, kind, namespace, name)
+            .await?
+            .unwrap_or_default();
+        let good = ok(&o);
+        *last.lock().unwrap() = o.clone();
+        Ok(good.then_some(o))
+    })
+    .await;
+    found.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nlast seen: {:#}\n{}",
+            last.lock().unwrap(),
+            ks.log_tails(40)
+        )
+    })
+}
+
+fn condition<'a>(conditions: &'a Value, type_: &str) -> &'a Value {
+    conditions
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+fn is(conditions: &Value, type_: &str, status: &str, reason: &str) -> bool {
+    let c = condition(conditions, type_);
+    c["status"] == status && c["reason"] == reason
+}
+
+/// isobar's entry in a route's `status.parents`.
+fn our_parent(route: &Value) -> &Value {
+    route["status"]["parents"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["controllerName"] == CONTROLLER))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn gateway_routes_follow_edits_and_grants_and_statuses_are_written() {
+    let ks = start_kube_stack_with_gateway_api().await;
+    let _a = ks.backend("a").await.expect("backend a");
+    let _b = ks.backend("b").await.expect("backend b");
+    let port = free_port().expect("a free port");
+    let ns = ks.namespace().to_string();
+    apply(
+        &ks,
+        json!({"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": "isobar"},
+               "spec": {"controllerName": CONTROLLER}}),
+    )
+    .await;
+    apply(
+        &ks,
+        json!({"apiVersion": V1, "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
+               "spec": {"gatewayClassName": "isobar",
+                        "listeners": [{"name": "web", "protocol": "HTTP", "port": port}]}}),
+    )
+    .await;
+    let host = ks.host("gw");
+    apply(
+        &ks,
+        route(&ks, "app", &host, json!({"name": "a", "port": 80})),
+    )
+    .await;
+    wait_answer(&ks, port, &host, 200, Some("a")).await;
+
+    let class = wait_object(&ks, "GatewayClass", None, "isobar", |o| {
+        is(&o["status"]["conditions"], "Accepted", "True", "Accepted")
+    })
+    .await;
+    assert_eq!(
+        condition(&class["status"]["conditions"], "Accepted")["observedGeneration"],
+        class["metadata"]["generation"]
+    );
+    let gw = wait_object(&ks, "Gateway", Some(&ns), "gw", |o| {
+        is(
+            &o["status"]["conditions"],
+            "Programmed",
+            "True",
+            "Programmed",
+        ) && o["status"]["listeners"][0]["attachedRoutes"] == 1
+    })
+    .await;
+    let listener = &gw["status"]["listeners"][0];
+    assert_eq!(listener["name"], "web");
+    assert_eq!(
+        listener["supportedKinds"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}])
+    );
+    assert!(
+        is(&listener["conditions"], "Accepted", "True", "Accepted")
+            && is(
+                &listener["conditions"],
+                "ResolvedRefs",
+                "True",
+                "ResolvedRefs"
+            ),
+        "{gw:#}"
+    );
+    let r = wait_object(&ks, "HTTPRoute", Some(&ns), "app", |o| {
+        is(&our_parent(o)["conditions"], "Accepted", "True", "Accepted")
+    })
+    .await;
+    let generation = r["metadata"]["generation"].clone();
+    assert_eq!(
+        condition(&our_parent(&r)["conditions"], "ResolvedRefs")["observedGeneration"],
+        generation
+    );
+    assert_eq!(
+        our_parent(&r)["parentRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"})
+    );
+
+    // An edit reroutes, and the conditions follow the new generation.
+    apply(
+        &ks,
+        route(&ks, "app", &host, json!({"name": "b", "port": 80})),
+    )
+    .await;
+    wait_answer(&ks, port, &host, 200, Some("b")).await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "app", |o| {
+        condition(&our_parent(o)["conditions"], "Accepted")["observedGeneration"]
+            == o["metadata"]["generation"]
+            && o["metadata"]["generation"] != generation
+    })
+    .await;
+
+    // A Service in another namespace: refused until a ReferenceGrant there allows it, live.
+    let other = format!("{ns}-shared");
+    apply(
+        &ks,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}),
+    )
+    .await;
+    let shared = ks.start_echo("shared").expect("backend shared");
+    let mut svc = service("shared");
+    svc["metadata"]["namespace"] = json!(other);
+    apply(&ks, svc).await;
+    let mut slice = endpoint_slice(ks.slice_api_version(), "shared", "shared-1", shared.port());
+    slice["metadata"]["namespace"] = json!(other);
+    apply(&ks, slice).await;
+    let cross = json!({"name": "shared", "namespace": other, "port": 80});
+    let cross_host = ks.host("cross");
+    apply(&ks, route(&ks, "cross", &cross_host, cross)).await;
+    wait_answer(&ks, port, &cross_host, 500, None).await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "cross", |o| {
+        is(
+            &our_parent(o)["conditions"],
+            "ResolvedRefs",
+            "False",
+            "RefNotPermitted",
+        )
+    })
+    .await;
+    let grant = json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "routes", "namespace": other},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": ns}],
+                 "to": [{"group": "", "kind": "Service"}]}});
+    apply(&ks, grant).await;
+    wait_answer(&ks, port, &cross_host, 200, Some("shared")).await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "cross", |o| {
+        is(
+            &our_parent(o)["conditions"],
+            "ResolvedRefs",
+            "True",
+            "ResolvedRefs",
+        )
+    })
+    .await;
+    assert!(ks
+        .client()
+        .delete(
+            "gateway.networking.k8s.io/v1beta1",
+            "ReferenceGrant",
+            Some(&other),
+            "routes"
+        )
+        .await
+        .expect("deleting the ReferenceGrant"));
+    wait_answer(&ks, port, &cross_host, 500, None).await;
+
+    // The route leaves isobar's Gateway: its entry goes, the listener counts one route fewer.
+    let mut gone = route(&ks, "cross", &cross_host, json!({"name": "a", "port": 80}));
+    gone["spec"]["parentRefs"] = json!([{"name": "not-isobars"}]);
+    apply(&ks, gone).await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "cross", |o| {
+        our_parent(o).is_null()
+    })
+    .await;
+    wait_object(&ks, "Gateway", Some(&ns), "gw", |o| {
+        o["status"]["listeners"][0]["attachedRoutes"] == 1
+    })
+    .await;
+    wait_answer(&ks, port, &cross_host, 404, None).await;
+}
