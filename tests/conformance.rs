@@ -91,6 +91,10 @@ struct CaseRequest {
     #[serde(default)]
     scheme: Option<String>,
     host: String,
+    /// Connect to the Gateway listener on `${port:NAME}` instead of isobar's Ingress listener of
+    /// the scheme.
+    #[serde(default)]
+    gateway_port: Option<String>,
     /// HTTPS SNI; defaults to the host without its port.
     #[serde(default)]
     sni: Option<String>,
@@ -159,6 +163,8 @@ struct CaseEnv {
     manifests: tempfile::TempDir,
     logs: tempfile::TempDir,
     backends: BTreeMap<String, EchoBackend>,
+    /// `${port:NAME}`: a free port per name, for Gateway listeners.
+    ports: BTreeMap<String, u16>,
     /// What `${flip}` stands for now (a `flip:` case's current Service).
     flip_to: Option<String>,
     /// Manifests using `${flip}`, unsubstituted, by file name: rewritten on every flip.
@@ -187,6 +193,7 @@ impl CaseEnv {
             manifests: tmp("isobar-conformance-manifests-")?,
             logs: tmp("isobar-conformance-logs-")?,
             backends: BTreeMap::new(),
+            ports: BTreeMap::new(),
             flip_to: None,
             flip_files: Vec::new(),
         })
@@ -286,6 +293,14 @@ impl CaseEnv {
                 let refs: Vec<&str> = h.iter().map(String::as_str).collect();
                 Ok(self.tls_backend_port(name, &refs)?.to_string())
             }
+            // A free loopback port for a Gateway listener, the same for every use of NAME.
+            "port" => {
+                if !self.ports.contains_key(args) {
+                    let port = isobar_harness::ports::free_port().map_err(|e| e.to_string())?;
+                    self.ports.insert(args.to_string(), port);
+                }
+                Ok(self.ports[args].to_string())
+            }
             // The current Service of the case's `flip:`.
             "flip" => self
                 .flip_to
@@ -354,10 +369,15 @@ fn build_spec(
         "https" => true,
         other => return Err(format!("unknown scheme {other:?}")),
     };
-    let addr = if https {
-        stack.https_addr()
-    } else {
-        stack.http_addr()
+    let addr = match &r.gateway_port {
+        Some(name) => {
+            let port = env.ports.get(name).ok_or_else(|| {
+                format!("gateway_port {name:?}: no ${{port:{name}}} in the manifests")
+            })?;
+            std::net::SocketAddr::from(([127, 0, 0, 1], *port))
+        }
+        None if https => stack.https_addr(),
+        None => stack.http_addr(),
     };
     let mut spec = RequestSpec::get(addr, &r.host, &r.path);
     if https {
