@@ -277,3 +277,57 @@ async fn an_https_listener_serves_its_certificate_by_sni_and_404s_unknown_hosts_
     assert_eq!(r.status, 404, "{}", r.text());
     assert_no_nacks(&stack).await;
 }
+
+#[tokio::test]
+async fn values_envoy_would_refuse_are_refused_in_status_and_disturb_no_other_route() {
+    let (f, port) = http_gateway();
+    let bad_regex = |name: &str, regex: &str| {
+        http_route_yaml(
+            name,
+            &format!(
+                "  parentRefs: [{{name: gw}}]\n  hostnames: [{name}.example.com]\n  rules:\n  - matches: [{{headers: [{{name: x-v, type: RegularExpression, value: '{regex}'}}]}}]\n    backendRefs: [{{name: beta, port: 80}}]\n"
+            ),
+        )
+    };
+    f.write("unclosed.yaml", &bad_regex("unclosed", "(unclosed"));
+    f.write("huge.yaml", &bad_regex("huge", &"x".repeat(200)));
+    f.write(
+        "host.yaml",
+        &http_route_yaml(
+            "host",
+            "  parentRefs: [{name: gw}]\n  rules:\n  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: evil}]}}]\n    backendRefs: [{name: beta, port: 80}]\n",
+        ),
+    );
+    f.write(
+        "good.yaml",
+        &http_route_yaml(
+            "good",
+            "  parentRefs: [{name: gw}]\n  hostnames: [good.example.com]\n  rules:\n  - backendRefs: [{name: alpha, port: 80}]\n",
+        ),
+    );
+    let stack = f.start_stack().await;
+    wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
+    for host in [
+        "unclosed.example.com",
+        "huge.example.com",
+        "other.example.com",
+    ] {
+        let r = answer(&stack, &request(port, host, "/").header("x-v", "x")).await;
+        assert_eq!(r.status, 404, "{host} is not served: {}", r.text());
+    }
+    assert_no_nacks(&stack).await;
+    // `check` says why, in the route's words.
+    let out = std::process::Command::new(common::isobar_bin())
+        .arg("check")
+        .arg(f.manifests_dir())
+        .output()
+        .expect("running isobar check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "HTTPRoute default/unclosed parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].matches[0].headers[0]: \"(unclosed\" is not a valid regular expression",
+        "HTTPRoute default/huge parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].matches[0].headers[0]: the regular expression",
+        "HTTPRoute default/host parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].filters[0]: the Host header can't be modified",
+    ] {
+        assert!(stdout.contains(expected), "{expected}\n{stdout}");
+    }
+}

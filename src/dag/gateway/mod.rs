@@ -13,5 +13,6 @@ pub mod model;
 pub mod precedence;
 pub mod program;
 pub mod routes;
+pub mod schema;
 pub mod status;
 pub mod validate;

@@ -259,7 +259,8 @@ fn check_rule(r: usize, rule: &HttpRouteRules, out: &mut Vec<String>) {
     }
 }
 
-/// What the HTTPRoute CRD's CEL rules would refuse in `spec`; empty when nothing.
+/// What the HTTPRoute CRD's CEL rules and patterns, or Envoy, would refuse in `spec`; empty when
+/// nothing.
 pub fn http_route(spec: &HttpRouteSpec) -> Vec<String> {
     let mut out = Vec::new();
     let rules = spec.rules.as_deref().unwrap_or_default();
@@ -293,6 +294,7 @@ pub fn http_route(spec: &HttpRouteSpec) -> Vec<String> {
             }
         }
     }
+    super::schema::http_route(spec, &mut out);
     out
 }
 
@@ -344,6 +346,7 @@ pub fn gateway(spec: &GatewaySpec) -> Vec<String> {
             ));
         }
     }
+    super::schema::gateway(spec, &mut out);
     out
 }
 
