@@ -3,7 +3,8 @@
 //! exactly deploy/base's RBAC, accepts its GatewayClass, serves the Gateway's listener on its own
 //! port, routes HTTPRoutes and follows their edits, honours ReferenceGrants as they are created and
 //! deleted, and writes the spec's conditions (with observedGeneration) on the class, the Gateway,
-//! its listener and the route — removing its route entry when the parentRef goes away.
+//! its listener and the route — removing its route entry when the parentRef goes away; a listener
+//! that selects route namespaces by label follows the labels as they change.
 
 mod common;
 
@@ -251,4 +252,60 @@ async fn gateway_routes_follow_edits_and_grants_and_statuses_are_written() {
     })
     .await;
     wait_answer(&ks, port, &cross_host, 404, None).await;
+}
+
+#[tokio::test]
+async fn a_listener_selecting_namespaces_by_label_follows_the_labels_live() {
+    let ks = start_kube_stack_with_gateway_api().await;
+    let _a = ks.backend("a").await.expect("backend a");
+    let port = free_port().expect("a free port");
+    let ns = ks.namespace().to_string();
+    apply(
+        &ks,
+        json!({"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": "isobar"},
+               "spec": {"controllerName": CONTROLLER}}),
+    )
+    .await;
+    apply(
+        &ks,
+        json!({"apiVersion": V1, "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
+               "spec": {"gatewayClassName": "isobar",
+                        "listeners": [{"name": "web", "protocol": "HTTP", "port": port,
+                            "allowedRoutes": {"namespaces": {"from": "Selector",
+                                "selector": {"matchLabels": {"isobar-e2e": "selected"}}}}}]}}),
+    )
+    .await;
+    let host = ks.host("selected");
+    apply(
+        &ks,
+        route(&ks, "app", &host, json!({"name": "a", "port": 80})),
+    )
+    .await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "app", |o| {
+        is(
+            &our_parent(o)["conditions"],
+            "Accepted",
+            "False",
+            "NotAllowedByListeners",
+        )
+    })
+    .await;
+    wait_answer(&ks, port, &host, 404, None).await;
+    // Labelling the route's namespace lets it in.
+    ks.client()
+        .merge_patch(
+            "v1",
+            "Namespace",
+            None,
+            &ns,
+            None,
+            &json!({"metadata": {"labels": {"isobar-e2e": "selected"}}}),
+        )
+        .await
+        .expect("labelling the namespace");
+    wait_answer(&ks, port, &host, 200, Some("a")).await;
+    wait_object(&ks, "HTTPRoute", Some(&ns), "app", |o| {
+        is(&our_parent(o)["conditions"], "Accepted", "True", "Accepted")
+    })
+    .await;
 }

@@ -2,7 +2,8 @@
 //! Gateways with HTTP and HTTPS listeners (shared ports, host names, certificates usable or not,
 //! routes allowed from the same or all namespaces), HTTPRoutes (parentRefs with and without
 //! sectionName, host names, path and header matches, weighted backends that resolve or not,
-//! redirects, header changes) and ReferenceGrants, with creation times that tie and differ.
+//! redirects, header changes), ReferenceGrants and labelled Namespaces (for listeners that select
+//! route namespaces), with creation times that tie and differ.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -41,9 +42,9 @@ fn listener() -> impl Strategy<Value = Value> {
         prop::sample::select(HOSTS.to_vec()),
         prop::sample::select(vec!["cert", "other", "missing"]),
         prop::option::of(prop::sample::select(NAMESPACES.to_vec())),
-        any::<bool>(),
+        0..3u8,
     )
-        .prop_map(|(shape, host, cert, cert_ns, all)| {
+        .prop_map(|(shape, host, cert, cert_ns, from)| {
             let (name, protocol, port) = match shape {
                 0 => ("http", "HTTP", 8081),
                 1 => ("web", "HTTP", 8082),
@@ -62,8 +63,13 @@ fn listener() -> impl Strategy<Value = Value> {
                 }
                 l["tls"] = json!({"certificateRefs": [r]});
             }
-            if all {
-                l["allowedRoutes"] = json!({"namespaces": {"from": "All"}});
+            match from {
+                1 => l["allowedRoutes"] = json!({"namespaces": {"from": "All"}}),
+                2 => {
+                    l["allowedRoutes"] = json!({"namespaces": {"from": "Selector",
+                        "selector": {"matchLabels": {"team": "a"}}}})
+                }
+                _ => {}
             }
             l
         })
@@ -204,9 +210,16 @@ pub(super) fn gateway_objects() -> impl Strategy<Value = Vec<Value>> {
             prop::collection::vec(gateway(), 1..4),
             prop::collection::vec(http_route(), 0..5),
             prop::collection::vec(grant(), 0..2),
+            prop::sample::select(vec![None, Some("a"), Some("b")]),
         )
-            .prop_map(|(class, gateways, routes, grants)| {
+            .prop_map(|(class, gateways, routes, grants, team)| {
                 let mut out = Vec::new();
+                // Namespaces `a` and `b`, one of them perhaps labelled `team: a`.
+                for ns in NAMESPACES {
+                    let labels = if team == Some(ns) { json!({"team": "a"}) } else { json!({}) };
+                    out.push(json!({"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": ns, "labels": labels}}));
+                }
                 if class {
                     out.push(json!({"apiVersion": V1, "kind": "GatewayClass",
                         "metadata": metadata(None, "isobar", None),

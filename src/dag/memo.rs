@@ -129,7 +129,8 @@ impl Memo {
                 .reference_grants
                 .diff(&after.reference_grants)
                 .next()
-                .is_some();
+                .is_some()
+            || before.namespaces.diff(&after.namespaces).next().is_some();
         if !objects_changed && self.gateway.reads.is_disjoint(changed_reads) {
             return;
         }

@@ -56,6 +56,7 @@ fn step(previous: &Snapshot, next: &Snapshot, seed: u64) -> Snapshot {
         gateways: mix(&previous.gateways, &next.gateways, seed),
         http_routes: mix(&previous.http_routes, &next.http_routes, seed),
         reference_grants: mix(&previous.reference_grants, &next.reference_grants, seed),
+        namespaces: mix(&previous.namespaces, &next.namespaces, seed),
     }
 }
 

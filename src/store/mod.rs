@@ -6,7 +6,7 @@ mod endpoint_slice;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
 
@@ -56,6 +56,8 @@ pub enum KubeObject {
     Gateway(Arc<Gateway>),
     HttpRoute(Arc<HttpRoute>),
     ReferenceGrant(Arc<ReferenceGrant>),
+    /// Read for its labels (a Gateway listener's `allowedRoutes` namespace selector).
+    Namespace(Arc<Namespace>),
 }
 
 /// Why a document could not become a [`KubeObject`].
@@ -89,6 +91,7 @@ impl KubeObject {
             ("v1", "Service") => typed(value).map(KubeObject::Service),
             ("v1", "Endpoints") => typed(value).map(KubeObject::Endpoints),
             ("v1", "Secret") => typed(value).map(KubeObject::Secret),
+            ("v1", "Namespace") => typed(value).map(KubeObject::Namespace),
             ("networking.k8s.io/v1", "Ingress") => typed(value).map(KubeObject::Ingress),
             ("networking.k8s.io/v1", "IngressClass") => typed(value).map(KubeObject::IngressClass),
             ("discovery.k8s.io/v1" | "discovery.k8s.io/v1beta1", "EndpointSlice") => {
@@ -142,6 +145,8 @@ pub struct Snapshot {
     pub gateways: Objects<Gateway>,
     pub http_routes: Objects<HttpRoute>,
     pub reference_grants: Objects<ReferenceGrant>,
+    /// Cluster-scoped: the key's namespace is empty.
+    pub namespaces: Objects<Namespace>,
 }
 
 /// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
@@ -170,6 +175,7 @@ pub enum StoreKind {
     Gateway,
     HttpRoute,
     ReferenceGrant,
+    Namespace,
 }
 
 impl KubeObject {
@@ -196,6 +202,10 @@ impl KubeObject {
             KubeObject::Gateway(o) => (StoreKind::Gateway, key(&o.metadata)),
             KubeObject::HttpRoute(o) => (StoreKind::HttpRoute, key(&o.metadata)),
             KubeObject::ReferenceGrant(o) => (StoreKind::ReferenceGrant, key(&o.metadata)),
+            KubeObject::Namespace(o) => (
+                StoreKind::Namespace,
+                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
+            ),
         }
     }
 }
@@ -241,6 +251,9 @@ impl Snapshot {
             KubeObject::ReferenceGrant(o) => {
                 self.reference_grants.insert(key, o);
             }
+            KubeObject::Namespace(o) => {
+                self.namespaces.insert(key, o);
+            }
         }
     }
 
@@ -261,6 +274,7 @@ impl Snapshot {
             StoreKind::Gateway => drop(self.gateways.remove(key)),
             StoreKind::HttpRoute => drop(self.http_routes.remove(key)),
             StoreKind::ReferenceGrant => drop(self.reference_grants.remove(key)),
+            StoreKind::Namespace => drop(self.namespaces.remove(key)),
         }
     }
 
@@ -285,6 +299,7 @@ impl Snapshot {
             KubeObject::Gateway(o) => same(&self.gateways, &key, o),
             KubeObject::HttpRoute(o) => same(&self.http_routes, &key, o),
             KubeObject::ReferenceGrant(o) => same(&self.reference_grants, &key, o),
+            KubeObject::Namespace(o) => same(&self.namespaces, &key, o),
         }
     }
 }

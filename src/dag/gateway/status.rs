@@ -79,6 +79,9 @@ pub struct GatewayApiStatus {
     pub plan: ListenerPlan,
 }
 
+/// The labels of a namespace that has none.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
 fn generation(meta: &ObjectMeta) -> i64 {
     meta.generation.unwrap_or_default()
 }
@@ -350,7 +353,12 @@ fn route_parents(
             &parent,
             &gateway.namespace,
             listeners,
-            |_| None,
+            |ns| {
+                snapshot
+                    .namespaces
+                    .get(&ObjectKey::new("", ns))
+                    .map(|n| n.metadata.labels.as_ref().unwrap_or(&NO_LABELS))
+            },
         );
         let conditions = conditions::route_parent(&attachment, &invalid, &unresolved, gen);
         out.push(RouteParentState {

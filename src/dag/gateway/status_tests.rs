@@ -196,3 +196,42 @@ fn a_gateway_the_crd_rules_refuse_serves_nothing() {
         .contains("Listener name must be unique"));
     assert!(st.plan.listeners.is_empty());
 }
+
+#[test]
+fn a_listener_selecting_namespaces_by_label_takes_routes_from_those_only() {
+    let namespace = |name: &str, labels: Value| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+    let to_gw = json!({"parentRefs": [{"name": "gw", "namespace": "infra"}],
+                       "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]});
+    let s = snapshot(vec![
+        class("isobar", DEFAULT_GATEWAY_CONTROLLER_NAME),
+        gateway(
+            "gw",
+            json!([{"name": "http", "protocol": "HTTP", "port": 80,
+                    "allowedRoutes": {"namespaces": {"from": "Selector",
+                        "selector": {"matchLabels": {"team": "shop"}}}}}]),
+        ),
+        namespace("shop", json!({"team": "shop"})),
+        namespace("blog", json!({"team": "blog"})),
+        service("shop", "web"),
+        service("blog", "web"),
+        service("gone", "web"),
+        route("shop", "r", to_gw.clone()),
+        route("blog", "r", to_gw.clone()),
+        // A namespace the store does not know: no selector matches it.
+        route("gone", "r", to_gw),
+    ]);
+    let st = gateway_api_status(&s, &GatewayOptions::default());
+    let accepted = |ns: &str| {
+        reason(
+            &st.routes[&ObjectKey::new(ns, "r")][0].conditions,
+            "Accepted",
+        )
+    };
+    assert_eq!(accepted("shop"), (true, "Accepted"));
+    assert_eq!(accepted("blog"), (false, "NotAllowedByListeners"));
+    assert_eq!(accepted("gone"), (false, "NotAllowedByListeners"));
+    assert_eq!(
+        st.gateways[&ObjectKey::new("infra", "gw")].listeners[0].attached_routes,
+        1
+    );
+}

@@ -11,7 +11,7 @@ mod watch;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Endpoints, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::Discovery;
@@ -100,6 +100,38 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Routing,
         true
     );
+    {
+        // Cluster-scoped, and read only for their labels (Gateway listeners select route
+        // namespaces by label): kept as name and labels.
+        let spec = KindSpec {
+            name: "namespaces",
+            change: Change::Routing,
+            optional: false,
+            map: |s: &mut Snapshot| &mut s.namespaces,
+            key: |o: &Namespace| {
+                crate::store::ObjectKey::new("", o.metadata.name.clone().unwrap_or_default())
+            },
+        };
+        required.insert("namespaces");
+        supervisor.spawn(
+            "namespaces watcher",
+            watch_kind(
+                Api::<Namespace>::all(client.clone()),
+                spec,
+                Arc::clone(&snapshot),
+                tx.clone(),
+                Arc::clone(&synced_tx),
+                |o: Namespace| Namespace {
+                    metadata: kube::api::ObjectMeta {
+                        name: o.metadata.name,
+                        labels: o.metadata.labels,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            ),
+        );
+    }
     // Gateway API: optional, like IngressRoute (the CRDs may not be installed).
     spawn_typed!(Gateway, "gateways", gateways, Change::Routing, true);
     spawn_typed!(HttpRoute, "httproutes", http_routes, Change::Routing, true);
