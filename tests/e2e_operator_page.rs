@@ -161,3 +161,71 @@ async fn the_operator_page_shows_what_is_broken_and_follows_edits() {
     eprintln!("screenshot: {}", path.display());
     browser.close().await.expect("closing the browser");
 }
+
+#[tokio::test]
+async fn gateway_api_objects_and_their_listeners_show_on_the_page() {
+    let mut f = common::Fixture::new();
+    f.backend("web");
+    let port = isobar_harness::ports::free_port().expect("a free port");
+    f.write(
+        "gateway.yaml",
+        &format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: isobar}}
+spec: {{controllerName: isobar.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: isobar
+  listeners: [{{name: web, protocol: HTTP, port: {port}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [shop.example.com]
+  rules: [{{backendRefs: [{{name: web, port: 80}}, {{name: gone, port: 80}}]}}]
+"
+        ),
+    );
+    let stack = f.start_stack().await;
+    let logs = tempfile::tempdir().unwrap();
+    let browser = Browser::start(logs.path())
+        .await
+        .unwrap_or_else(|e| panic!("starting headless Chromium: {e}"));
+    let page = format!("http://{}/", stack.isobar.debug_addr());
+    browser.client.goto(&page).await.expect("loading the page");
+    let route = browser
+        .client
+        .wait()
+        .at_most(CONVERGE)
+        .for_element(Locator::Css(r#"tr[data-object="HTTPRoute/default/shop"]"#))
+        .await
+        .expect("the HTTPRoute on the page");
+    assert_eq!(
+        route.attr("data-status").await.unwrap().as_deref(),
+        Some("INVALID")
+    );
+    let reason = text_of(
+        &browser,
+        r#"tr[data-object="HTTPRoute/default/shop"] td.reason"#,
+    )
+    .await;
+    assert!(reason.contains("BackendNotFound"), "reason: {reason}");
+    let gateway = text_of(&browser, r#"tr[data-object="Gateway/default/gw"]"#).await;
+    assert!(gateway.contains("listener web (1 routes)"), "{gateway}");
+    let routing = text_of(&browser, "#routing tbody").await;
+    assert!(
+        routing.contains(&format!(
+            "http://shop.example.com (Gateway listener http-{port})"
+        )) && routing.contains("500 (1)"),
+        "routing: {routing}"
+    );
+    let errors = browser.console_errors().await.expect("reading the console");
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await.expect("closing the browser");
+}

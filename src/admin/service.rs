@@ -33,6 +33,7 @@ impl AdminState {
     /// The snapshot now.
     pub fn snapshot(&self) -> v1::Snapshot {
         let statuses = self.state.statuses.borrow().clone();
+        let gateway = Arc::clone(&self.state.gateway_statuses.borrow());
         let dag = self.state.current_dag();
         let source_errors = self.state.current_source_errors();
         let cache = self.cache.current();
@@ -40,6 +41,7 @@ impl AdminState {
         let nacks = self.stats.nack_history();
         snapshot::snapshot(&Inputs {
             statuses: &statuses,
+            gateway: &gateway,
             dag: &dag,
             cache: &cache,
             streams: &streams,
@@ -60,6 +62,7 @@ impl AdminState {
     pub fn changes(self) -> impl Stream<Item = v1::Snapshot> + Send + 'static {
         let watcher = Watcher {
             statuses: self.state.statuses.subscribe(),
+            gateway_statuses: self.state.gateway_statuses.subscribe(),
             verdicts: self.stats.subscribe_verdicts(),
             cache: self.cache.subscribe(),
             last: None,
@@ -92,6 +95,8 @@ impl AdminState {
 struct Watcher {
     admin: AdminState,
     statuses: tokio::sync::watch::Receiver<crate::dag::StatusMap>,
+    gateway_statuses:
+        tokio::sync::watch::Receiver<Arc<crate::dag::gateway::status::GatewayApiStatus>>,
     verdicts: tokio::sync::watch::Receiver<u64>,
     cache: tokio::sync::watch::Receiver<Arc<crate::xds::cache::CacheSnapshot>>,
     last: Option<v1::Snapshot>,
@@ -110,6 +115,7 @@ impl Watcher {
             }
             tokio::select! {
                 r = self.statuses.changed() => r.ok()?,
+                r = self.gateway_statuses.changed() => r.ok()?,
                 r = self.verdicts.changed() => r.ok()?,
                 r = self.cache.changed() => r.ok()?,
                 () = tokio::time::sleep(POLL) => {}

@@ -8,6 +8,9 @@ use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssig
 use prost::Message;
 
 use super::v1;
+use crate::dag::gateway::listener::Protocol;
+use crate::dag::gateway::model::{GatewayAction, GatewayRoute};
+use crate::dag::gateway::status::GatewayApiStatus;
 use crate::dag::{self, Dag, PathMatch, StatusMap, Validity};
 use crate::xds::cache::CacheSnapshot;
 use crate::xds::stats::{StreamState, TimedNack};
@@ -16,6 +19,7 @@ use crate::xds::type_url;
 /// Everything a snapshot is made of, borrowed.
 pub struct Inputs<'a> {
     pub statuses: &'a StatusMap,
+    pub gateway: &'a GatewayApiStatus,
     pub dag: &'a Dag,
     pub cache: &'a CacheSnapshot,
     pub streams: &'a [StreamState],
@@ -27,7 +31,7 @@ pub struct Inputs<'a> {
 /// The admin snapshot of `inputs`.
 pub fn snapshot(inputs: &Inputs<'_>) -> v1::Snapshot {
     v1::Snapshot {
-        objects: objects(inputs.statuses),
+        objects: objects(inputs.statuses, inputs.gateway),
         virtual_hosts: virtual_hosts(inputs.dag),
         clusters: clusters(inputs.dag, inputs.cache),
         envoys: inputs.streams.iter().map(envoy).collect(),
@@ -47,7 +51,18 @@ pub fn snapshot(inputs: &Inputs<'_>) -> v1::Snapshot {
 }
 
 /// Objects that are not valid first (an operator looks for those), then by kind, namespace, name.
-fn objects(statuses: &StatusMap) -> Vec<v1::Object> {
+fn objects(statuses: &StatusMap, gateway: &GatewayApiStatus) -> Vec<v1::Object> {
+    let gateway_objects = gateway.summaries().into_iter().map(|s| v1::Object {
+        kind: s.kind.to_string(),
+        namespace: s.key.namespace,
+        name: s.key.name,
+        status: if s.good {
+            v1::Validity::Valid
+        } else {
+            v1::Validity::Invalid
+        } as i32,
+        reason: s.reason,
+    });
     let mut objects: Vec<v1::Object> = statuses
         .values()
         .map(|s| v1::Object {
@@ -57,6 +72,7 @@ fn objects(statuses: &StatusMap) -> Vec<v1::Object> {
             status: validity(s.validity) as i32,
             reason: s.description.clone(),
         })
+        .chain(gateway_objects)
         .collect();
     objects.sort_by(|a, b| {
         (
@@ -90,6 +106,7 @@ fn virtual_hosts(dag: &Dag) -> Vec<v1::VirtualHost> {
         secret: String::new(),
         routes: vh.routes.iter().map(route).collect(),
         tcp_proxy: Vec::new(),
+        listener: String::new(),
     });
     let secure = dag.secure_virtual_hosts.values().map(|vh| v1::VirtualHost {
         host: vh.host.clone(),
@@ -97,18 +114,72 @@ fn virtual_hosts(dag: &Dag) -> Vec<v1::VirtualHost> {
         secret: vh.secret.clone().unwrap_or_default(),
         routes: vh.routes.iter().map(route).collect(),
         tcp_proxy: vh.tcp_proxy.iter().flatten().map(weighted).collect(),
+        listener: String::new(),
     });
-    plain.chain(secure).collect()
+    let gateway = dag.gateway_listeners.values().flat_map(|l| {
+        l.hosts.iter().map(|(host, routes)| v1::VirtualHost {
+            host: host.clone(),
+            secure: l.protocol == Protocol::Https,
+            secret: String::new(),
+            routes: routes.iter().map(gateway_route).collect(),
+            tcp_proxy: Vec::new(),
+            listener: l.name.clone(),
+        })
+    });
+    plain.chain(secure).chain(gateway).collect()
 }
 
-fn route(r: &dag::Route) -> v1::Route {
-    let kind = match &r.path {
+/// An HTTPRoute match: its path, then what else it matches on; a share of traffic whose backend
+/// can't be used shows as `500`, a redirect as where it leads.
+fn gateway_route(r: &GatewayRoute) -> v1::Route {
+    let mut kind = path_kind(&r.path).to_string();
+    if let Some(m) = &r.method {
+        kind.push_str(&format!(" method={m}"));
+    }
+    for h in &r.headers {
+        kind.push_str(&format!(" header:{}", h.name));
+    }
+    for q in &r.query_params {
+        kind.push_str(&format!(" query:{}", q.name));
+    }
+    let clusters = match &r.action {
+        GatewayAction::Forward(shares) => shares
+            .iter()
+            .map(|s| v1::WeightedCluster {
+                cluster: s.cluster.clone().unwrap_or_else(|| "500".to_string()),
+                weight: s.weight,
+            })
+            .collect(),
+        GatewayAction::Redirect(to) => vec![v1::WeightedCluster {
+            cluster: format!(
+                "redirect {} to {}://{}{}",
+                to.status_code,
+                to.scheme.as_deref().unwrap_or("(same scheme)"),
+                to.hostname.as_deref().unwrap_or("(same host)"),
+                to.port.map(|p| format!(":{p}")).unwrap_or_default()
+            ),
+            weight: 1,
+        }],
+    };
+    v1::Route {
+        r#match: kind,
+        path: r.path.path().to_string(),
+        clusters,
+        source: r.source.to_string(),
+    }
+}
+
+fn path_kind(p: &PathMatch) -> &'static str {
+    match p {
         PathMatch::Exact(_) => "exact",
         PathMatch::SegmentPrefix(_) => "prefix",
         PathMatch::StringPrefix(_) => "string-prefix",
-    };
+    }
+}
+
+fn route(r: &dag::Route) -> v1::Route {
     v1::Route {
-        r#match: kind.to_string(),
+        r#match: path_kind(&r.path).to_string(),
         path: r.path.path().to_string(),
         clusters: r.clusters.iter().map(weighted).collect(),
         source: r.source.to_string(),

@@ -5,6 +5,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::{Endpoint, LbEndpoint, Localit
 use envoy_types::pb::google::protobuf::Any;
 
 use super::*;
+use crate::dag::gateway::status::GatewayApiStatus;
 use crate::dag::{
     status_map, Cluster, ObjectKind, ObjectStatus, Route, UpstreamSettings, VirtualHost,
     WeightedCluster,
@@ -93,6 +94,7 @@ fn inputs_snapshot(statuses: &StatusMap, streams: &[StreamState]) -> v1::Snapsho
     let current = cache.current();
     snapshot(&Inputs {
         statuses,
+        gateway: &GatewayApiStatus::default(),
         dag: &dag(),
         cache: &current,
         streams,
@@ -186,4 +188,70 @@ fn an_envoy_is_in_sync_only_when_every_type_is_acked_and_none_nacked() {
     assert_eq!(s.envoys[2].types[0].last_nack, "bad");
     assert_eq!(s.envoys[2].types[0].r#type, "route");
     assert_eq!(s.envoys[0].envoy_version, "1.40.0");
+}
+
+#[test]
+fn gateway_api_objects_and_hosts_are_listed_with_their_listener() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: isobar}
+spec: {controllerName: isobar.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: t}
+spec:
+  gatewayClassName: isobar
+  listeners: [{name: web, protocol: HTTP, port: 8081}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: t}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [a.example.com]
+  rules: [{backendRefs: [{name: gone, port: 80}]}]
+";
+    let mut snapshot_in = crate::store::Snapshot::default();
+    for o in crate::source::file::parse_manifests("gw.yaml", yaml).expect("parses") {
+        snapshot_in.insert(o);
+    }
+    let options = crate::dag::DagOptions::default();
+    let (dag, _) = crate::dag::build(&snapshot_in, &options);
+    let gateway = crate::dag::gateway::status::gateway_api_status(&snapshot_in, &options.gateway);
+    let cache = XdsCache::new().current();
+    let s = snapshot(&Inputs {
+        statuses: &StatusMap::new(),
+        gateway: &gateway,
+        dag: &dag,
+        cache: &cache,
+        streams: &[],
+        nacks: &[],
+        source_errors: &[],
+        counters: v1::Counters::default(),
+    });
+    let objects: Vec<(&str, &str, i32)> = s
+        .objects
+        .iter()
+        .map(|o| (o.kind.as_str(), o.name.as_str(), o.status))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            ("HTTPRoute", "r", v1::Validity::Invalid as i32),
+            ("Gateway", "gw", v1::Validity::Valid as i32),
+            ("GatewayClass", "isobar", v1::Validity::Valid as i32),
+        ]
+    );
+    assert!(
+        s.objects[0].reason.contains("BackendNotFound"),
+        "{:?}",
+        s.objects[0]
+    );
+    let vh = &s.virtual_hosts[0];
+    assert_eq!(
+        (vh.host.as_str(), vh.listener.as_str()),
+        ("a.example.com", "http-8081")
+    );
+    assert_eq!(vh.routes[0].clusters[0].cluster, "500");
 }

@@ -6,7 +6,7 @@
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::dag::gateway::conditions::Condition;
+use crate::dag::gateway::conditions::{brief, is_bad, Condition};
 use crate::dag::gateway::listener::DEFAULT_PRIVILEGED_PORT_OFFSET;
 use crate::dag::gateway::status::{
     GatewayApiStatus, GatewayOptions, DEFAULT_GATEWAY_CONTROLLER_NAME,
@@ -31,30 +31,6 @@ impl From<GatewayArgs> for GatewayOptions {
             reserved_ports: Default::default(),
         }
     }
-}
-
-fn is_bad(c: &Condition) -> bool {
-    if c.type_ == "Conflicted" {
-        c.status
-    } else {
-        !c.status
-    }
-}
-
-/// `Type=Status`, with `(Reason: message)` for a condition in a bad state.
-fn brief(conditions: &[Condition]) -> String {
-    conditions
-        .iter()
-        .map(|c| {
-            let status = if c.status { "True" } else { "False" };
-            if is_bad(c) {
-                format!("{}={status} ({}: {})", c.type_, c.reason, c.message)
-            } else {
-                format!("{}={status}", c.type_)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn condition_json(c: &Condition) -> Value {

@@ -225,6 +225,31 @@ pub fn route_parent(
     vec![accepted, resolved]
 }
 
+/// Whether a condition is in a bad state: `Conflicted` true, any other false.
+pub fn is_bad(c: &Condition) -> bool {
+    if c.type_ == "Conflicted" {
+        c.status
+    } else {
+        !c.status
+    }
+}
+
+/// `Type=Status`, with `(Reason: message)` for a condition in a bad state.
+pub fn brief(conditions: &[Condition]) -> String {
+    conditions
+        .iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            if is_bad(c) {
+                format!("{}={status} ({}: {})", c.type_, c.reason, c.message)
+            } else {
+                format!("{}={status}", c.type_)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 #[path = "conditions_tests.rs"]
 mod tests;

@@ -82,6 +82,61 @@ pub struct GatewayApiStatus {
 /// The labels of a namespace that has none.
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
+/// One Gateway API object's state in a line, as the admin API and the operator page list objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSummary {
+    pub kind: &'static str,
+    pub key: ObjectKey,
+    /// Every condition of the object (its listeners', its parents') in a good state.
+    pub good: bool,
+    /// The conditions in brief, with the reasons and messages of those in a bad state.
+    pub reason: String,
+}
+
+impl GatewayApiStatus {
+    /// Every class, Gateway and route of isobar's, in that order.
+    pub fn summaries(&self) -> Vec<ObjectSummary> {
+        use super::conditions::{brief, is_bad};
+        let summary = |kind, key: ObjectKey, parts: Vec<(String, &[Condition])>| ObjectSummary {
+            kind,
+            key,
+            good: parts.iter().all(|(_, cs)| !cs.iter().any(is_bad)),
+            reason: parts
+                .iter()
+                .map(|(label, cs)| format!("{label}{}", brief(cs)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        let classes = self.classes.iter().map(|(name, cs)| {
+            summary(
+                "GatewayClass",
+                ObjectKey::new("", name.clone()),
+                vec![(String::new(), cs.as_slice())],
+            )
+        });
+        let gateways = self.gateways.iter().map(|(key, g)| {
+            let listeners = g.listeners.iter().map(|l| {
+                (
+                    format!("listener {} ({} routes): ", l.name, l.attached_routes),
+                    l.conditions.as_slice(),
+                )
+            });
+            let parts = std::iter::once((String::new(), g.conditions.as_slice()))
+                .chain(listeners)
+                .collect();
+            summary("Gateway", key.clone(), parts)
+        });
+        let routes = self.routes.iter().map(|(key, parents)| {
+            let parts = parents
+                .iter()
+                .map(|p| (format!("parent {}: ", p.gateway), p.conditions.as_slice()))
+                .collect();
+            summary("HTTPRoute", key.clone(), parts)
+        });
+        classes.chain(gateways).chain(routes).collect()
+    }
+}
+
 fn generation(meta: &ObjectMeta) -> i64 {
     meta.generation.unwrap_or_default()
 }

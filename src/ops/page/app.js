@@ -113,7 +113,8 @@ function renderRouting(s) {
   const endpoints = new Map(s.clusters.map((c) => [c.name, c.endpoints]));
   const rows = [];
   for (const vh of s.virtualHosts) {
-    const host = `${vh.secure ? "https" : "http"}://${vh.host}`;
+    const listener = vh.listener ? ` (Gateway listener ${vh.listener})` : "";
+    const host = `${vh.secure ? "https" : "http"}://${vh.host}${listener}`;
     const routes = vh.routes.length > 0 ? vh.routes : [{ match: "tcp", path: "", clusters: vh.tcpProxy, source: "" }];
     for (const r of routes) {
       const tr = document.createElement("tr");
