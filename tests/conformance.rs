@@ -77,6 +77,9 @@ struct Case {
 #[serde(deny_unknown_fields)]
 struct Flip {
     host: String,
+    /// Load the Gateway listener on `${port:NAME}` instead of isobar's Ingress HTTP listener.
+    #[serde(default)]
+    gateway_port: Option<String>,
     /// Two Services (the echo backend of each has the same name).
     services: [String; 2],
     times: u32,
@@ -613,12 +616,16 @@ async fn check_stable(
 // ---------------------------------------------------------------------------------------------
 // Flipping a route under load.
 
-/// Polls `GET /` on `host` until `backend` answers it.
-async fn wait_routed_to(stack: &Stack, host: &str, backend: &str) -> Result<(), String> {
+/// Polls `GET /` on `host` at `addr` until `backend` answers it.
+async fn wait_routed_to(
+    addr: std::net::SocketAddr,
+    host: &str,
+    backend: &str,
+) -> Result<(), String> {
     let what = format!("{host} to be routed to {backend}");
     let last = Mutex::new(String::from("no attempt"));
     let polled = wait_for_async(CONVERGE, &what, || async {
-        let mut spec = RequestSpec::get(stack.http_addr(), host, "/");
+        let mut spec = RequestSpec::get(addr, host, "/");
         spec.timeout = REQUEST_TIMEOUT;
         match send(&spec).await {
             Ok(r) if r.backend().as_deref() == Some(backend) => Ok(Some(())),
@@ -639,18 +646,32 @@ async fn wait_routed_to(stack: &Stack, host: &str, backend: &str) -> Result<(), 
 /// Runs a case's `flip:` and returns the loop's counts as a note for the report.
 async fn check_flip(stack: &Stack, env: &mut CaseEnv, flip: &Flip) -> Result<String, String> {
     let [first, second] = &flip.services;
-    wait_routed_to(stack, &flip.host, first).await?;
+    // The listener under load, and the HTTP connection manager's stats prefix (its name).
+    let (addr, listener) = match &flip.gateway_port {
+        Some(name) => {
+            let port = env
+                .ports
+                .get(name)
+                .ok_or_else(|| format!("flip gateway_port {name:?}: no ${{port:{name}}}"))?;
+            (
+                std::net::SocketAddr::from(([127, 0, 0, 1], *port)),
+                format!("http-{port}"),
+            )
+        }
+        None => (stack.http_addr(), "ingress_http".to_string()),
+    };
+    wait_routed_to(addr, &flip.host, first).await?;
     let limits = LoadLimits {
         max_time: FLIP_BUDGET,
         ..LoadLimits::default()
     };
-    let load = KeepAliveLoad::start(stack.http_addr(), &flip.host, limits);
+    let load = KeepAliveLoad::start(addr, &flip.host, limits);
     let started = Instant::now();
     let mut flipped = Ok(());
     for i in 0..flip.times {
         let to = if i % 2 == 0 { second } else { first };
         flipped = match env.flip(to) {
-            Ok(()) => wait_routed_to(stack, &flip.host, to).await,
+            Ok(()) => wait_routed_to(addr, &flip.host, to).await,
             Err(e) => Err(e),
         }
         .map_err(|e| format!("flip {} of {}: {e}", i + 1, flip.times));
@@ -669,7 +690,7 @@ async fn check_flip(stack: &Stack, env: &mut CaseEnv, flip: &Flip) -> Result<Str
     let counts = load.stop().await;
     let no_cluster = stack
         .envoy
-        .stat("http.ingress_http.no_cluster")
+        .stat(&format!("http.{listener}.no_cluster"))
         .await
         .map_err(|e| format!("Envoy stat: {e}"));
     let note = format!(
