@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use isobar::bootstrap::{BootstrapOptions, EnvoyTlsFiles, XdsApi};
 use isobar::controller::{self, ServeConfig, SourceConfig};
+use isobar::dag::gateway::status::GatewayOptions;
 use isobar::dag::DagOptions;
 use isobar::tls::certgen::{self, CertgenOptions};
 use isobar::tls::server::TlsFiles;
@@ -23,6 +24,8 @@ use isobar_harness::http::{send, RequestSpec, Trust};
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const HTTP_PORT: u16 = 18080;
 const HTTPS_PORT: u16 = 18443;
+/// The port of the Gateway listener in `examples/gateway-api.yaml`.
+const GATEWAY_PORT: u16 = 18081;
 const XDS_PORT: u16 = 18001;
 const OPS_PORT: u16 = 18000;
 const DEBUG_PORT: u16 = 16060;
@@ -83,6 +86,12 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         "==> starting isobar on {} (xDS with mTLS on 127.0.0.1:{XDS_PORT})",
         manifests.display()
     );
+    let listeners = ListenerConfig {
+        http_address: "127.0.0.1".into(),
+        http_port: HTTP_PORT,
+        https_address: "127.0.0.1".into(),
+        https_port: HTTPS_PORT,
+    };
     let config = ServeConfig {
         source: SourceConfig::Manifests(manifests.clone()),
         xds_address: SocketAddr::new(LOCALHOST, XDS_PORT),
@@ -94,13 +103,14 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         tls_reload_interval: Duration::from_secs(2),
         xds_client_sans: Default::default(),
         xds_limits: Default::default(),
-        listeners: ListenerConfig {
-            http_address: "127.0.0.1".into(),
-            http_port: HTTP_PORT,
-            https_address: "127.0.0.1".into(),
-            https_port: HTTPS_PORT,
+        dag: DagOptions {
+            gateway: GatewayOptions {
+                reserved_ports: listeners.reserved_ports(),
+                ..GatewayOptions::default()
+            },
+            ..DagOptions::default()
         },
-        dag: DagOptions::default(),
+        listeners,
         http_address: SocketAddr::new(LOCALHOST, OPS_PORT),
         debug_http_address: SocketAddr::new(LOCALHOST, DEBUG_PORT),
     };
@@ -129,7 +139,9 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         },
         &bootstrap,
     )?;
-    println!("==> starting Envoy (listeners on 127.0.0.1:{HTTP_PORT} and :{HTTPS_PORT})");
+    println!(
+        "==> starting Envoy (listeners on 127.0.0.1:{HTTP_PORT} and :{HTTPS_PORT}, the Gateway's on :{GATEWAY_PORT})"
+    );
     let envoy = Envoy::start(EnvoyOptions::new(
         envoy_bin,
         bootstrap,
@@ -155,6 +167,12 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         ),
         RequestSpec::get(http, "anything.else", "/"),
         RequestSpec::get(https, &format!("demo.example.com:{HTTPS_PORT}"), "/api").https(),
+        // The Gateway API listener of examples/gateway-api.yaml.
+        RequestSpec::get(
+            SocketAddr::new(LOCALHOST, GATEWAY_PORT),
+            &format!("gateway.example.com:{GATEWAY_PORT}"),
+            "/api/orders",
+        ),
     ];
     let mut failed = 0;
     for mut request in requests {
@@ -210,7 +228,7 @@ async fn demo(manifests: PathBuf, once: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  open http://127.0.0.1:{DEBUG_PORT}/ (the operator page)\n  cargo run -- status --debug-address 127.0.0.1:{DEBUG_PORT}\nEdit {} and the routes follow. Ctrl-C stops everything.",
+        "\nisobar and Envoy are running. Try:\n  curl -H 'Host: demo.example.com' http://127.0.0.1:{HTTP_PORT}/api\n  curl -k --resolve demo.example.com:{HTTPS_PORT}:127.0.0.1 https://demo.example.com:{HTTPS_PORT}/\n  curl -H 'Host: gateway.example.com' http://127.0.0.1:{GATEWAY_PORT}/api (Gateway API)\n  open http://127.0.0.1:{DEBUG_PORT}/ (the operator page)\n  cargo run -- status --debug-address 127.0.0.1:{DEBUG_PORT}\nEdit {} and the routes follow. Ctrl-C stops everything.",
         manifests.display()
     );
     tokio::signal::ctrl_c().await?;
