@@ -29,6 +29,23 @@ fn route(ks: &KubeStack, name: &str, host: &str, backend: Value) -> Value {
                     "rules": [{"backendRefs": [backend]}]}})
 }
 
+/// isobar's GatewayClass and Gateway `gw` in the stack's namespace with one listener.
+async fn apply_gateway(ks: &KubeStack, listener: Value) {
+    apply(
+        ks,
+        json!({"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": "isobar"},
+               "spec": {"controllerName": CONTROLLER}}),
+    )
+    .await;
+    apply(
+        ks,
+        json!({"apiVersion": V1, "kind": "Gateway",
+               "metadata": {"name": "gw", "namespace": ks.namespace()},
+               "spec": {"gatewayClassName": "isobar", "listeners": [listener]}}),
+    )
+    .await;
+}
+
 /// Polls until `GET /` with `Host: host` on `port` answers `status` (and, for 200, from `backend`).
 async fn wait_answer(ks: &KubeStack, port: u16, host: &str, status: u16, backend: Option<&str>) {
     let req = RequestSpec::get(SocketAddr::from(([127, 0, 0, 1], port)), host, "/");
@@ -103,17 +120,9 @@ async fn gateway_routes_follow_edits_and_grants_and_statuses_are_written() {
     let _b = ks.backend("b").await.expect("backend b");
     let port = free_port().expect("a free port");
     let ns = ks.namespace().to_string();
-    apply(
+    apply_gateway(
         &ks,
-        json!({"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": "isobar"},
-               "spec": {"controllerName": CONTROLLER}}),
-    )
-    .await;
-    apply(
-        &ks,
-        json!({"apiVersion": V1, "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
-               "spec": {"gatewayClassName": "isobar",
-                        "listeners": [{"name": "web", "protocol": "HTTP", "port": port}]}}),
+        json!({"name": "web", "protocol": "HTTP", "port": port}),
     )
     .await;
     let host = ks.host("gw");
@@ -260,19 +269,11 @@ async fn a_listener_selecting_namespaces_by_label_follows_the_labels_live() {
     let _a = ks.backend("a").await.expect("backend a");
     let port = free_port().expect("a free port");
     let ns = ks.namespace().to_string();
-    apply(
+    apply_gateway(
         &ks,
-        json!({"apiVersion": V1, "kind": "GatewayClass", "metadata": {"name": "isobar"},
-               "spec": {"controllerName": CONTROLLER}}),
-    )
-    .await;
-    apply(
-        &ks,
-        json!({"apiVersion": V1, "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns},
-               "spec": {"gatewayClassName": "isobar",
-                        "listeners": [{"name": "web", "protocol": "HTTP", "port": port,
-                            "allowedRoutes": {"namespaces": {"from": "Selector",
-                                "selector": {"matchLabels": {"isobar-e2e": "selected"}}}}}]}}),
+        json!({"name": "web", "protocol": "HTTP", "port": port,
+               "allowedRoutes": {"namespaces": {"from": "Selector",
+                   "selector": {"matchLabels": {"isobar-e2e": "selected"}}}}}),
     )
     .await;
     let host = ks.host("selected");

@@ -33,6 +33,17 @@ async fn text_of(browser: &Browser, css: &str) -> String {
     }
 }
 
+/// Headless Chromium on isobar's operator page (keep the directory while the browser runs).
+async fn open_page(stack: &isobar_harness::Stack) -> (Browser, tempfile::TempDir) {
+    let logs = tempfile::tempdir().unwrap();
+    let browser = Browser::start(logs.path())
+        .await
+        .unwrap_or_else(|e| panic!("starting headless Chromium: {e}"));
+    let page = format!("http://{}/", stack.isobar.debug_addr());
+    browser.client.goto(&page).await.expect("loading the page");
+    (browser, logs)
+}
+
 /// Polls until the Envoys table says `in sync`.
 async fn wait_in_sync(browser: &Browser) {
     let deadline = Instant::now() + CONVERGE;
@@ -51,12 +62,7 @@ async fn wait_in_sync(browser: &Browser) {
 async fn the_operator_page_shows_what_is_broken_and_follows_edits() {
     let f = valid_and_broken();
     let stack = f.start_stack().await;
-    let logs = tempfile::tempdir().unwrap();
-    let browser = Browser::start(logs.path())
-        .await
-        .unwrap_or_else(|e| panic!("starting headless Chromium: {e}"));
-    let page = format!("http://{}/", stack.isobar.debug_addr());
-    browser.client.goto(&page).await.expect("loading the page");
+    let (browser, _logs) = open_page(&stack).await;
 
     // The invalid object, with its reason.
     let broken = browser
@@ -193,12 +199,7 @@ spec:
         ),
     );
     let stack = f.start_stack().await;
-    let logs = tempfile::tempdir().unwrap();
-    let browser = Browser::start(logs.path())
-        .await
-        .unwrap_or_else(|e| panic!("starting headless Chromium: {e}"));
-    let page = format!("http://{}/", stack.isobar.debug_addr());
-    browser.client.goto(&page).await.expect("loading the page");
+    let (browser, _logs) = open_page(&stack).await;
     let route = browser
         .client
         .wait()

@@ -49,13 +49,24 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr) => {
             spawn_typed!($ty, $name, $field, $change, $optional, |o: $ty| o)
         };
-        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr, $convert:expr) => {{
+        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr, $convert:expr) => {
+            spawn_typed!(
+                $ty,
+                $name,
+                $field,
+                $change,
+                $optional,
+                $convert,
+                |o: &$ty| { crate::store::key(&o.metadata) }
+            )
+        };
+        ($ty:ty, $name:literal, $field:ident, $change:expr, $optional:expr, $convert:expr, $key:expr) => {{
             let spec = KindSpec {
                 name: $name,
                 change: $change,
                 optional: $optional,
                 map: |s: &mut Snapshot| &mut s.$field,
-                key: |o: &$ty| crate::store::key(&o.metadata),
+                key: $key,
             };
             // Every kind is awaited before the first build, optional ones too: a 404 (CRD not
             // installed) marks one listed, and a restarted isobar must not serve a configuration
@@ -100,38 +111,24 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Routing,
         true
     );
-    {
-        // Cluster-scoped, and read only for their labels (Gateway listeners select route
-        // namespaces by label): kept as name and labels.
-        let spec = KindSpec {
-            name: "namespaces",
-            change: Change::Routing,
-            optional: false,
-            map: |s: &mut Snapshot| &mut s.namespaces,
-            key: |o: &Namespace| {
-                crate::store::ObjectKey::new("", o.metadata.name.clone().unwrap_or_default())
+    // Cluster-scoped (keyed with an empty namespace), and read only for their labels (Gateway
+    // listeners select route namespaces by label): kept as name and labels.
+    spawn_typed!(
+        Namespace,
+        "namespaces",
+        namespaces,
+        Change::Routing,
+        false,
+        |o: Namespace| Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: o.metadata.name,
+                labels: o.metadata.labels,
+                ..Default::default()
             },
-        };
-        required.insert("namespaces");
-        supervisor.spawn(
-            "namespaces watcher",
-            watch_kind(
-                Api::<Namespace>::all(client.clone()),
-                spec,
-                Arc::clone(&snapshot),
-                tx.clone(),
-                Arc::clone(&synced_tx),
-                |o: Namespace| Namespace {
-                    metadata: kube::api::ObjectMeta {
-                        name: o.metadata.name,
-                        labels: o.metadata.labels,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            ),
-        );
-    }
+            ..Default::default()
+        },
+        cluster_scoped_key::<Namespace>
+    );
     // Gateway API: optional, like IngressRoute (the CRDs may not be installed).
     spawn_typed!(Gateway, "gateways", gateways, Change::Routing, true);
     spawn_typed!(HttpRoute, "httproutes", http_routes, Change::Routing, true);
@@ -142,53 +139,24 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Routing,
         true
     );
-    {
-        let spec = KindSpec {
-            name: "gatewayclasses",
-            change: Change::Routing,
-            optional: true,
-            map: |s: &mut Snapshot| &mut s.gateway_classes,
-            key: |o: &GatewayClass| {
-                crate::store::ObjectKey::new("", o.metadata.name.clone().unwrap_or_default())
-            },
-        };
-        required.insert("gatewayclasses");
-        supervisor.spawn(
-            "gatewayclasses watcher",
-            watch_kind(
-                Api::<GatewayClass>::all(client.clone()),
-                spec,
-                Arc::clone(&snapshot),
-                tx.clone(),
-                Arc::clone(&synced_tx),
-                |o: GatewayClass| o,
-            ),
-        );
-    }
-    {
-        // Cluster-scoped: keyed with an empty namespace.
-        let spec = KindSpec {
-            name: "ingressclasses",
-            change: Change::Routing,
-            optional: false,
-            map: |s: &mut Snapshot| &mut s.ingress_classes,
-            key: |o: &IngressClass| {
-                crate::store::ObjectKey::new("", o.metadata.name.clone().unwrap_or_default())
-            },
-        };
-        required.insert("ingressclasses");
-        supervisor.spawn(
-            "ingressclasses watcher",
-            watch_kind(
-                Api::<IngressClass>::all(client.clone()),
-                spec,
-                Arc::clone(&snapshot),
-                tx.clone(),
-                Arc::clone(&synced_tx),
-                |o: IngressClass| o,
-            ),
-        );
-    }
+    spawn_typed!(
+        GatewayClass,
+        "gatewayclasses",
+        gateway_classes,
+        Change::Routing,
+        true,
+        |o: GatewayClass| o,
+        cluster_scoped_key::<GatewayClass>
+    );
+    spawn_typed!(
+        IngressClass,
+        "ingressclasses",
+        ingress_classes,
+        Change::Routing,
+        false,
+        |o: IngressClass| o,
+        cluster_scoped_key::<IngressClass>
+    );
     match endpoint_slice_resource(&client).await {
         Some(resource) => {
             tracing::info!(version = %resource.api_version, "watching EndpointSlices");
@@ -224,6 +192,11 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         synced,
         required,
     }
+}
+
+/// The key of a cluster-scoped object: its name, with an empty namespace.
+fn cluster_scoped_key<T: kube::Resource>(o: &T) -> crate::store::ObjectKey {
+    crate::store::ObjectKey::new("", o.meta().name.clone().unwrap_or_default())
 }
 
 /// `discovery.k8s.io/v1` where served, `v1beta1` otherwise (Kubernetes 1.20), or none.

@@ -9,9 +9,7 @@
 use envoy_types::pb::envoy::config::core::v3::{
     header_value_option::HeaderAppendAction, HeaderValue, HeaderValueOption,
 };
-use envoy_types::pb::envoy::config::listener::v3::{
-    listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
-};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, query_parameter_matcher::QueryParameterMatchSpecifier,
     redirect_action, route::Action, route_action, route_action::ClusterSpecifier,
@@ -19,14 +17,12 @@ use envoy_types::pb::envoy::config::route::v3::{
     QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteConfiguration, RouteMatch,
     VirtualHost, WeightedCluster,
 };
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
-use envoy_types::util::pack_any;
 
-use super::listener::{downstream_tls, http_connection_manager, socket_address};
+use super::listener::{downstream_tls, http_connection_manager, socket_address, tls_inspector};
 use super::route::route_configuration;
 use super::ListenerConfig;
 use crate::dag::gateway::listener::Protocol;
@@ -77,13 +73,7 @@ pub fn listener(l: &GatewayEnvoyListener, config: &ListenerConfig) -> Listener {
             Listener {
                 name: l.name.clone(),
                 address: Some(socket_address(&config.https_address, l.port)),
-                listener_filters: vec![ListenerFilter {
-                    name: "envoy.filters.listener.tls_inspector".to_string(),
-                    config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
-                        TlsInspector::default(),
-                    ))),
-                    ..Default::default()
-                }],
+                listener_filters: vec![tls_inspector()],
                 filter_chains,
                 default_filter_chain,
                 ..Default::default()

@@ -75,13 +75,7 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
             pack_any(Listener {
                 name: HTTPS_LISTENER.to_string(),
                 address: Some(socket_address(&config.https_address, config.https_port)),
-                listener_filters: vec![ListenerFilter {
-                    name: "envoy.filters.listener.tls_inspector".to_string(),
-                    config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
-                        TlsInspector::default(),
-                    ))),
-                    ..Default::default()
-                }],
+                listener_filters: vec![tls_inspector()],
                 filter_chains,
                 ..Default::default()
             }),
@@ -94,6 +88,17 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
         ));
     }
     out
+}
+
+/// The listener filter that reads the SNI name for filter-chain matching.
+pub(super) fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".to_string(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(pack_any(
+            TlsInspector::default(),
+        ))),
+        ..Default::default()
+    }
 }
 
 pub(super) fn socket_address(address: &str, port: u16) -> Address {
