@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use crate::crd::gateway::HttpRoute;
 use crate::crd::IngressRoute;
 use crate::dag::ObjectKind;
 use crate::store::ObjectKey;
@@ -281,7 +282,7 @@ impl Isolation {
     }
 }
 
-/// The objects of `snapshot` that contribute routes (Ingresses and IngressRoutes), fingerprinted by
+/// The objects of `snapshot` that contribute routes (Ingresses, IngressRoutes, HTTPRoutes), fingerprinted by
 /// resourceVersion, or by a hash of their content where there is none (the file source).
 pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
     FingerprintMemo::default().objects_of(snapshot)
@@ -293,6 +294,7 @@ pub fn objects_of(snapshot: &crate::store::Snapshot) -> Objects {
 pub struct FingerprintMemo {
     ingresses: crate::store::Objects<Ingress>,
     routes: crate::store::Objects<IngressRoute>,
+    http_routes: crate::store::Objects<HttpRoute>,
     objects: Objects,
 }
 
@@ -302,6 +304,7 @@ impl FingerprintMemo {
         let FingerprintMemo {
             ingresses,
             routes,
+            http_routes,
             objects,
         } = self;
         follow(objects, ObjectKind::Ingress, ingresses, &snapshot.ingresses);
@@ -310,6 +313,12 @@ impl FingerprintMemo {
             ObjectKind::IngressRoute,
             routes,
             &snapshot.ingress_routes,
+        );
+        follow(
+            objects,
+            ObjectKind::HttpRoute,
+            http_routes,
+            &snapshot.http_routes,
         );
         objects.clone()
     }
@@ -364,6 +373,9 @@ pub fn without<T>(
             }
             ObjectKind::IngressRoute => {
                 s.ingress_routes.remove(key);
+            }
+            ObjectKind::HttpRoute => {
+                s.http_routes.remove(key);
             }
         }
     }

@@ -331,3 +331,82 @@ async fn values_envoy_would_refuse_are_refused_in_status_and_disturb_no_other_ro
         assert!(stdout.contains(expected), "{expected}\n{stdout}");
     }
 }
+
+/// isobar's admin snapshot's entry for HTTPRoute `name`, once `accept` says it is the expected one.
+async fn wait_route_object(
+    stack: &Stack,
+    name: &str,
+    accept: impl Fn(&isobar::admin::v1::Object) -> bool,
+) -> isobar::admin::v1::Object {
+    use isobar::admin::v1::{admin_client::AdminClient, GetSnapshotRequest};
+    let what = format!("HTTPRoute {name} in isobar's admin snapshot");
+    isobar_harness::wait_for_async(common::CONVERGE, &what, || async {
+        let Ok(mut admin) =
+            AdminClient::connect(format!("http://{}", stack.isobar.debug_addr())).await
+        else {
+            return Ok(None);
+        };
+        let snapshot = admin
+            .get_snapshot(GetSnapshotRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .ok();
+        Ok(snapshot
+            .into_iter()
+            .flat_map(|s| s.objects)
+            .find(|o| o.kind == "HTTPRoute" && o.name == name)
+            .filter(&accept))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(40)))
+}
+
+#[tokio::test]
+async fn a_route_envoy_rejects_anyway_is_set_aside_and_the_others_keep_flowing() {
+    let (f, port) = http_gateway();
+    f.write(
+        "good.yaml",
+        &http_route_yaml(
+            "good",
+            "  parentRefs: [{name: gw}]\n  hostnames: [good.example.com]\n  rules:\n  - backendRefs: [{name: alpha, port: 80}]\n",
+        ),
+    );
+    let stack = f.start_stack().await;
+    wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
+    // The fault hook lets a Host header change through isobar's checks: Envoy refuses it.
+    let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+        metadata: {name: bad, namespace: default, annotations: {isobar.test/fault-unchecked-route: \"\"}}\nspec:\n  \
+        parentRefs: [{name: gw}]\n  hostnames: [bad.example.com]\n  rules:\n  \
+        - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: evil}]}}]\n    \
+        backendRefs: [{name: beta, port: 80}]\n";
+    let next = http_route_yaml(
+        "next",
+        "  parentRefs: [{name: gw}]\n  hostnames: [next.example.com]\n  rules:\n  - backendRefs: [{name: beta, port: 80}]\n",
+    );
+    f.write("batch.yaml", &format!("{bad}---\n{next}"));
+    let rejected = wait_route_object(&stack, "bad", |o| o.reason.contains("RejectedByEnvoy")).await;
+    assert!(
+        rejected.reason.contains("host headers may not be modified"),
+        "Envoy's own words: {rejected:?}"
+    );
+    // The route that came with it, and the one before, are served.
+    wait_echo(&stack, &request(port, "next.example.com", "/"), "beta").await;
+    wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
+    let r = answer(&stack, &request(port, "bad.example.com", "/")).await;
+    assert_eq!(
+        r.status,
+        404,
+        "the rejected route serves nothing: {}",
+        r.text()
+    );
+    // Fixed, it is served.
+    f.write(
+        "batch.yaml",
+        &format!(
+            "{}---\n{next}",
+            bad.replace("name: Host, value: evil", "name: x-fixed, value: \"1\"")
+        ),
+    );
+    wait_echo(&stack, &request(port, "bad.example.com", "/"), "beta").await;
+    wait_route_object(&stack, "bad", |o| !o.reason.contains("RejectedByEnvoy")).await;
+}

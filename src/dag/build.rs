@@ -49,6 +49,8 @@ pub fn build_counting_work(
             ObjectKind::IngressRoute => {
                 route_statuses.insert(candidate.key, route_status(outcome));
             }
+            // No candidate is an HTTPRoute.
+            ObjectKind::HttpRoute => {}
         }
     }
     statuses.extend(ingressroute::statuses(snapshot, options, &route_statuses));

@@ -92,6 +92,8 @@ pub fn build_memoised(
                 }
             }
             ObjectKind::IngressRoute => route_outcomes = true,
+            // No candidate is an HTTPRoute.
+            ObjectKind::HttpRoute => {}
         }
     }
     if routes_changed || route_outcomes {

@@ -7,6 +7,8 @@ use crate::store::ObjectKey;
 pub enum ObjectKind {
     Ingress,
     IngressRoute,
+    /// Only where Envoy's NACKs are traced to an object; its status is its Gateway API status.
+    HttpRoute,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -14,6 +16,7 @@ impl std::fmt::Display for ObjectKind {
         f.write_str(match self {
             ObjectKind::Ingress => "Ingress",
             ObjectKind::IngressRoute => "IngressRoute",
+            ObjectKind::HttpRoute => "HTTPRoute",
         })
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 pub use signal::{Pending, Signal};
 
 use crate::controller::ControllerState;
-use crate::dag::{self, Dag, DagOptions, ObjectStatus, Validity};
+use crate::dag::{self, Dag, DagOptions, ObjectKind, ObjectStatus, Validity};
 use crate::isolation::{self, Isolation};
 use crate::source::Change;
 use crate::status;
@@ -166,15 +166,12 @@ impl Pipeline {
             &filtered
         };
         let (dag, mut statuses, _) = dag::build_memoised(input, &self.dag_options, &mut self.memo);
-        let gateway = &self.memo.gateway().status;
-        self.state.gateway_statuses.send_if_modified(|current| {
-            let changed = **current != *gateway;
-            if changed {
-                *current = Arc::new(gateway.clone());
-            }
-            changed
-        });
+        self.publish_gateway_status(&snapshot, &exclusions);
         for ((kind, key), why) in &exclusions {
+            if *kind == ObjectKind::HttpRoute {
+                // Reported in its Gateway API status.
+                continue;
+            }
             let status = ObjectStatus {
                 kind: *kind,
                 object: key.clone(),
@@ -263,6 +260,39 @@ impl Pipeline {
         if let Ok(mut shared) = self.state.dag.lock() {
             *shared = Arc::clone(&self.dag);
         }
+    }
+
+    /// The Gateway API statuses of the last build, with the HTTPRoutes left out of it (Envoy
+    /// rejected them, or they are held back while isobar finds what Envoy rejected) said so.
+    fn publish_gateway_status(
+        &mut self,
+        snapshot: &Snapshot,
+        exclusions: &std::collections::BTreeMap<isolation::ObjectId, isolation::Exclusion>,
+    ) {
+        let mut gateway = self.memo.gateway().status.clone();
+        let routes: Vec<_> = exclusions
+            .iter()
+            .filter(|((kind, _), _)| *kind == ObjectKind::HttpRoute)
+            .collect();
+        if !routes.is_empty() {
+            // The routes' parents as they are with the routes in (rare: only during a NACK).
+            let full =
+                dag::gateway::status::gateway_api_status(snapshot, &self.dag_options.gateway);
+            for ((_, key), why) in routes {
+                let reason = match why {
+                    isolation::Exclusion::Rejected(_) => "RejectedByEnvoy",
+                    isolation::Exclusion::Suspect(_) => "Pending",
+                };
+                gateway.set_aside(&full, key, reason, &why.to_string());
+            }
+        }
+        self.state.gateway_statuses.send_if_modified(|current| {
+            let changed = **current != gateway;
+            if changed {
+                *current = Arc::new(gateway);
+            }
+            changed
+        });
     }
 
     /// Only endpoints changed: recompute EDS for the clusters of the last DAG; other types untouched.

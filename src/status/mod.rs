@@ -142,7 +142,10 @@ pub async fn run(
             }
             Err(_) => return,
         };
-        let writes: Vec<StatusWrite> = due.into_iter().map(|s| write_for(s, &address)).collect();
+        let writes: Vec<StatusWrite> = due
+            .into_iter()
+            .filter_map(|s| write_for(s, &address))
+            .collect();
         if writes.is_empty() && events.is_empty() && gateway_due.is_empty() {
             continue;
         }

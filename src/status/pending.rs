@@ -97,6 +97,8 @@ pub fn pending<'a>(
                                 != Some(status.description.as_str())
                     })
             }
+            // Its status is its Gateway API status, written apart.
+            ObjectKind::HttpRoute => false,
         })
         .collect()
 }
@@ -121,9 +123,10 @@ fn carries_address(ingress: &Ingress, address: &LoadBalancerAddress) -> bool {
     })
 }
 
-/// The write that gives `status`'s object that status.
-pub fn write_for(status: &ObjectStatus, address: &LoadBalancerAddress) -> StatusWrite {
-    match status.kind {
+/// The write that gives `status`'s object that status (none for an HTTPRoute, whose status is its
+/// Gateway API status).
+pub fn write_for(status: &ObjectStatus, address: &LoadBalancerAddress) -> Option<StatusWrite> {
+    Some(match status.kind {
         ObjectKind::Ingress => StatusWrite::Ingress {
             object: status.object.clone(),
             status: json!({ "loadBalancer": { "ingress": address.to_json() } }),
@@ -135,7 +138,8 @@ pub fn write_for(status: &ObjectStatus, address: &LoadBalancerAddress) -> Status
                 "description": status.description,
             }),
         },
-    }
+        ObjectKind::HttpRoute => return None,
+    })
 }
 
 #[cfg(test)]
@@ -154,7 +158,7 @@ mod tests {
     ) -> Vec<StatusWrite> {
         pending(snapshot, statuses, address)
             .into_iter()
-            .map(|s| write_for(s, address))
+            .filter_map(|s| write_for(s, address))
             .collect()
     }
 

@@ -94,6 +94,49 @@ pub struct ObjectSummary {
 }
 
 impl GatewayApiStatus {
+    /// Marks HTTPRoute `route` as left out of the configuration: each of its parents in `full` (the
+    /// status of the snapshot with the route in it) with `Accepted=False`, `reason` and `message`,
+    /// and attached nowhere. For a route Envoy rejected, or one held back while isobar finds which
+    /// object Envoy rejected.
+    pub fn set_aside(
+        &mut self,
+        full: &GatewayApiStatus,
+        route: &ObjectKey,
+        reason: &'static str,
+        message: &str,
+    ) {
+        let Some(parents) = full.routes.get(route) else {
+            return;
+        };
+        let set_aside = parents
+            .iter()
+            .map(|p| {
+                let generation = p.conditions.first().map_or(0, |c| c.observed_generation);
+                let accepted = Condition {
+                    type_: "Accepted",
+                    status: false,
+                    reason,
+                    message: message.to_string(),
+                    observed_generation: generation,
+                };
+                RouteParentState {
+                    parent: p.parent.clone(),
+                    gateway: p.gateway.clone(),
+                    attached: Vec::new(),
+                    conditions: std::iter::once(accepted)
+                        .chain(
+                            p.conditions
+                                .iter()
+                                .filter(|c| c.type_ != "Accepted")
+                                .cloned(),
+                        )
+                        .collect(),
+                }
+            })
+            .collect();
+        self.routes.insert(route.clone(), set_aside);
+    }
+
     /// Every class, Gateway and route of isobar's, in that order.
     pub fn summaries(&self) -> Vec<ObjectSummary> {
         use super::conditions::{brief, is_bad};
@@ -377,6 +420,19 @@ fn route_parents(
 ) -> Vec<RouteParentState> {
     let gen = generation(&route.metadata);
     let invalid = validate::http_route(&route.spec);
+    // A test-only fault hook (never in a build without `fault-hooks`): the route's values go to
+    // Envoy unchecked, so the tests can make Envoy NACK and watch the isolation find the route.
+    #[cfg(feature = "fault-hooks")]
+    let invalid = if route
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(validate::FAULT_UNCHECKED_ROUTE))
+    {
+        Vec::new()
+    } else {
+        invalid
+    };
     let hostnames = route.spec.hostnames.clone().unwrap_or_default();
     let unresolved: Vec<Unresolved> = route
         .spec

@@ -235,3 +235,37 @@ fn a_listener_selecting_namespaces_by_label_takes_routes_from_those_only() {
         1
     );
 }
+
+#[test]
+fn a_route_set_aside_is_not_accepted_on_any_of_its_parents_and_says_why() {
+    let s = snapshot(vec![
+        class("isobar", DEFAULT_GATEWAY_CONTROLLER_NAME),
+        gateway(
+            "gw",
+            json!([{"name": "http", "protocol": "HTTP", "port": 80}]),
+        ),
+        service("infra", "web"),
+        route(
+            "infra",
+            "r",
+            json!({"parentRefs": [{"name": "gw"}],
+                   "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}),
+        ),
+    ]);
+    let full = gateway_api_status(&s, &GatewayOptions::default());
+    let key = ObjectKey::new("infra", "r");
+    let mut without = GatewayApiStatus::default();
+    without.set_aside(&full, &key, "RejectedByEnvoy", "rejected by Envoy: bad");
+    let parent = &without.routes[&key][0];
+    assert!(parent.attached.is_empty());
+    assert_eq!(
+        reason(&parent.conditions, "Accepted"),
+        (false, "RejectedByEnvoy")
+    );
+    assert_eq!(
+        reason(&parent.conditions, "ResolvedRefs"),
+        (true, "ResolvedRefs")
+    );
+    assert_eq!(parent.conditions[0].observed_generation, 5);
+    assert_eq!(parent.conditions[0].message, "rejected by Envoy: bad");
+}

@@ -9,6 +9,11 @@ use crate::crd::gateway::httproutes::{
 };
 use crate::crd::gateway::{GatewaySpec, HttpRouteSpec};
 
+/// The fault hook's annotation on an HTTPRoute: its values are not checked. Only with the
+/// `fault-hooks` feature (which the e2e tests enable).
+#[cfg(feature = "fault-hooks")]
+pub const FAULT_UNCHECKED_ROUTE: &str = "isobar.test/fault-unchecked-route";
+
 /// The spec's bound on the matches of all rules of a route together.
 pub const MAX_MATCHES_PER_ROUTE: usize = 128;
 
