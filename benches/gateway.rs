@@ -1,0 +1,161 @@
+//! Gateway API rebuild cost: N HTTPRoutes (each with its own Service, Endpoints and host, two rules)
+//! on one Gateway listener, beside N Ingresses. A full rebuild from nothing (DAG build, translation,
+//! cache update), and the pipeline's memoised rebuild after one HTTPRoute changed and after one
+//! Ingress changed. Writes a Markdown table.
+//!
+//! The Gateway API program is recomputed as a whole when a Gateway API object (or something it read)
+//! changes, and the listener's RouteConfiguration, which holds every host of the listener, is
+//! encoded again; an Ingress edit leaves the program as it was.
+//!
+//! `cargo bench --bench gateway` (release build; `-- --quick` for CI's small run, `--sizes 100,1000`).
+//! Figures go in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isobar::dag::{self, DagOptions, Memo};
+use isobar::source::file::parse_manifests;
+use isobar::store::{ObjectKey, Snapshot};
+use isobar::xds::cache::XdsCache;
+use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
+
+fn snapshot(n: usize) -> Snapshot {
+    let mut yaml = String::from(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: isobar}\nspec: {controllerName: isobar.dev/gateway-controller}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\n\
+         spec: {gatewayClassName: isobar, listeners: [{name: web, protocol: HTTP, port: 8081, allowedRoutes: {namespaces: {from: All}}}]}\n---\n",
+    );
+    for i in 0..n {
+        let (ns, a, b) = (i % 50, (i / 250) % 250, i % 250);
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: ns{ns}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n\
+             apiVersion: v1\nkind: Endpoints\nmetadata: {{name: s{i}, namespace: ns{ns}}}\nsubsets: [{{addresses: [{{ip: 10.0.{a}.{b}}}], ports: [{{name: http, port: 8080}}]}}]\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r{i}, namespace: ns{ns}}}\n\
+             spec: {{parentRefs: [{{name: gw, namespace: infra}}], hostnames: [r{i}.example.com], rules: [\
+             {{backendRefs: [{{name: s{i}, port: 80}}]}}, \
+             {{matches: [{{path: {{type: Exact, value: /api}}}}], backendRefs: [{{name: s{i}, port: 80}}]}}]}}\n---\n\
+             apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: i{i}, namespace: ns{ns}}}\nspec: {{rules: [{{host: h{i}.example.com, http: {{paths: [\
+             {{path: /, pathType: Prefix, backend: {{service: {{name: s{i}, port: {{number: 80}}}}}}}}]}}}}]}}\n---\n"
+        ));
+    }
+    let mut s = Snapshot::default();
+    for o in parse_manifests("bench.yaml", &yaml).expect("generated YAML parses") {
+        s.insert(o);
+    }
+    s
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The snapshot with HTTPRoute `ns0/r0`'s Exact path moved, as a store holds it.
+fn with_route_edit(snap: &Snapshot, round: usize) -> Snapshot {
+    let mut next = snap.clone();
+    let key = ObjectKey::new("ns0", "r0");
+    let mut route = (*next.http_routes[&key]).clone();
+    let mut spec = serde_json::to_value(&route.spec).expect("a route spec");
+    spec["rules"][1]["matches"][0]["path"]["value"] = format!("/api{round}").into();
+    route.spec = serde_json::from_value(spec).expect("still a route spec");
+    next.http_routes.insert(key, Arc::new(route));
+    next
+}
+
+/// The snapshot with Ingress `ns0/i0`'s path moved.
+fn with_ingress_edit(snap: &Snapshot, round: usize) -> Snapshot {
+    let mut next = snap.clone();
+    let key = ObjectKey::new("ns0", "i0");
+    let mut ingress = (*next.ingresses[&key]).clone();
+    if let Some(path) = ingress
+        .spec
+        .as_mut()
+        .and_then(|s| s.rules.as_mut())
+        .and_then(|r| r[0].http.as_mut())
+        .map(|h| &mut h.paths[0])
+    {
+        path.path = Some(format!("/v{round}"));
+    }
+    next.ingresses.insert(key, Arc::new(ingress));
+    next
+}
+
+/// Memoised rebuilds of `edit(snap, round)`, one per round, from memos warm with `snap`: the
+/// median DAG build and translation + cache update.
+fn memoised(
+    snap: &Snapshot,
+    rounds: usize,
+    edit: fn(&Snapshot, usize) -> Snapshot,
+) -> (Duration, Duration) {
+    let (options, config) = (DagOptions::default(), ListenerConfig::default());
+    let cache = XdsCache::new();
+    let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
+    let (dag, _, _) = dag::build_memoised(snap, &options, &mut memo);
+    cache.apply(translate::translate_changes(
+        &dag,
+        snap,
+        &config,
+        &mut translation,
+        &cache.current(),
+    ));
+    let (mut build, mut publish) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let next = edit(snap, round);
+        let t0 = Instant::now();
+        let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
+        let t1 = Instant::now();
+        let diff =
+            translate::translate_changes(&dag, &next, &config, &mut translation, &cache.current());
+        let changed = cache.apply(diff);
+        let t2 = Instant::now();
+        assert!(
+            changed,
+            "round {round}: the edit changed nothing Envoy is sent"
+        );
+        build.push(t1 - t0);
+        publish.push(t2 - t1);
+    }
+    (median(build), median(publish))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let given: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    let sizes: Vec<usize> = match given {
+        Some(s) => s,
+        None if quick => vec![50],
+        None => vec![100, 1_000, 5_000],
+    };
+    let config = ListenerConfig::default();
+    println!("| HTTPRoutes (+ as many Ingresses) | full: DAG build | translate + cache | one HTTPRoute changed: DAG | translate + cache | one Ingress changed: DAG | translate + cache |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &sizes {
+        let snap = snapshot(n);
+        let rounds = if quick { 3 } else { 11 };
+        let (mut build, mut publish) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let cache = XdsCache::new();
+            let t0 = Instant::now();
+            let (dag, _) = dag::build(&snap, &DagOptions::default());
+            let t1 = Instant::now();
+            let changed = cache.set(translate::translate(&dag, &snap, &config).by_type());
+            let t2 = Instant::now();
+            let hosts: usize = dag.gateway_listeners.values().map(|l| l.hosts.len()).sum();
+            assert!(
+                changed && hosts == n,
+                "{hosts} Gateway hosts for {n} routes"
+            );
+            build.push(t1 - t0);
+            publish.push(t2 - t1);
+        }
+        let (b, p) = (median(build), median(publish));
+        let (rb, rp) = memoised(&snap, rounds, with_route_edit);
+        let (ib, ip) = memoised(&snap, rounds, with_ingress_edit);
+        println!("| {n} | {b:.2?} | {p:.2?} | {rb:.2?} | {rp:.2?} | {ib:.2?} | {ip:.2?} |");
+    }
+}
