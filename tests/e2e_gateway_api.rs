@@ -70,6 +70,14 @@ fn http_gateway() -> (Fixture, u16) {
     (f, port)
 }
 
+/// HTTPRoute `good`: `good.example.com` to backend `alpha`.
+fn good_route() -> String {
+    http_route_yaml(
+        "good",
+        "  parentRefs: [{name: gw}]\n  hostnames: [good.example.com]\n  rules:\n  - backendRefs: [{name: alpha, port: 80}]\n",
+    )
+}
+
 #[tokio::test]
 async fn http_routes_match_paths_headers_and_precedence_across_routes() {
     let (f, port) = http_gateway();
@@ -298,13 +306,7 @@ async fn values_envoy_would_refuse_are_refused_in_status_and_disturb_no_other_ro
             "  parentRefs: [{name: gw}]\n  rules:\n  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: evil}]}}]\n    backendRefs: [{name: beta, port: 80}]\n",
         ),
     );
-    f.write(
-        "good.yaml",
-        &http_route_yaml(
-            "good",
-            "  parentRefs: [{name: gw}]\n  hostnames: [good.example.com]\n  rules:\n  - backendRefs: [{name: alpha, port: 80}]\n",
-        ),
-    );
+    f.write("good.yaml", &good_route());
     let stack = f.start_stack().await;
     wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
     for host in [
@@ -364,13 +366,7 @@ async fn wait_route_object(
 #[tokio::test]
 async fn a_route_envoy_rejects_anyway_is_set_aside_and_the_others_keep_flowing() {
     let (f, port) = http_gateway();
-    f.write(
-        "good.yaml",
-        &http_route_yaml(
-            "good",
-            "  parentRefs: [{name: gw}]\n  hostnames: [good.example.com]\n  rules:\n  - backendRefs: [{name: alpha, port: 80}]\n",
-        ),
-    );
+    f.write("good.yaml", &good_route());
     let stack = f.start_stack().await;
     wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
     // The fault hook lets a Host header change through isobar's checks: Envoy refuses it.

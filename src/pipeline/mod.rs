@@ -269,22 +269,31 @@ impl Pipeline {
         snapshot: &Snapshot,
         exclusions: &std::collections::BTreeMap<isolation::ObjectId, isolation::Exclusion>,
     ) {
-        let mut gateway = self.memo.gateway().status.clone();
+        let built = &self.memo.gateway().status;
         let routes: Vec<_> = exclusions
             .iter()
             .filter(|((kind, _), _)| *kind == ObjectKind::HttpRoute)
             .collect();
-        if !routes.is_empty() {
-            // The routes' parents as they are with the routes in (rare: only during a NACK).
-            let full =
-                dag::gateway::status::gateway_api_status(snapshot, &self.dag_options.gateway);
-            for ((_, key), why) in routes {
-                let reason = match why {
-                    isolation::Exclusion::Rejected(_) => "RejectedByEnvoy",
-                    isolation::Exclusion::Suspect(_) => "Pending",
-                };
-                gateway.set_aside(&full, key, reason, &why.to_string());
-            }
+        if routes.is_empty() {
+            // The common case: the build's statuses as they are, copied only when they changed.
+            self.state.gateway_statuses.send_if_modified(|current| {
+                let changed = **current != *built;
+                if changed {
+                    *current = Arc::new(built.clone());
+                }
+                changed
+            });
+            return;
+        }
+        let mut gateway = built.clone();
+        // The routes' parents as they are with the routes in (rare: only during a NACK).
+        let full = dag::gateway::status::gateway_api_status(snapshot, &self.dag_options.gateway);
+        for ((_, key), why) in routes {
+            let reason = match why {
+                isolation::Exclusion::Rejected(_) => "RejectedByEnvoy",
+                isolation::Exclusion::Suspect(_) => "Pending",
+            };
+            gateway.set_aside(&full, key, reason, &why.to_string());
         }
         self.state.gateway_statuses.send_if_modified(|current| {
             let changed = **current != gateway;
