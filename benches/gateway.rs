@@ -3,9 +3,9 @@
 //! cache update), and the pipeline's memoised rebuild after one HTTPRoute changed and after one
 //! Ingress changed. Writes a Markdown table.
 //!
-//! The Gateway API program is recomputed as a whole when a Gateway API object (or something it read)
-//! changes, and the listener's RouteConfiguration, which holds every host of the listener, is
-//! encoded again; an Ingress edit leaves the program as it was.
+//! An HTTPRoute edit computes that route's part of the Gateway API program again and re-orders the
+//! hosts it is on; the listener's RouteConfiguration is put together from its hosts' encodings, of
+//! which only the changed host's is encoded again. An Ingress edit leaves the program as it was.
 //!
 //! `cargo bench --bench gateway` (release build; `-- --quick` for CI's small run, `--sizes 100,1000`).
 //! Figures go in BENCHMARKS.md.

@@ -7,7 +7,8 @@
 //! gives the same routes, the same refusals. A change re-applies only the components it touches (the
 //! changed candidates' old and new hosts, closed over the candidates sharing them) and replaces those
 //! hosts' entries in the DAG; clusters and certificates, shared across hosts, are counted by the
-//! candidates and hosts using them.
+//! candidates and hosts using them, and by the Gateway API program's routes and listeners
+//! ([`super::gateway_memo`]), which keeps the DAG's Gateway listeners here too.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -179,7 +180,8 @@ impl Assembly {
         }
     }
 
-    fn use_cluster(&mut self, cluster: &Cluster) {
+    /// One user more for `cluster` (the Gateway API program's routes count here too).
+    pub(super) fn use_cluster(&mut self, cluster: &Cluster) {
         let users = self.cluster_users.entry(cluster.name.clone()).or_default();
         *users += 1;
         if *users == 1 {
@@ -189,10 +191,32 @@ impl Assembly {
         }
     }
 
-    fn drop_cluster(&mut self, name: &str) {
+    pub(super) fn drop_cluster(&mut self, name: &str) {
         if release(&mut self.cluster_users, name) {
             self.dag.clusters.remove(name);
         }
+    }
+
+    /// One user more for a certificate not bound to a host (a Gateway HTTPS listener's).
+    pub(super) fn hold_secret(&mut self, secret: &TlsSecret) {
+        let users = self.secret_users.entry(secret.name.clone()).or_default();
+        *users += 1;
+        if *users == 1 {
+            self.dag.secrets.insert(secret.name.clone(), secret.clone());
+        }
+    }
+
+    pub(super) fn release_secret(&mut self, name: &str) {
+        if release(&mut self.secret_users, name) {
+            self.dag.secrets.remove(name);
+        }
+    }
+
+    /// The Gateway API listeners, which the Gateway API program keeps.
+    pub(super) fn gateway_listeners_mut(
+        &mut self,
+    ) -> &mut imbl::OrdMap<String, super::gateway::model::GatewayEnvoyListener> {
+        &mut self.dag.gateway_listeners
     }
 
     fn use_secret(&mut self, host: &str, secret: TlsSecret) {

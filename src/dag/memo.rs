@@ -5,8 +5,9 @@
 //! the Ingress changed or something it read (a Service, a Secret, the delegations of a namespace) did;
 //! the IngressRoutes' contributions, which depend on each other through delegation, are computed again
 //! together when any IngressRoute or anything their walk read changed. Only candidates that differ from
-//! last time go to the [`Assembly`], which re-applies the hosts they touch. [`super::build`] is the
-//! reference this is tested against.
+//! last time go to the [`Assembly`], which re-applies the hosts they touch. The Gateway API program
+//! is kept route by route in [`GatewayMemo`], which writes its listeners into the Assembly's DAG.
+//! [`super::build`] is the reference this is tested against.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use super::assembly::{Assembly, CandidateId};
 use super::build::{ingress_status, route_status, Candidate};
 use super::delegation::Statuses;
-use super::gateway::program::{program, GatewayProgram};
-use super::reads::{self, recording, Read};
+use super::gateway::status::GatewayApiStatus;
+use super::gateway_memo::GatewayMemo;
+use super::reads::{self, recording, Read, Readers};
 use super::{ingress, ingressroute, Dag, DagOptions, ObjectKind, StatusMap};
 use crate::store::{ObjectKey, Snapshot};
 
@@ -28,8 +30,7 @@ pub struct Memo {
     seen: Snapshot,
     /// Ingress → its candidate (`None`: not of our class) and what it read.
     ingresses: HashMap<ObjectKey, (Option<Arc<Candidate>>, Vec<Read>)>,
-    /// Read → the Ingresses that made it (a few each, mostly one: a list).
-    readers: HashMap<Read, Vec<ObjectKey>>,
+    readers: Readers,
     routes: RoutesMemo,
     gateway: GatewayMemo,
     assembly: Assembly,
@@ -45,14 +46,6 @@ struct RoutesMemo {
     /// The delegation walk's statuses (of IngressRoutes that are not roots, mostly).
     statuses: Statuses,
     work: u64,
-}
-
-/// The Gateway API program, computed again as a whole when a Gateway API object or something it
-/// read changed: Gateways, routes and grants decide together what each listener serves.
-#[derive(Debug, Default)]
-struct GatewayMemo {
-    reads: HashSet<Read>,
-    program: GatewayProgram,
 }
 
 /// [`super::build`], reusing what `memo` computed before for what did not change. Returns the DAG, the
@@ -99,49 +92,22 @@ pub fn build_memoised(
     if routes_changed || route_outcomes {
         memo.route_statuses(snapshot, options);
     }
-    memo.gateway_program(snapshot, options, &changed_reads);
+    memo.recomputed += memo.gateway.update(
+        &memo.seen,
+        snapshot,
+        &options.gateway,
+        &changed_reads,
+        &mut memo.assembly,
+    );
     memo.seen = snapshot.clone();
     let work = memo.assembly.work + memo.routes.work;
-    let mut dag = memo.assembly.dag().clone();
-    dag.add_gateway_program(&memo.gateway.program);
-    (dag, memo.statuses.clone(), work)
+    (memo.assembly.dag().clone(), memo.statuses.clone(), work)
 }
 
 impl Memo {
-    /// The Gateway API program of `snapshot`.
-    pub fn gateway(&self) -> &GatewayProgram {
-        &self.gateway.program
-    }
-
-    fn gateway_program(
-        &mut self,
-        snapshot: &Snapshot,
-        options: &DagOptions,
-        changed_reads: &HashSet<Read>,
-    ) {
-        let (before, after) = (&self.seen, snapshot);
-        let objects_changed = before
-            .gateway_classes
-            .diff(&after.gateway_classes)
-            .next()
-            .is_some()
-            || before.gateways.diff(&after.gateways).next().is_some()
-            || before.http_routes.diff(&after.http_routes).next().is_some()
-            || before
-                .reference_grants
-                .diff(&after.reference_grants)
-                .next()
-                .is_some()
-            || before.namespaces.diff(&after.namespaces).next().is_some();
-        if !objects_changed && self.gateway.reads.is_disjoint(changed_reads) {
-            return;
-        }
-        self.recomputed += 1;
-        let (program, reads) = recording(|| program(snapshot, &options.gateway));
-        self.gateway = GatewayMemo {
-            reads: reads.into_iter().collect(),
-            program,
-        };
+    /// The Gateway API statuses of the last build's snapshot.
+    pub fn gateway_status(&self) -> &GatewayApiStatus {
+        self.gateway.status()
     }
 
     /// The Ingress candidates that differ from last time (`None`: gone, or no longer ours).
@@ -162,34 +128,18 @@ impl Memo {
                 imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.clone(),
             })
             .collect();
-        for read in changed_reads {
-            stale.extend(self.readers.get(read).into_iter().flatten().cloned());
-        }
+        stale.extend(self.readers.of(changed_reads).cloned());
         let mut changes = Vec::new();
         for key in stale {
             let old = self.ingresses.remove(&key).and_then(|(candidate, reads)| {
-                for read in reads {
-                    if let Some(readers) = self.readers.get_mut(&read) {
-                        readers.retain(|k| *k != key);
-                        if readers.is_empty() {
-                            self.readers.remove(&read);
-                        }
-                    }
-                }
+                self.readers.remove(&key, &reads);
                 candidate
             });
             let new = snapshot.ingresses.get(&key).and_then(|object| {
                 self.recomputed += 1;
-                let (candidate, mut reads) =
+                let (candidate, reads) =
                     recording(|| ingress::candidate(snapshot, options, &key, object));
-                let mut distinct = HashSet::new();
-                reads.retain(|r| distinct.insert(r.clone()));
-                for read in &reads {
-                    self.readers
-                        .entry(read.clone())
-                        .or_default()
-                        .push(key.clone());
-                }
+                let reads = self.readers.add(&key, reads);
                 let candidate = candidate.map(Arc::new);
                 self.ingresses
                     .insert(key.clone(), (candidate.clone(), reads));

@@ -12,6 +12,7 @@ mod cluster_name;
 mod delegation;
 mod dot;
 pub mod gateway;
+mod gateway_memo;
 mod ingress;
 mod ingressroute;
 mod memo;

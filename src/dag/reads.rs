@@ -9,7 +9,7 @@
 //! one thread.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -48,6 +48,40 @@ pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
         .map(key);
     reads.extend(delegations.map(|k| Read::Delegations(k.namespace.clone())));
     reads
+}
+
+/// Which objects made each read: a changed read makes their contributions stale.
+#[derive(Debug, Default)]
+pub struct Readers(HashMap<Read, Vec<ObjectKey>>);
+
+impl Readers {
+    /// Notes that `key`'s contribution made `reads`, returned without repeats (to forget them later).
+    pub fn add(&mut self, key: &ObjectKey, mut reads: Vec<Read>) -> Vec<Read> {
+        let mut distinct = HashSet::new();
+        reads.retain(|r| distinct.insert(r.clone()));
+        for read in &reads {
+            // A few readers each, mostly one: a list.
+            self.0.entry(read.clone()).or_default().push(key.clone());
+        }
+        reads
+    }
+
+    /// Forgets that `key` made `reads`.
+    pub fn remove(&mut self, key: &ObjectKey, reads: &[Read]) {
+        for read in reads {
+            if let Some(readers) = self.0.get_mut(read) {
+                readers.retain(|k| k != key);
+                if readers.is_empty() {
+                    self.0.remove(read);
+                }
+            }
+        }
+    }
+
+    /// The objects that made any of `reads`.
+    pub fn of<'a>(&'a self, reads: &'a HashSet<Read>) -> impl Iterator<Item = &'a ObjectKey> {
+        reads.iter().filter_map(|r| self.0.get(r)).flatten()
+    }
 }
 
 thread_local! {

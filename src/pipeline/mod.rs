@@ -269,7 +269,7 @@ impl Pipeline {
         snapshot: &Snapshot,
         exclusions: &std::collections::BTreeMap<isolation::ObjectId, isolation::Exclusion>,
     ) {
-        let built = &self.memo.gateway().status;
+        let built = self.memo.gateway_status();
         let routes: Vec<_> = exclusions
             .iter()
             .filter(|((kind, _), _)| *kind == ObjectKind::HttpRoute)

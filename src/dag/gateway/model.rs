@@ -2,7 +2,7 @@
 //! its hosts and their routes in the order Envoy must try them. Plain values, no Kubernetes or
 //! protobuf types: translation reads only these.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::listener::Protocol;
 use crate::dag::PathMatch;
@@ -20,7 +20,8 @@ pub struct GatewayEnvoyListener {
     /// handshake.
     pub tls: Vec<TlsChain>,
     /// Host name (`*` for any, `*.example.com` for any name under it) → its routes, in order.
-    pub hosts: BTreeMap<String, Vec<GatewayRoute>>,
+    /// Persistent, so a DAG copy shares it and a diff between builds visits only the hosts changed.
+    pub hosts: imbl::OrdMap<String, Arc<Vec<GatewayRoute>>>,
 }
 
 /// One SNI name and the certificate served for it.

@@ -4,20 +4,25 @@
 //! Only listeners that are `Programmed` serve. A backend that resolves but can't be made a cluster
 //! (a Service of type ExternalName) is answered 500 like any other unusable backend.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::listener::Protocol;
 use super::model::{
     GatewayAction, GatewayEnvoyListener, GatewayRoute, HeaderChanges, Redirect, RedirectPath,
     Share, TlsChain,
 };
+use super::precedence::{self, RuleMatch};
 use super::routes::{self, Action, Entry, Target};
-use super::status::{gateway_api_status, GatewayApiStatus, GatewayOptions};
+use super::status::{
+    gateway_frame, route_parents, GatewayApiStatus, GatewayFrame, GatewayOptions, RouteParentState,
+};
 use super::validate::wire_name;
 use crate::crd::gateway::httproutes::{
     HttpRouteRulesFiltersRequestHeaderModifier, HttpRouteRulesFiltersRequestRedirect,
     HttpRouteRulesFiltersRequestRedirectPathType,
 };
+use crate::crd::gateway::HttpRoute;
 use crate::dag::backend::resolve_port;
 use crate::dag::secret::tls_secret;
 use crate::dag::{Cluster, TlsSecret, UpstreamSettings};
@@ -33,16 +38,48 @@ pub struct GatewayProgram {
     pub secrets: BTreeMap<String, TlsSecret>,
 }
 
-/// The program of the Gateway API objects in `snapshot`.
-pub fn program(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayProgram {
-    let status = gateway_api_status(snapshot, options);
-    let table = routes::routing_table(snapshot, &status);
-    let mut out = GatewayProgram::default();
+/// The part of the program that routes don't change: the statuses of classes and Gateways (no
+/// route counted yet), the Envoy listeners that serve (no hosts yet) and their certificates.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramFrame {
+    pub gateways: GatewayFrame,
+    /// (Gateway, listener name) → the Envoy listener serving it.
+    pub envoy_listeners: BTreeMap<(ObjectKey, String), String>,
+    /// The Envoy listeners that serve, by name, with no hosts.
+    pub listeners: BTreeMap<String, GatewayEnvoyListener>,
+    pub secrets: BTreeMap<String, TlsSecret>,
+}
+
+/// One HTTPRoute's part of the program: its parents' statuses, the (Envoy listener, host) pairs it
+/// serves on and its routes there, and the clusters those use. It depends on the route, the
+/// [`ProgramFrame`] and what it read (Services, ReferenceGrants, namespace labels), not on other
+/// routes: routes meet only on a host, where [`host_routes`] orders them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteProgram {
+    pub parents: Vec<RouteParentState>,
+    pub places: BTreeSet<(String, String)>,
+    pub routes: Vec<HostRoute>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+/// A route with what orders it among the routes of its host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRoute {
+    pub order: RuleMatch,
+    pub route: GatewayRoute,
+}
+
+/// The [`ProgramFrame`] of `snapshot`.
+pub fn frame(snapshot: &Snapshot, options: &GatewayOptions) -> ProgramFrame {
+    let gateways = gateway_frame(snapshot, options);
+    let status = &gateways.status;
+    let mut listeners = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
     for plan in status.plan.listeners.values() {
         let serving: Vec<&(ObjectKey, String)> = plan
             .members
             .iter()
-            .filter(|(gateway, name)| programmed(&status, gateway, name))
+            .filter(|(gateway, name)| programmed(status, gateway, name))
             .collect();
         let tls: Vec<TlsChain> = match plan.protocol {
             Protocol::Http => Vec::new(),
@@ -54,7 +91,7 @@ pub fn program(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayProgram 
                         server_name,
                         secret: secret.name.clone(),
                     };
-                    out.secrets.insert(secret.name.clone(), secret);
+                    secrets.insert(secret.name.clone(), secret);
                     Some(chain)
                 })
                 .collect(),
@@ -62,28 +99,93 @@ pub fn program(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayProgram 
         if serving.is_empty() || (plan.protocol == Protocol::Https && tls.is_empty()) {
             continue;
         }
-        out.listeners.insert(
+        listeners.insert(
             plan.name.clone(),
             GatewayEnvoyListener {
                 name: plan.name.clone(),
                 port: plan.port,
                 protocol: plan.protocol,
                 tls,
-                hosts: BTreeMap::new(),
+                hosts: imbl::OrdMap::new(),
             },
         );
     }
-    for ((listener, host), entries) in table {
-        let Some(l) = out.listeners.get_mut(&listener) else {
-            continue;
-        };
-        let routes = entries
-            .iter()
-            .map(|e| route(snapshot, e, &mut out.clusters))
-            .collect();
-        l.hosts.insert(host, routes);
+    ProgramFrame {
+        envoy_listeners: routes::envoy_listeners(status),
+        gateways,
+        listeners,
+        secrets,
     }
-    out.status = status;
+}
+
+/// HTTPRoute `key`'s [`RouteProgram`].
+pub fn route_program(
+    snapshot: &Snapshot,
+    frame: &ProgramFrame,
+    key: &ObjectKey,
+    http_route: &HttpRoute,
+) -> RouteProgram {
+    let parents = route_parents(snapshot, key, http_route, &frame.gateways);
+    let places: BTreeSet<(String, String)> = routes::placements(&parents, &frame.envoy_listeners)
+        .into_iter()
+        .filter(|(listener, _)| frame.listeners.contains_key(listener))
+        .collect();
+    let mut clusters = BTreeMap::new();
+    let routes = if places.is_empty() {
+        Vec::new()
+    } else {
+        routes::route_entries(snapshot, key, http_route)
+            .iter()
+            .map(|e| HostRoute {
+                order: e.order.clone(),
+                route: route(snapshot, e, &mut clusters),
+            })
+            .collect()
+    };
+    RouteProgram {
+        parents,
+        places,
+        routes,
+        clusters,
+    }
+}
+
+/// A host's routes, from the routes of each HTTPRoute placed there, in the order Envoy must try
+/// them.
+pub fn host_routes<'a>(parts: impl IntoIterator<Item = &'a [HostRoute]>) -> Vec<GatewayRoute> {
+    let mut all: Vec<&HostRoute> = parts.into_iter().flatten().collect();
+    precedence::sort_by(&mut all, |h| &h.order);
+    all.into_iter().map(|h| h.route.clone()).collect()
+}
+
+/// The program of the Gateway API objects in `snapshot`, computed whole.
+pub fn program(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayProgram {
+    let frame = frame(snapshot, options);
+    let parts: Vec<(&ObjectKey, RouteProgram)> = snapshot
+        .http_routes
+        .iter()
+        .map(|(key, r)| (key, route_program(snapshot, &frame, key, r)))
+        .collect();
+    let mut out = GatewayProgram {
+        status: frame.gateways.status.clone(),
+        listeners: frame.listeners.clone(),
+        clusters: BTreeMap::new(),
+        secrets: frame.secrets.clone(),
+    };
+    let mut by_place: BTreeMap<&(String, String), Vec<&[HostRoute]>> = BTreeMap::new();
+    for (key, part) in &parts {
+        out.status.add_route(key, part.parents.clone());
+        out.clusters
+            .extend(part.clusters.iter().map(|(n, c)| (n.clone(), c.clone())));
+        for place in &part.places {
+            by_place.entry(place).or_default().push(&part.routes);
+        }
+    }
+    for ((listener, host), parts) in by_place {
+        if let Some(l) = out.listeners.get_mut(listener) {
+            l.hosts.insert(host.clone(), Arc::new(host_routes(parts)));
+        }
+    }
     out
 }
 

@@ -4,18 +4,19 @@
 //! as a 500 (the spec: that share of requests is answered 500, never dropped and never sent
 //! elsewhere); a rule with no backend to send to answers 500 outright.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::backend_ref::Resolved;
 use super::model::ValueMatch;
 use super::precedence::{self, Origin, RuleMatch};
-use super::status::{created, resolve_backend, GatewayApiStatus};
+use super::status::{created, resolve_backend, GatewayApiStatus, RouteParentState};
 use super::validate::wire_name;
 use crate::crd::gateway::httproutes::{
     HttpRouteRules, HttpRouteRulesFilters, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
     HttpRouteRulesMatchesQueryParamsType,
 };
+use crate::crd::gateway::HttpRoute;
 use crate::dag::PathMatch;
 use crate::store::{ObjectKey, Snapshot};
 
@@ -121,90 +122,115 @@ fn value_matches<T>(items: Option<&Vec<T>>, f: impl Fn(&T) -> ValueMatch) -> Vec
     items.map(|v| v.iter().map(f).collect()).unwrap_or_default()
 }
 
-/// The routing table of every accepted route in `status`.
-pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingTable {
-    // (Gateway, listener name) → the Envoy listener serving it.
-    let envoy_listener: BTreeMap<(ObjectKey, String), String> = status
+/// (Gateway, listener name) → the Envoy listener serving it, in `status`'s plan.
+pub fn envoy_listeners(status: &GatewayApiStatus) -> BTreeMap<(ObjectKey, String), String> {
+    status
         .plan
         .listeners
         .values()
         .flat_map(|l| l.members.iter().map(move |m| (m.clone(), l.name.clone())))
-        .collect();
+        .collect()
+}
+
+/// The (Envoy listener, host) pairs a route's entries go to: those of the listeners each parent
+/// that accepted it attached it to. A route attached twice to one host (two listeners sharing a
+/// port) is there once.
+pub fn placements(
+    parents: &[RouteParentState],
+    envoy_listeners: &BTreeMap<(ObjectKey, String), String>,
+) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for p in parents {
+        if !p
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Accepted" && c.status)
+        {
+            continue;
+        }
+        for a in &p.attached {
+            let Some(listener) = envoy_listeners.get(&(p.gateway.clone(), a.listener.clone()))
+            else {
+                continue;
+            };
+            for host in &a.hostnames {
+                out.insert((listener.clone(), host.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Each match of each rule of route `key`, with its rule's action, in the order written.
+pub fn route_entries(snapshot: &Snapshot, key: &ObjectKey, route: &HttpRoute) -> Vec<Entry> {
+    let created = created(&route.metadata);
+    let rules = route.spec.rules.as_deref().unwrap_or_default();
+    let mut entries = Vec::new();
+    for (r, rule) in rules.iter().enumerate() {
+        let action = action(snapshot, &key.namespace, rule);
+        let request_headers = filter_of(rule, HttpRouteRulesFiltersType::RequestHeaderModifier)
+            .and_then(|f| f.request_header_modifier.clone());
+        for (m, mat) in rule_matches(rule).iter().enumerate() {
+            let Some(path) = path(mat) else { continue };
+            let headers = value_matches(mat.headers.as_ref(), |h| ValueMatch {
+                name: h.name.to_ascii_lowercase(),
+                value: h.value.clone(),
+                regex: matches!(
+                    h.r#type,
+                    Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
+                ),
+            });
+            let query_params = value_matches(mat.query_params.as_ref(), |q| ValueMatch {
+                name: q.name.clone(),
+                value: q.value.clone(),
+                regex: matches!(
+                    q.r#type,
+                    Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)
+                ),
+            });
+            let method = mat.method.as_ref().map(wire_name);
+            entries.push(Entry {
+                order: RuleMatch {
+                    path,
+                    method: method.is_some(),
+                    headers: headers.len(),
+                    query_params: query_params.len(),
+                    origin: Origin {
+                        created,
+                        route: key.clone(),
+                        rule: r,
+                        index: m,
+                    },
+                },
+                method,
+                headers,
+                query_params,
+                action: action.clone(),
+                request_headers: request_headers.clone(),
+            });
+        }
+    }
+    entries
+}
+
+/// The routing table of every accepted route in `status`.
+pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingTable {
+    let envoy_listeners = envoy_listeners(status);
     let mut table = RoutingTable::new();
     for (key, parents) in &status.routes {
         let Some(route) = snapshot.http_routes.get(key) else {
             continue;
         };
-        let created = created(&route.metadata);
-        let rules = route.spec.rules.as_deref().unwrap_or_default();
-        let mut entries = Vec::new();
-        for (r, rule) in rules.iter().enumerate() {
-            let action = action(snapshot, &key.namespace, rule);
-            let request_headers = filter_of(rule, HttpRouteRulesFiltersType::RequestHeaderModifier)
-                .and_then(|f| f.request_header_modifier.clone());
-            for (m, mat) in rule_matches(rule).iter().enumerate() {
-                let Some(path) = path(mat) else { continue };
-                let headers = value_matches(mat.headers.as_ref(), |h| ValueMatch {
-                    name: h.name.to_ascii_lowercase(),
-                    value: h.value.clone(),
-                    regex: matches!(
-                        h.r#type,
-                        Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
-                    ),
-                });
-                let query_params = value_matches(mat.query_params.as_ref(), |q| ValueMatch {
-                    name: q.name.clone(),
-                    value: q.value.clone(),
-                    regex: matches!(
-                        q.r#type,
-                        Some(HttpRouteRulesMatchesQueryParamsType::RegularExpression)
-                    ),
-                });
-                let method = mat.method.as_ref().map(wire_name);
-                entries.push(Entry {
-                    order: RuleMatch {
-                        path,
-                        method: method.is_some(),
-                        headers: headers.len(),
-                        query_params: query_params.len(),
-                        origin: Origin {
-                            created,
-                            route: key.clone(),
-                            rule: r,
-                            index: m,
-                        },
-                    },
-                    method,
-                    headers,
-                    query_params,
-                    action: action.clone(),
-                    request_headers: request_headers.clone(),
-                });
-            }
+        let places = placements(parents, &envoy_listeners);
+        if places.is_empty() {
+            continue;
         }
-        for p in parents {
-            if !p
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Accepted" && c.status)
-            {
-                continue;
-            }
-            for a in &p.attached {
-                let Some(listener) = envoy_listener.get(&(p.gateway.clone(), a.listener.clone()))
-                else {
-                    continue;
-                };
-                for host in &a.hostnames {
-                    let list = table.entry((listener.clone(), host.clone())).or_default();
-                    // A route attached twice to one host (two listeners sharing a port) counts once.
-                    for e in &entries {
-                        if !list.contains(e) {
-                            list.push(e.clone());
-                        }
-                    }
-                }
-            }
+        let entries = route_entries(snapshot, key, route);
+        for place in places {
+            table
+                .entry(place)
+                .or_default()
+                .extend(entries.iter().cloned());
         }
     }
     for list in table.values_mut() {

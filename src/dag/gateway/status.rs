@@ -292,6 +292,63 @@ fn attach_view(
 
 /// The statuses of every Gateway API object of isobar's classes in `snapshot`.
 pub fn gateway_api_status(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayApiStatus {
+    let frame = gateway_frame(snapshot, options);
+    let mut out = frame.status.clone();
+    for (key, route) in &snapshot.http_routes {
+        out.add_route(key, route_parents(snapshot, key, route, &frame));
+    }
+    out
+}
+
+/// What routes attach to: the statuses of classes and Gateways with no route counted yet, and each
+/// Gateway's listeners as attachment sees them. It depends on classes, Gateways, ReferenceGrants and
+/// Secrets only, so a route's change leaves it as it is.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayFrame {
+    pub status: GatewayApiStatus,
+    pub(super) views: BTreeMap<ObjectKey, Vec<attach::Listener>>,
+}
+
+impl GatewayApiStatus {
+    /// Adds a route's parents, counting it on the listeners of those that accepted it.
+    pub fn add_route(&mut self, key: &ObjectKey, parents: Vec<RouteParentState>) {
+        self.count(&parents, true);
+        if !parents.is_empty() {
+            self.routes.insert(key.clone(), parents);
+        }
+    }
+
+    /// Takes a route's parents out again, and its count on their listeners.
+    pub fn remove_route(&mut self, key: &ObjectKey) {
+        if let Some(parents) = self.routes.remove(key) {
+            self.count(&parents, false);
+        }
+    }
+
+    fn count(&mut self, parents: &[RouteParentState], add: bool) {
+        for s in parents {
+            let accepted = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Accepted" && c.status);
+            let Some(gateway) = self.gateways.get_mut(&s.gateway).filter(|_| accepted) else {
+                continue;
+            };
+            for a in &s.attached {
+                if let Some(l) = gateway.listeners.iter_mut().find(|l| l.name == a.listener) {
+                    if add {
+                        l.attached_routes += 1;
+                    } else {
+                        l.attached_routes = l.attached_routes.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The [`GatewayFrame`] of `snapshot`.
+pub fn gateway_frame(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayFrame {
     let mut out = GatewayApiStatus::default();
     for (key, class) in &snapshot.gateway_classes {
         if class.spec.controller_name == options.controller_name {
@@ -387,36 +444,15 @@ pub fn gateway_api_status(snapshot: &Snapshot, options: &GatewayOptions) -> Gate
         );
         views.insert((*key).clone(), gateway_views);
     }
-
-    for (key, route) in &snapshot.http_routes {
-        let states = route_parents(snapshot, key, route, &views);
-        for s in &states {
-            let accepted = s
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Accepted" && c.status);
-            let Some(gateway) = out.gateways.get_mut(&s.gateway).filter(|_| accepted) else {
-                continue;
-            };
-            for a in &s.attached {
-                if let Some(l) = gateway.listeners.iter_mut().find(|l| l.name == a.listener) {
-                    l.attached_routes += 1;
-                }
-            }
-        }
-        if !states.is_empty() {
-            out.routes.insert(key.clone(), states);
-        }
-    }
-    out
+    GatewayFrame { status: out, views }
 }
 
 /// A route's state for each parentRef naming one of isobar's Gateways.
-fn route_parents(
+pub fn route_parents(
     snapshot: &Snapshot,
     key: &ObjectKey,
     route: &HttpRoute,
-    views: &BTreeMap<ObjectKey, Vec<attach::Listener>>,
+    frame: &GatewayFrame,
 ) -> Vec<RouteParentState> {
     let gen = generation(&route.metadata);
     let invalid = validate::http_route(&route.spec);
@@ -455,7 +491,7 @@ fn route_parents(
         let Some(gateway) = parent.gateway(&key.namespace) else {
             continue;
         };
-        let Some(listeners) = views.get(&gateway) else {
+        let Some(listeners) = frame.views.get(&gateway) else {
             continue;
         };
         let attachment: Result<Vec<Attached>, NotAttached> = attach::attach(

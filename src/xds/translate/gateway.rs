@@ -88,14 +88,19 @@ pub fn route_config(l: &GatewayEnvoyListener) -> RouteConfiguration {
         &l.name,
         l.hosts
             .iter()
-            .map(|(host, routes)| VirtualHost {
-                name: host.clone(),
-                domains: vec![host.clone()],
-                routes: routes.iter().map(route).collect(),
-                ..Default::default()
-            })
+            .map(|(host, routes)| virtual_host(host, routes))
             .collect(),
     )
+}
+
+/// One host of a Gateway listener and its routes.
+pub fn virtual_host(host: &str, routes: &[GatewayRoute]) -> VirtualHost {
+    VirtualHost {
+        name: host.to_string(),
+        domains: vec![host.to_string()],
+        routes: routes.iter().map(route).collect(),
+        ..Default::default()
+    }
 }
 
 fn string_matcher(m: &ValueMatch) -> StringMatcher {

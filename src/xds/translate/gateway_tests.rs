@@ -1,7 +1,5 @@
 //! The Envoy resources of Gateway API listeners, pinned.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::dag::gateway::model::TlsChain;
 use crate::store::ObjectKey;
@@ -31,7 +29,7 @@ fn http_listener(routes: Vec<GatewayRoute>) -> GatewayEnvoyListener {
         port: 8081,
         protocol: Protocol::Http,
         tls: Vec::new(),
-        hosts: BTreeMap::from([("a.example.com".to_string(), routes)]),
+        hosts: imbl::OrdMap::unit("a.example.com".to_string(), std::sync::Arc::new(routes)),
     }
 }
 
@@ -178,7 +176,7 @@ fn an_https_listener_has_a_chain_per_name_and_answers_other_names_with_the_oldes
                 secret: "t/w".to_string(),
             },
         ],
-        hosts: BTreeMap::new(),
+        hosts: imbl::OrdMap::new(),
     };
     let listener = listener(&l, &ListenerConfig::default());
     assert_eq!(listener.name, "https-8443");

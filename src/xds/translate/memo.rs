@@ -2,7 +2,7 @@
 //! cluster and a ClusterLoadAssignment are translated (and encoded) again only when their input
 //! differs from last time. The plain-HTTP RouteConfiguration holds every virtual host; it is put
 //! together from the virtual hosts' encodings (a repeated message field is the concatenation of its
-//! elements' encodings), so one changed host re-encodes one host.
+//! elements' encodings), so one changed host re-encodes one host; so is each Gateway listener's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct TranslationMemo {
     snapshot: Snapshot,
     /// Host → its `VirtualHost` encoding in the plain-HTTP RouteConfiguration, in host order.
     http_hosts: BTreeMap<String, Vec<u8>>,
+    /// Gateway listener → its hosts' `VirtualHost` encodings, in host order.
+    gateway_hosts: HashMap<String, BTreeMap<String, Vec<u8>>>,
     /// EDS name → the clusters reading it, sorted (several only when they are the same Service port;
     /// short lists, kept for the whole configuration).
     eds_users: HashMap<String, Vec<String>>,
@@ -44,6 +46,39 @@ pub struct TranslationMemo {
     slices: HashMap<ObjectKey, BTreeMap<ObjectKey, Arc<EndpointSlice>>>,
     /// Translations computed (not reused) by the last call, for tests and benchmarks.
     pub recomputed: usize,
+}
+
+/// The RouteConfiguration `name` from its virtual hosts' encodings, in order: the bytes `encode`
+/// gives for the whole message (a repeated message field is the concatenation of its elements).
+fn route_configuration_of<'a>(name: &str, virtual_hosts: impl Iterator<Item = &'a Vec<u8>>) -> Any {
+    // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
+    // rest; the pieces are written in that order.
+    let whole = route::route_configuration(name, Vec::new());
+    let mut out = RouteConfiguration {
+        name: whole.name.clone(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    for encoded in virtual_hosts {
+        prost::encoding::encode_key(
+            VIRTUAL_HOSTS_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut out,
+        );
+        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
+        out.extend_from_slice(encoded);
+    }
+    out.extend(
+        RouteConfiguration {
+            name: String::new(),
+            ..whole
+        }
+        .encode_to_vec(),
+    );
+    Any {
+        type_url: type_url::ROUTE.to_string(),
+        value: out,
+    }
 }
 
 /// Adds `item` to a sorted list unless it is there.
@@ -149,14 +184,41 @@ impl TranslationMemo {
                 (None, None) => {}
             }
         }
+        // A Gateway listener's RouteConfiguration, like `ingress_http`, from its hosts' encodings:
+        // only the hosts that changed are encoded again.
         for d in self.dag.gateway_listeners.diff(&dag.gateway_listeners) {
             match before_after(d) {
-                (_, Some(l)) => {
-                    self.recomputed += 1;
-                    let config = super::gateway::route_config(l);
-                    diff.upsert(type_url::ROUTE, l.name.clone(), pack_any(config));
+                (old, Some(l)) => {
+                    let hosts = self.gateway_hosts.entry(l.name.clone()).or_default();
+                    let none = imbl::OrdMap::new();
+                    let mut changed = old.is_none();
+                    for hd in old.map_or(&none, |o| &o.hosts).diff(&l.hosts) {
+                        changed = true;
+                        match hd {
+                            DiffItem::Add(host, routes)
+                            | DiffItem::Update {
+                                new: (host, routes),
+                                ..
+                            } => {
+                                self.recomputed += 1;
+                                let encoded =
+                                    super::gateway::virtual_host(host, routes).encode_to_vec();
+                                hosts.insert(host.clone(), encoded);
+                            }
+                            DiffItem::Remove(host, _) => {
+                                hosts.remove(host);
+                            }
+                        }
+                    }
+                    if changed {
+                        let config = route_configuration_of(&l.name, hosts.values());
+                        diff.upsert(type_url::ROUTE, l.name.clone(), config);
+                    }
                 }
-                (Some(l), None) => diff.remove(type_url::ROUTE, l.name.clone()),
+                (Some(l), None) => {
+                    self.gateway_hosts.remove(&l.name);
+                    diff.remove(type_url::ROUTE, l.name.clone());
+                }
                 (None, None) => {}
             }
         }
@@ -164,34 +226,7 @@ impl TranslationMemo {
 
     /// `ingress_http` from the virtual hosts' encodings, in host order.
     fn http_route_configuration(&self) -> Any {
-        // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
-        // rest; the pieces are written in that order so the bytes are the ones `encode` gives.
-        let whole = route::route_configuration(route::HTTP_ROUTE_CONFIG, Vec::new());
-        let mut http = RouteConfiguration {
-            name: whole.name.clone(),
-            ..Default::default()
-        }
-        .encode_to_vec();
-        for encoded in self.http_hosts.values() {
-            prost::encoding::encode_key(
-                VIRTUAL_HOSTS_FIELD,
-                prost::encoding::WireType::LengthDelimited,
-                &mut http,
-            );
-            prost::encoding::encode_varint(encoded.len() as u64, &mut http);
-            http.extend_from_slice(encoded);
-        }
-        http.extend(
-            RouteConfiguration {
-                name: String::new(),
-                ..whole
-            }
-            .encode_to_vec(),
-        );
-        Any {
-            type_url: type_url::ROUTE.to_string(),
-            value: http,
-        }
+        route_configuration_of(route::HTTP_ROUTE_CONFIG, self.http_hosts.values())
     }
 
     /// Clusters added, changed or gone since the last DAG; the EDS names whose users changed go to
