@@ -306,12 +306,21 @@ async fn values_envoy_would_refuse_are_refused_in_status_and_disturb_no_other_ro
             "  parentRefs: [{name: gw}]\n  rules:\n  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: Host, value: evil}]}}]\n    backendRefs: [{name: beta, port: 80}]\n",
         ),
     );
+    // A filter isobar does not serve refuses the route rather than serving it without the filter.
+    f.write(
+        "rewrite.yaml",
+        &http_route_yaml(
+            "rewrite",
+            "  parentRefs: [{name: gw}]\n  hostnames: [rewrite.example.com]\n  rules:\n  - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /elsewhere}}}]\n    backendRefs: [{name: beta, port: 80}]\n",
+        ),
+    );
     f.write("good.yaml", &good_route());
     let stack = f.start_stack().await;
     wait_echo(&stack, &request(port, "good.example.com", "/"), "alpha").await;
     for host in [
         "unclosed.example.com",
         "huge.example.com",
+        "rewrite.example.com",
         "other.example.com",
     ] {
         let r = answer(&stack, &request(port, host, "/").header("x-v", "x")).await;
@@ -329,6 +338,7 @@ async fn values_envoy_would_refuse_are_refused_in_status_and_disturb_no_other_ro
         "HTTPRoute default/unclosed parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].matches[0].headers[0]: \"(unclosed\" is not a valid regular expression",
         "HTTPRoute default/huge parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].matches[0].headers[0]: the regular expression",
         "HTTPRoute default/host parent default/gw: Accepted=False (UnsupportedValue: spec.rules[0].filters[0]: the Host header can't be modified",
+        "HTTPRoute default/rewrite parent default/gw: Accepted=False (IncompatibleFilters: spec.rules[0].filters[0]: isobar does not serve URLRewrite filters)",
     ] {
         assert!(stdout.contains(expected), "{expected}\n{stdout}");
     }

@@ -6,6 +6,7 @@
 use super::attach::{Attached, NotAttached, RouteKind};
 use super::backend_ref::Unresolved;
 use super::listener::ListenerProblem;
+use super::unserved::Unserved;
 
 /// One condition of the spec (`metav1.Condition` without its transition time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,16 +183,20 @@ pub fn gateway(listeners: &[Vec<Condition>], generation: i64) -> Vec<Condition> 
 }
 
 /// A route's conditions for one parent: `Accepted` from attachment (or the refusals a newer API
-/// server's validation would make), `ResolvedRefs` from its backends.
+/// server's validation would make, or what isobar does not serve), `ResolvedRefs` from its backends.
 pub fn route_parent(
     attachment: &Result<Vec<Attached>, NotAttached>,
     invalid: &[String],
+    unserved: &[Unserved],
     unresolved: &[Unresolved],
     generation: i64,
 ) -> Vec<Condition> {
     let g = generation;
     let accepted = if !invalid.is_empty() {
         cond("Accepted", false, "UnsupportedValue", invalid.join("; "), g)
+    } else if let Some(first) = unserved.first() {
+        let messages: Vec<&str> = unserved.iter().map(|u| u.message.as_str()).collect();
+        cond("Accepted", false, first.reason, messages.join("; "), g)
     } else {
         match attachment {
             Ok(_) => cond("Accepted", true, "Accepted", "", g),

@@ -110,7 +110,7 @@ fn a_route_parent_reports_attachment_then_references() {
         hostnames: vec!["*".to_string()],
     }]);
     assert_eq!(
-        brief(&route_parent(&attached, &[], &[], 3)),
+        brief(&route_parent(&attached, &[], &[], &[], 3)),
         [
             ("Accepted", true, "Accepted"),
             ("ResolvedRefs", true, "ResolvedRefs")
@@ -118,19 +118,26 @@ fn a_route_parent_reports_attachment_then_references() {
     );
     let refused = Err(NotAttached::NotAllowedByListeners("no".to_string()));
     assert_eq!(
-        brief(&route_parent(&refused, &[], &[], 3))[0],
+        brief(&route_parent(&refused, &[], &[], &[], 3))[0],
         ("Accepted", false, "NotAllowedByListeners")
     );
     let invalid = ["spec.rules[0]: bad".to_string()];
     assert_eq!(
-        brief(&route_parent(&attached, &invalid, &[], 3))[0],
+        brief(&route_parent(&attached, &invalid, &[], &[], 3))[0],
         ("Accepted", false, "UnsupportedValue")
     );
+    let unserved = [Unserved {
+        reason: "IncompatibleFilters",
+        message: "spec.rules[0].filters[0]: isobar does not serve URLRewrite filters".to_string(),
+    }];
+    let c = route_parent(&attached, &[], &unserved, &[], 3);
+    assert_eq!(brief(&c)[0], ("Accepted", false, "IncompatibleFilters"));
+    assert!(c[0].message.contains("URLRewrite"), "{}", c[0].message);
     let unresolved = [
         Unresolved::RefNotPermitted("Service b/web: no grant".to_string()),
         Unresolved::BackendNotFound("Service a/gone does not exist".to_string()),
     ];
-    let c = route_parent(&attached, &[], &unresolved, 3);
+    let c = route_parent(&attached, &[], &[], &unresolved, 3);
     assert_eq!(brief(&c)[1], ("ResolvedRefs", false, "RefNotPermitted"));
     assert!(
         c[1].message.contains("no grant") && c[1].message.contains("gone"),

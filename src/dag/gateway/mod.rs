@@ -15,4 +15,5 @@ pub mod program;
 pub mod routes;
 pub mod schema;
 pub mod status;
+pub mod unserved;
 pub mod validate;

@@ -60,7 +60,8 @@ fn prefix(value: &str) -> String {
 }
 
 /// A rule's matches; none written means one `PathPrefix /`. A regular-expression path is not served
-/// (it is implementation-specific): such a match is left out.
+/// (it is implementation-specific): a route with one is refused in status ([`super::unserved`]), and
+/// the match is left out here.
 fn rule_matches(rule: &HttpRouteRules) -> Vec<HttpRouteRulesMatches> {
     match rule.matches.as_deref() {
         None | Some([]) => vec![HttpRouteRulesMatches::default()],

@@ -469,6 +469,7 @@ pub fn route_parents(
     } else {
         invalid
     };
+    let unserved = super::unserved::unserved(&route.spec);
     let hostnames = route.spec.hostnames.clone().unwrap_or_default();
     let unresolved: Vec<Unresolved> = route
         .spec
@@ -507,7 +508,8 @@ pub fn route_parents(
                     .map(|n| n.metadata.labels.as_ref().unwrap_or(&NO_LABELS))
             },
         );
-        let conditions = conditions::route_parent(&attachment, &invalid, &unresolved, gen);
+        let conditions =
+            conditions::route_parent(&attachment, &invalid, &unserved, &unresolved, gen);
         out.push(RouteParentState {
             parent,
             gateway,
