@@ -4,14 +4,16 @@
 //! port, routes HTTPRoutes and follows their edits, honours ReferenceGrants as they are created and
 //! deleted, and writes the spec's conditions (with observedGeneration) on the class, the Gateway,
 //! its listener and the route — removing its route entry when the parentRef goes away; a listener
-//! that selects route namespaces by label follows the labels as they change.
+//! that selects route namespaces by label follows the labels as they change; an HTTPS listener uses a
+//! certificate in another namespace only while a ReferenceGrant there allows it.
 
 mod common;
 
 use std::net::SocketAddr;
 
-use isobar_harness::http::{send, RequestSpec};
+use isobar_harness::http::{send, RequestSpec, Trust};
 use isobar_harness::kube_stack::{endpoint_slice, service};
+use isobar_harness::pki::TestCa;
 use isobar_harness::ports::free_port;
 use isobar_harness::{wait_for_async, KubeStack};
 use serde_json::{json, Value};
@@ -309,4 +311,100 @@ async fn a_listener_selecting_namespaces_by_label_follows_the_labels_live() {
         is(&our_parent(o)["conditions"], "Accepted", "True", "Accepted")
     })
     .await;
+}
+
+/// Gateway `gw` once its first listener's `ResolvedRefs` has `status` and `reason`.
+async fn wait_listener_refs(ks: &KubeStack, status: &str, reason: &str) -> Value {
+    wait_object(ks, "Gateway", Some(ks.namespace()), "gw", |o| {
+        is(
+            &o["status"]["listeners"][0]["conditions"],
+            "ResolvedRefs",
+            status,
+            reason,
+        )
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_https_listener_uses_a_certificate_in_another_namespace_only_through_a_grant() {
+    let ks = start_kube_stack_with_gateway_api().await;
+    let _a = ks.backend("a").await.expect("backend a");
+    let port = free_port().expect("a free port");
+    let ns = ks.namespace().to_string();
+    let host = ks.host("secure");
+    // The certificate lives in another namespace, as a shared wildcard certificate often does.
+    let certs = format!("{ns}-certs");
+    apply(
+        &ks,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": certs}}),
+    )
+    .await;
+    let ca = TestCa::new("e2e kube gateway CA").expect("a CA");
+    let (cert, key) = ca.issue_server(&[host.as_str()]).expect("a certificate");
+    apply(
+        &ks,
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "secure-tls", "namespace": certs},
+               "stringData": {"tls.crt": cert, "tls.key": key}}),
+    )
+    .await;
+    apply_gateway(
+        &ks,
+        json!({"name": "tls", "protocol": "HTTPS", "port": port, "hostname": host,
+               "tls": {"certificateRefs": [{"name": "secure-tls", "namespace": certs}]}}),
+    )
+    .await;
+    apply(
+        &ks,
+        route(&ks, "app", &host, json!({"name": "a", "port": 80})),
+    )
+    .await;
+    let gw = wait_listener_refs(&ks, "False", "RefNotPermitted").await;
+    assert!(
+        is(
+            &gw["status"]["listeners"][0]["conditions"],
+            "Programmed",
+            "False",
+            "Invalid"
+        ),
+        "{gw:#}"
+    );
+
+    // A ReferenceGrant in the certificate's namespace lets the Gateway use it: served over TLS.
+    let grant = json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "gateways", "namespace": certs},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": ns}],
+                 "to": [{"group": "", "kind": "Secret", "name": "secure-tls"}]}});
+    apply(&ks, grant).await;
+    wait_listener_refs(&ks, "True", "ResolvedRefs").await;
+    let mut req = RequestSpec::get(SocketAddr::from(([127, 0, 0, 1], port)), &host, "/").https();
+    req.trust = Trust::CaPem(ca.cert_pem().into_bytes());
+    let what = format!("{host} over TLS on port {port} to answer from a");
+    let r = wait_for_async(CONVERGE, &what, || async {
+        Ok(send(&req)
+            .await
+            .ok()
+            .filter(|r| r.status == 200 && r.backend().as_deref() == Some("a")))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", ks.log_tails(40)));
+    let names = r
+        .peer_certificate_names()
+        .expect("the certificate parses")
+        .expect("a certificate was presented");
+    assert_eq!(names.dns_names, [host]);
+
+    // Revoked: the listener says so again.
+    assert!(ks
+        .client()
+        .delete(
+            "gateway.networking.k8s.io/v1beta1",
+            "ReferenceGrant",
+            Some(&certs),
+            "gateways"
+        )
+        .await
+        .expect("deleting the ReferenceGrant"));
+    wait_listener_refs(&ks, "False", "RefNotPermitted").await;
 }
