@@ -5,7 +5,8 @@
 //! deleted, and writes the spec's conditions (with observedGeneration) on the class, the Gateway,
 //! its listener and the route — removing its route entry when the parentRef goes away; a listener
 //! that selects route namespaces by label follows the labels as they change; an HTTPS listener uses a
-//! certificate in another namespace only while a ReferenceGrant there allows it.
+//! certificate in another namespace only while a ReferenceGrant there allows it, at its port plus
+//! `--gateway-privileged-port-offset` when the port is below 1024.
 
 mod common;
 
@@ -18,7 +19,9 @@ use isobar_harness::ports::free_port;
 use isobar_harness::{wait_for_async, KubeStack};
 use serde_json::{json, Value};
 
-use common::kube::{apply, start_kube_stack_with_gateway_api, STATUS};
+use common::kube::{
+    apply, start_kube_stack_with_gateway_api, start_kube_stack_with_gateway_api_and, STATUS,
+};
 use common::CONVERGE;
 
 const V1: &str = "gateway.networking.k8s.io/v1";
@@ -328,9 +331,14 @@ async fn wait_listener_refs(ks: &KubeStack, status: &str, reason: &str) -> Value
 
 #[tokio::test]
 async fn an_https_listener_uses_a_certificate_in_another_namespace_only_through_a_grant() {
-    let ks = start_kube_stack_with_gateway_api().await;
-    let _a = ks.backend("a").await.expect("backend a");
+    // The listener says port 443, which Envoy (not root) binds at 443 + the offset: a free port.
     let port = free_port().expect("a free port");
+    let offset = port - 443;
+    let ks = start_kube_stack_with_gateway_api_and(vec![format!(
+        "--gateway-privileged-port-offset={offset}"
+    )])
+    .await;
+    let _a = ks.backend("a").await.expect("backend a");
     let ns = ks.namespace().to_string();
     let host = ks.host("secure");
     // The certificate lives in another namespace, as a shared wildcard certificate often does.
@@ -351,7 +359,7 @@ async fn an_https_listener_uses_a_certificate_in_another_namespace_only_through_
     .await;
     apply_gateway(
         &ks,
-        json!({"name": "tls", "protocol": "HTTPS", "port": port, "hostname": host,
+        json!({"name": "tls", "protocol": "HTTPS", "port": 443, "hostname": host,
                "tls": {"certificateRefs": [{"name": "secure-tls", "namespace": certs}]}}),
     )
     .await;

@@ -26,21 +26,26 @@ pub fn deploy_dir() -> PathBuf {
 
 /// API server + isobar (with exactly deploy/base's RBAC) + Envoy.
 pub async fn start_kube_stack() -> KubeStack {
-    start(false).await
+    start(false, Vec::new()).await
 }
 
 /// [`start_kube_stack`] with the pinned Gateway API CRDs installed first.
 pub async fn start_kube_stack_with_gateway_api() -> KubeStack {
-    start(true).await
+    start(true, Vec::new()).await
 }
 
-async fn start(gateway_api: bool) -> KubeStack {
+/// [`start_kube_stack_with_gateway_api`] with further `isobar serve` arguments.
+pub async fn start_kube_stack_with_gateway_api_and(isobar_args: Vec<String>) -> KubeStack {
+    start(true, isobar_args).await
+}
+
+async fn start(gateway_api: bool, isobar_args: Vec<String>) -> KubeStack {
     KubeStack::start(KubeStackOptions {
         isobar_bin: isobar_bin(),
         echo_bin: echo_bin(),
         deploy_dir: deploy_dir(),
         ingress_status_address: LB_HOSTNAME.to_string(),
-        isobar_args: Vec::new(),
+        isobar_args,
         gateway_api,
     })
     .await
