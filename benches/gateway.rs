@@ -1,7 +1,8 @@
 //! Gateway API rebuild cost: N HTTPRoutes (each with its own Service, Endpoints and host, two rules)
 //! on one Gateway listener, beside N Ingresses. A full rebuild from nothing (DAG build, translation,
 //! cache update), and the pipeline's memoised rebuild after one HTTPRoute changed and after one
-//! Ingress changed. Writes a Markdown table.
+//! Ingress changed; and the status writer's pass over the routes once their statuses are stored.
+//! Writes Markdown tables.
 //!
 //! An HTTPRoute edit computes that route's part of the Gateway API program again and re-orders the
 //! hosts it is on; the listener's RouteConfiguration is put together from its hosts' encodings, of
@@ -13,11 +14,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use isobar::dag::gateway::status::{
+    gateway_api_status, GatewayOptions, DEFAULT_GATEWAY_CONTROLLER_NAME,
+};
 use isobar::dag::{self, DagOptions, Memo};
 use isobar::source::file::parse_manifests;
+use isobar::status::gateway::{gateway_writes, GatewayStatusWrite, SettledRoutes};
 use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff;
 
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::from(
@@ -118,6 +125,53 @@ fn memoised(
     (median(build), median(publish))
 }
 
+/// The status writer's pass over `snap`'s routes once their stored statuses say all isobar wants
+/// (the steady state): looking at every route (what each pass did before routes were remembered as
+/// settled), and with the routes settled by an earlier pass. Medians.
+fn status_pass(snap: &Snapshot, rounds: usize) -> (Duration, Duration) {
+    let options = GatewayOptions::default();
+    let status = gateway_api_status(snap, &options);
+    let now = Time(jiff::Timestamp::now());
+    let controller = DEFAULT_GATEWAY_CONTROLLER_NAME;
+    let mut stored = snap.clone();
+    for w in gateway_writes(
+        snap,
+        &status,
+        controller,
+        &now,
+        &mut SettledRoutes::default(),
+    ) {
+        if let GatewayStatusWrite::HttpRoute { object, status } = w {
+            let mut route = (*stored.http_routes[&object]).clone();
+            route.status = Some(serde_json::from_value(status).expect("a route status"));
+            stored.http_routes.insert(object, Arc::new(route));
+        }
+    }
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    let mut settled = SettledRoutes::default();
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let due = gateway_writes(
+            &stored,
+            &status,
+            controller,
+            &now,
+            &mut SettledRoutes::default(),
+        );
+        let t1 = Instant::now();
+        gateway_writes(&stored, &status, controller, &now, &mut settled);
+        let t2 = Instant::now();
+        assert!(
+            due.iter()
+                .all(|w| !matches!(w, GatewayStatusWrite::HttpRoute { .. })),
+            "stored route statuses need no write"
+        );
+        cold.push(t1 - t0);
+        warm.push(t2 - t1);
+    }
+    (median(cold), median(warm))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let args: Vec<String> = std::env::args().collect();
@@ -157,5 +211,12 @@ fn main() {
         let (rb, rp) = memoised(&snap, rounds, with_route_edit);
         let (ib, ip) = memoised(&snap, rounds, with_ingress_edit);
         println!("| {n} | {b:.2?} | {p:.2?} | {rb:.2?} | {rp:.2?} | {ib:.2?} | {ip:.2?} |");
+    }
+    println!();
+    println!("| HTTPRoutes, statuses stored | status pass, every route looked at | status pass, settled routes skipped |");
+    println!("|---:|---:|---:|");
+    for &n in &sizes {
+        let (cold, warm) = status_pass(&snapshot(n), if quick { 3 } else { 11 });
+        println!("| {n} | {cold:.2?} | {warm:.2?} |");
     }
 }

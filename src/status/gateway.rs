@@ -7,12 +7,16 @@
 //! entries; isobar's are replaced by the current ones, so an entry whose parentRef went away is
 //! removed.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{json, Value};
 
+use crate::crd::gateway::HttpRoute;
 use crate::dag::gateway::attach::{ParentRef, GROUP};
 use crate::dag::gateway::conditions::Condition;
-use crate::dag::gateway::status::{GatewayApiStatus, GatewayState};
+use crate::dag::gateway::status::{GatewayApiStatus, GatewayState, RouteParentState};
 use crate::store::{ObjectKey, Snapshot};
 
 /// The longest message the CRDs accept.
@@ -27,12 +31,35 @@ pub enum GatewayStatusWrite {
     HttpRoute { object: ObjectKey, status: Value },
 }
 
-/// The writes that bring the stored statuses to `status`, for controller `controller`.
+/// The HTTPRoutes whose stored status said everything isobar wanted when last looked at: the route
+/// object then (the store's shared copy: a new one arrives with any change, isobar's own writes
+/// included) and isobar's parents for it. While both stay, the route needs no write and its status
+/// is not built again, so a pass costs a comparison per route, not a serialisation per route.
+#[derive(Debug, Default)]
+pub struct SettledRoutes(HashMap<ObjectKey, (Arc<HttpRoute>, Option<Vec<RouteParentState>>)>);
+
+impl SettledRoutes {
+    fn is_settled(
+        &self,
+        key: &ObjectKey,
+        route: &Arc<HttpRoute>,
+        parents: Option<&Vec<RouteParentState>>,
+    ) -> bool {
+        self.0
+            .get(key)
+            .is_some_and(|(seen, wanted)| Arc::ptr_eq(seen, route) && wanted.as_ref() == parents)
+    }
+}
+
+/// The writes that bring the stored statuses to `status`, for controller `controller`. Routes in
+/// `settled` are skipped; it is brought up to date (a route written, or whose write fails, is not
+/// settled, so it is looked at again on the next pass).
 pub fn gateway_writes(
     snapshot: &Snapshot,
     status: &GatewayApiStatus,
     controller: &str,
     now: &Time,
+    settled: &mut SettledRoutes,
 ) -> Vec<GatewayStatusWrite> {
     let mut out = Vec::new();
     for (name, conditions) in &status.classes {
@@ -65,12 +92,19 @@ pub fn gateway_writes(
             });
         }
     }
+    settled
+        .0
+        .retain(|key, _| snapshot.http_routes.contains_key(key));
     for (key, route) in &snapshot.http_routes {
+        let parents = status.routes.get(key);
+        if settled.is_settled(key, route, parents) {
+            continue;
+        }
         let stored = to_value(&route.status);
         let stored_parents = stored["parents"].as_array().cloned().unwrap_or_default();
         let ours = |p: &Value| p["controllerName"] == controller;
-        let parents = status.routes.get(key);
         if parents.is_none() && !stored_parents.iter().any(ours) {
+            settled.0.insert(key.clone(), (Arc::clone(route), None));
             continue;
         }
         let mut desired_parents: Vec<Value> = stored_parents
@@ -92,10 +126,15 @@ pub fn gateway_writes(
         }
         let desired = json!({ "parents": desired_parents });
         if differs(&stored, &desired) {
+            settled.0.remove(key);
             out.push(GatewayStatusWrite::HttpRoute {
                 object: key.clone(),
                 status: desired,
             });
+        } else {
+            settled
+                .0
+                .insert(key.clone(), (Arc::clone(route), parents.cloned()));
         }
     }
     out

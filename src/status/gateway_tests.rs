@@ -46,7 +46,7 @@ fn objects(route_status: Option<Value>) -> Vec<Value> {
 fn writes(objects: Vec<Value>, now: &str) -> Vec<GatewayStatusWrite> {
     let s = snapshot(objects);
     let status = gateway_api_status(&s, &GatewayOptions::default());
-    gateway_writes(&s, &status, OURS, &time(now))
+    gateway_writes(&s, &status, OURS, &time(now), &mut SettledRoutes::default())
 }
 
 #[test]
@@ -137,4 +137,46 @@ fn isobars_entry_goes_when_the_route_no_longer_names_isobars_gateway() {
         }),
         "{w:#?}"
     );
+}
+
+#[test]
+fn a_settled_route_is_skipped_until_it_or_what_isobar_wants_for_it_changes() {
+    let first = writes(objects(None), "2026-01-01T00:00:00Z");
+    let GatewayStatusWrite::HttpRoute {
+        status: written, ..
+    } = &first[2]
+    else {
+        panic!("{first:#?}")
+    };
+    let mut stored = objects(Some(written.clone()));
+    let s = snapshot(stored.clone());
+    let status = gateway_api_status(&s, &GatewayOptions::default());
+    let mut settled = SettledRoutes::default();
+    let now = time("2026-02-01T00:00:00Z");
+    let route_writes = |s: &Snapshot, status: &GatewayApiStatus, settled: &mut SettledRoutes| {
+        gateway_writes(s, status, OURS, &now, settled)
+            .into_iter()
+            .filter(|w| matches!(w, GatewayStatusWrite::HttpRoute { .. }))
+            .count()
+    };
+    assert_eq!(route_writes(&s, &status, &mut settled), 0);
+    assert_eq!(settled.0.len(), 1);
+    // What isobar wants changed (the route's Service is gone): written, and not settled.
+    let mut without_service = s.clone();
+    without_service.services.clear();
+    let changed = gateway_api_status(&without_service, &GatewayOptions::default());
+    assert_eq!(route_writes(&without_service, &changed, &mut settled), 1);
+    assert!(settled.0.is_empty());
+    // A write that did not land (the object is unchanged): looked at again, and written again.
+    assert_eq!(route_writes(&without_service, &changed, &mut settled), 1);
+    // The object changed behind isobar's back (someone cleared the status): a new object, looked at.
+    assert_eq!(route_writes(&s, &status, &mut settled), 0);
+    stored[3]["status"] = json!({"parents": []});
+    let cleared = snapshot(stored);
+    assert_eq!(route_writes(&cleared, &status, &mut settled), 1);
+    // A route that is gone is forgotten.
+    let mut gone = cleared.clone();
+    gone.http_routes.clear();
+    route_writes(&gone, &status, &mut settled);
+    assert!(settled.0.is_empty());
 }

@@ -99,6 +99,7 @@ pub async fn run(
     };
     let mut reported = ReportedIngresses::default();
     let budget = WriteBudget::new(config.budget);
+    let mut settled_routes = gateway::SettledRoutes::default();
     loop {
         tokio::select! {
             r = statuses.changed() => if r.is_err() { return },
@@ -131,8 +132,13 @@ pub async fn run(
                 let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                     k8s_openapi::jiff::Timestamp::now(),
                 );
-                let gateway_due =
-                    gateway::gateway_writes(&s, &gateway_current, &gateway_controller_name, &now);
+                let gateway_due = gateway::gateway_writes(
+                    &s,
+                    &gateway_current,
+                    &gateway_controller_name,
+                    &now,
+                    &mut settled_routes,
+                );
                 (
                     pending(&s, current.values(), &address),
                     address,
