@@ -100,3 +100,40 @@ fn an_unreadable_directory_or_file_exits_two() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A Gateway on port 8081 and HTTPRoute `t/r` sending `a.example.com` to Service `web`'s `port`.
+fn gateway_dir(port: u16) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: isobar}\nspec: {controllerName: isobar.dev/gateway-controller}\n---\n\
+        apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: t}\n\
+        spec: {gatewayClassName: isobar, listeners: [{name: web, protocol: HTTP, port: 8081}]}\n";
+    let route = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: t}}\n\
+        spec: {{parentRefs: [{{name: gw}}], hostnames: [a.example.com], rules: [{{backendRefs: [{{name: web, port: {port}}}]}}]}}\n");
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        format!("{SERVICE}---\n{gateway}---\n{route}"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_gateway_route_edit_shows_its_listener_route_and_its_conditions() {
+    let (a, b) = (gateway_dir(80), gateway_dir(81));
+    let same = diff(a.path(), gateway_dir(80).path());
+    assert_eq!(
+        (same.status.code(), stdout(&same)),
+        (Some(0), String::new())
+    );
+    let out = diff(a.path(), b.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    // The Gateway listener's own RouteConfiguration: the rule now answers 500.
+    assert!(text.starts_with("~ route http-8081\n"), "{text}");
+    assert!(text.contains("+            \"status\": 500"), "{text}");
+    assert!(text.contains("- cluster t/web/80"), "{text}");
+    assert!(
+        text.contains("status changes:\n  HTTPRoute t/r: valid (parent t/gw: Accepted=True ResolvedRefs=True) → invalid (parent t/gw: Accepted=True ResolvedRefs=False (BackendNotFound: Service t/web has no port 81))"),
+        "{text}"
+    );
+}

@@ -1,7 +1,8 @@
 #![cfg(feature = "e2e")]
 //! The admin API with real Envoy: `isobar status` names the invalid object with its reason and the
 //! connected Envoy with its version and sync state; `Watch` streams a new snapshot after a manifest
-//! edit; `isobar diff --against` compares a directory with what the running isobar serves. The API
+//! edit; `isobar diff --against` compares a directory with what the running isobar serves (Gateway
+//! API objects' statuses included). The API
 //! answers on the debug address only.
 
 mod common;
@@ -164,6 +165,18 @@ async fn watch_streams_a_snapshot_after_a_manifest_edit() {
 #[tokio::test]
 async fn diff_against_a_running_isobar_shows_only_what_an_edit_changes() {
     let f = valid_and_broken();
+    // Gateway API objects too: their statuses compare alike on both sides.
+    let port = isobar_harness::ports::free_port().expect("a free port");
+    f.write(
+        "gateway.yaml",
+        &format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: isobar}}\nspec: {{controllerName: isobar.dev/gateway-controller}}\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\n\
+             spec: {{gatewayClassName: isobar, listeners: [{{name: web, protocol: HTTP, port: {port}}}]}}\n---\n\
+             apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: default}}\n\
+             spec: {{parentRefs: [{{name: gw}}], hostnames: [gw.example.com], rules: [{{backendRefs: [{{name: web, port: 80}}]}}]}}\n"
+        ),
+    );
     let stack = f.start_stack().await;
     let debug = stack.isobar.debug_addr().to_string();
     let ports = stack.ports();

@@ -14,6 +14,7 @@ use similar::TextDiff;
 use super::check::{load, BuildArgs};
 use super::listeners::ListenerArgs;
 use crate::admin::{json, v1};
+use crate::dag::gateway::status::{gateway_api_status, GatewayApiStatus};
 use crate::dag::{self, DagOptions, ObjectStatus};
 use crate::xds::translate::{self, ListenerConfig};
 use crate::xds::type_url;
@@ -81,9 +82,14 @@ impl Side {
                 })
             })
             .collect();
+        let mut statuses = statuses_of(&statuses);
+        statuses.extend(gateway_statuses(&gateway_api_status(
+            snapshot,
+            &options.gateway,
+        )));
         Side {
             resources,
-            statuses: statuses_of(&statuses),
+            statuses,
         }
     }
 
@@ -115,6 +121,22 @@ impl Side {
             statuses,
         }
     }
+}
+
+/// The Gateway API objects' statuses as the admin API lists them (so a diff `--against` a running
+/// isobar compares them alike): valid when every condition is in a good state.
+fn gateway_statuses(status: &GatewayApiStatus) -> Statuses {
+    status
+        .summaries()
+        .into_iter()
+        .map(|s| {
+            let validity = if s.good { "valid" } else { "invalid" };
+            (
+                format!("{} {}/{}", s.kind, s.key.namespace, s.key.name),
+                (validity.to_string(), s.reason),
+            )
+        })
+        .collect()
 }
 
 fn statuses_of(statuses: &[ObjectStatus]) -> Statuses {
