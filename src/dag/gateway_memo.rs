@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::assembly::Assembly;
 use super::gateway::program::{frame, host_routes, route_program, ProgramFrame, RouteProgram};
 use super::gateway::status::{GatewayApiStatus, GatewayOptions};
-use super::reads::{recording, Read, Readers};
+use super::reads::{diff_key, recording, Read, Readers};
 use crate::store::{ObjectKey, Snapshot};
 
 /// An Envoy listener's name and one of its hosts.
@@ -193,12 +193,4 @@ fn changed<V: PartialEq + Clone>(
     after: &imbl::OrdMap<ObjectKey, V>,
 ) -> bool {
     before.diff(after).next().is_some()
-}
-
-fn diff_key<'a, V>(d: imbl::ordmap::DiffItem<'a, 'a, ObjectKey, V>) -> &'a ObjectKey {
-    use imbl::ordmap::DiffItem;
-    match d {
-        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
-        DiffItem::Update { new: (k, _), .. } => k,
-    }
 }

@@ -121,12 +121,7 @@ impl Memo {
             .seen
             .ingresses
             .diff(&snapshot.ingresses)
-            .map(|d| match d {
-                imbl::ordmap::DiffItem::Add(k, _) | imbl::ordmap::DiffItem::Remove(k, _) => {
-                    k.clone()
-                }
-                imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.clone(),
-            })
+            .map(|d| reads::diff_key(d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
         let mut changes = Vec::new();

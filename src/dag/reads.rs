@@ -30,22 +30,15 @@ pub enum Read {
 /// removed or changed, and the namespaces whose delegations did. Visits only what differs (the
 /// snapshots' maps share what is unchanged).
 pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
-    use imbl::ordmap::DiffItem;
-    fn key<'a, V>(d: DiffItem<'a, 'a, ObjectKey, V>) -> &'a ObjectKey {
-        match d {
-            DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
-            DiffItem::Update { new: (k, _), .. } => k,
-        }
-    }
     let mut reads = HashSet::new();
-    let services = before.services.diff(&after.services).map(key);
+    let services = before.services.diff(&after.services).map(diff_key);
     reads.extend(services.map(|k| Read::Service(k.clone())));
-    let secrets = before.secrets.diff(&after.secrets).map(key);
+    let secrets = before.secrets.diff(&after.secrets).map(diff_key);
     reads.extend(secrets.map(|k| Read::Secret(k.clone())));
     let delegations = before
         .tls_certificate_delegations
         .diff(&after.tls_certificate_delegations)
-        .map(key);
+        .map(diff_key);
     reads.extend(delegations.map(|k| Read::Delegations(k.namespace.clone())));
     reads
 }
@@ -81,6 +74,15 @@ impl Readers {
     /// The objects that made any of `reads`.
     pub fn of<'a>(&'a self, reads: &'a HashSet<Read>) -> impl Iterator<Item = &'a ObjectKey> {
         reads.iter().filter_map(|r| self.0.get(r)).flatten()
+    }
+}
+
+/// The key of an entry a diff between two snapshots' maps visits.
+pub(super) fn diff_key<'a, V>(d: imbl::ordmap::DiffItem<'a, 'a, ObjectKey, V>) -> &'a ObjectKey {
+    use imbl::ordmap::DiffItem;
+    match d {
+        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
+        DiffItem::Update { new: (k, _), .. } => k,
     }
 }
 

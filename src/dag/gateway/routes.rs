@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::backend_ref::Resolved;
 use super::model::ValueMatch;
-use super::precedence::{self, Origin, RuleMatch};
+use super::precedence::{Origin, RuleMatch};
 use super::status::{created, resolve_backend, GatewayApiStatus, RouteParentState};
 use super::validate::wire_name;
 use crate::crd::gateway::httproutes::{
@@ -51,6 +51,7 @@ pub struct Entry {
 }
 
 /// Entries by Envoy listener name and host name, each list in the order Envoy must try them.
+#[cfg(test)]
 pub type RoutingTable = BTreeMap<(String, String), Vec<Entry>>;
 
 /// A `PathPrefix` value without its trailing slash (the spec ignores it), `/` kept.
@@ -214,7 +215,9 @@ pub fn route_entries(snapshot: &Snapshot, key: &ObjectKey, route: &HttpRoute) ->
     entries
 }
 
-/// The routing table of every accepted route in `status`.
+/// The routing table of every accepted route in `status`: the tests' view of what
+/// [`super::program::program`] places and orders.
+#[cfg(test)]
 pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingTable {
     let envoy_listeners = envoy_listeners(status);
     let mut table = RoutingTable::new();
@@ -235,7 +238,7 @@ pub fn routing_table(snapshot: &Snapshot, status: &GatewayApiStatus) -> RoutingT
         }
     }
     for list in table.values_mut() {
-        precedence::sort_by(list, |e| &e.order);
+        super::precedence::sort_by(list, |e| &e.order);
     }
     table
 }
