@@ -65,15 +65,16 @@ impl GatewayMemo {
             .map(|d| diff_key(d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
-        let mut touched = BTreeSet::new();
+        let (mut touched, mut computed) = (BTreeSet::new(), 0);
         for key in &stale {
             self.remove_route(key, assembly, &mut touched);
             if let Some(r) = snapshot.http_routes.get(key) {
                 self.add_route(snapshot, key, r, assembly, &mut touched);
+                computed += 1;
             }
         }
         self.place(touched, assembly);
-        stale.len()
+        computed
     }
 
     /// Everything again: the frame, then every route.

@@ -81,6 +81,30 @@ fn route_configuration_of<'a>(name: &str, virtual_hosts: impl Iterator<Item = &'
     }
 }
 
+/// Brings `encodings` (host → its `VirtualHost` encoding) up to date with the hosts a diff visits,
+/// encoding the added and changed ones with `encode`. Returns whether any host changed and how many
+/// were encoded.
+fn encode_hosts<'a, V: 'a>(
+    encodings: &mut BTreeMap<String, Vec<u8>>,
+    hosts: impl Iterator<Item = DiffItem<'a, 'a, String, V>>,
+    encode: impl Fn(&str, &V) -> Vec<u8>,
+) -> (bool, usize) {
+    let (mut changed, mut encoded) = (false, 0);
+    for d in hosts {
+        changed = true;
+        match d {
+            DiffItem::Add(host, v) | DiffItem::Update { new: (host, v), .. } => {
+                encoded += 1;
+                encodings.insert(host.clone(), encode(host, v));
+            }
+            DiffItem::Remove(host, _) => {
+                encodings.remove(host);
+            }
+        }
+    }
+    (changed, encoded)
+}
+
 /// Adds `item` to a sorted list unless it is there.
 fn insert_sorted(list: &mut Vec<String>, item: &str) {
     if let Err(at) = list.binary_search_by(|x| x.as_str().cmp(item)) {
@@ -135,25 +159,13 @@ impl TranslationMemo {
     fn routes(&mut self, dag: &Dag, diff: &mut CacheDiff) {
         let first = !self.translated;
         self.translated = true;
-        let mut http_changed = first;
-        for d in self.dag.virtual_hosts.diff(&dag.virtual_hosts) {
-            http_changed = true;
-            match d {
-                DiffItem::Add(host, vhost)
-                | DiffItem::Update {
-                    new: (host, vhost), ..
-                } => {
-                    self.recomputed += 1;
-                    let encoded =
-                        route::virtual_host(dag, host, &vhost.routes, false).encode_to_vec();
-                    self.http_hosts.insert(host.clone(), encoded);
-                }
-                DiffItem::Remove(host, _) => {
-                    self.http_hosts.remove(host);
-                }
-            }
-        }
-        if http_changed {
+        let (changed, encoded) = encode_hosts(
+            &mut self.http_hosts,
+            self.dag.virtual_hosts.diff(&dag.virtual_hosts),
+            |host, vhost| route::virtual_host(dag, host, &vhost.routes, false).encode_to_vec(),
+        );
+        self.recomputed += encoded;
+        if first || changed {
             diff.upsert(
                 type_url::ROUTE,
                 route::HTTP_ROUTE_CONFIG.to_string(),
@@ -191,26 +203,13 @@ impl TranslationMemo {
                 (old, Some(l)) => {
                     let hosts = self.gateway_hosts.entry(l.name.clone()).or_default();
                     let none = imbl::OrdMap::new();
-                    let mut changed = old.is_none();
-                    for hd in old.map_or(&none, |o| &o.hosts).diff(&l.hosts) {
-                        changed = true;
-                        match hd {
-                            DiffItem::Add(host, routes)
-                            | DiffItem::Update {
-                                new: (host, routes),
-                                ..
-                            } => {
-                                self.recomputed += 1;
-                                let encoded =
-                                    super::gateway::virtual_host(host, routes).encode_to_vec();
-                                hosts.insert(host.clone(), encoded);
-                            }
-                            DiffItem::Remove(host, _) => {
-                                hosts.remove(host);
-                            }
-                        }
-                    }
-                    if changed {
+                    let (changed, encoded) = encode_hosts(
+                        hosts,
+                        old.map_or(&none, |o| &o.hosts).diff(&l.hosts),
+                        |host, routes| super::gateway::virtual_host(host, routes).encode_to_vec(),
+                    );
+                    self.recomputed += encoded;
+                    if old.is_none() || changed {
                         let config = route_configuration_of(&l.name, hosts.values());
                         diff.upsert(type_url::ROUTE, l.name.clone(), config);
                     }
