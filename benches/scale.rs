@@ -32,6 +32,8 @@ mod measure;
 mod proxy;
 #[path = "scale/rss.rs"]
 mod rss;
+#[path = "scale/shares.rs"]
+mod shares;
 
 use std::path::Path;
 use std::time::Instant;
@@ -71,6 +73,13 @@ fn print_table(args: &Args, envoy: &str, files: &[FileFigures], kube: Option<&Ku
             "| file source, {} Ingresses + Services + Endpoints: new Ingress → first 200 through Envoy | {} |",
             thousands(f.size),
             f.new_ingress.cell()
+        );
+    }
+    for f in files {
+        println!(
+            "| file source, {}: one new Ingress's work, mean (isobar: change seen → xDS cache; Envoy: its CDS and RDS update_duration) | {} |",
+            thousands(f.size),
+            f.shares.cell()
         );
     }
     for f in files {

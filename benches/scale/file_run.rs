@@ -12,6 +12,7 @@ use crate::fixture::{changed_path, host, Fixture};
 use crate::measure::{until_200, until_status, Percentiles};
 use crate::proxy::Proxy;
 use crate::rss::{settled_rss, Rss};
+use crate::shares::{Readings, Shares};
 
 /// What one file-source run measured.
 pub struct FileFigures {
@@ -19,6 +20,8 @@ pub struct FileFigures {
     /// From isobar's start to the first and last Ingress answering through Envoy.
     pub startup: Duration,
     pub new_ingress: Percentiles,
+    /// What the new Ingresses cost isobar and Envoy each, on average.
+    pub shares: Shares,
     pub rss_loaded: Rss,
     pub rss_changed: Rss,
     pub changes: usize,
@@ -70,8 +73,10 @@ pub async fn run(
     }
     let rss_changed = settled_rss(&proxy).await?;
 
+    let samples = args.samples_for(size);
+    let before = Readings::take(&proxy).await?;
     let mut latencies = Vec::new();
-    for k in 0..args.samples_for(size) {
+    for k in 0..samples {
         let (i, written) = fixture.add_sample(k)?;
         let took = until_200(&proxy, &host(i), "/", written, timeout)
             .await
@@ -80,10 +85,13 @@ pub async fn run(
     }
     let new_ingress = Percentiles::of(latencies);
     eprintln!("  new Ingress → 200: {}", new_ingress.cell());
+    let shares = Readings::after(&proxy, before, samples as u64).await?;
+    eprintln!("  per new Ingress: {}", shares.cell());
     Ok(FileFigures {
         size,
         startup,
         new_ingress,
+        shares,
         rss_loaded,
         rss_changed,
         changes: args.changes,
