@@ -74,7 +74,7 @@ pub async fn run(
     let rss_changed = settled_rss(&proxy).await?;
 
     let samples = args.samples_for(size);
-    let before = Readings::take(&proxy).await?;
+    let before = Readings::settled(&proxy).await?;
     let mut latencies = Vec::new();
     for k in 0..samples {
         let (i, written) = fixture.add_sample(k)?;

@@ -34,64 +34,76 @@ pub struct Readings {
     rds: Totals,
 }
 
-/// Envoy merges its histograms into what the admin endpoint shows at each stats flush (every 5 s
-/// by default), so the samples' updates show up to that long after the last one.
+/// How long Envoy's histograms may take to catch up with its counters: a few stats flushes.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(250);
 
 impl Readings {
-    pub async fn take(proxy: &Proxy) -> anyhow::Result<Readings> {
+    /// The histograms once Envoy's show every update its counters have counted: Envoy merges
+    /// histograms into what the admin endpoint shows only at a stats flush (every 5 s by default),
+    /// while counters are live. Without this wait, updates from before the samples would be
+    /// counted as theirs.
+    pub async fn settled(proxy: &Proxy) -> anyhow::Result<Readings> {
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        loop {
+            let (readings, behind) = Readings::take(proxy).await?;
+            if behind == 0 {
+                return Ok(readings);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Envoy's update_duration histograms still miss {behind} of the updates its \
+                     update_success counters counted after {FLUSH_TIMEOUT:?}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The readings, and how many successful CDS and RDS updates Envoy's histograms don't show
+    /// yet.
+    async fn take(proxy: &Proxy) -> anyhow::Result<(Readings, u64)> {
         let isobar = proxy.isobar.metrics().await.context("isobar /metrics")?;
         // Prometheus text: Envoy's histograms with their sums (the JSON form has quantiles only).
         // Filtered: with 10,000 clusters the whole text is tens of MB.
         let envoy = proxy
             .envoy
-            .admin_get("/stats/prometheus?filter=update_duration")
+            .admin_get("/stats/prometheus?filter=update_")
             .await
             .context("Envoy /stats/prometheus")?;
-        Ok(Readings {
+        let rds_label = Some("envoy_rds_route_config=\"ingress_http\"");
+        let readings = Readings {
             // isobar observes seconds; Envoy's update_duration is in milliseconds.
             isobar: scaled(
                 totals(&isobar, "isobar_change_to_push_seconds", None)?,
                 1000.0,
             ),
             cds: totals(&envoy, "envoy_cluster_manager_cds_update_duration", None)?,
-            rds: totals(
-                &envoy,
-                "envoy_http_rds_update_duration",
-                Some("envoy_rds_route_config=\"ingress_http\""),
-            )?,
-        })
+            rds: totals(&envoy, "envoy_http_rds_update_duration", rds_label)?,
+        };
+        let successes = counter(&envoy, "envoy_cluster_manager_cds_update_success", None)?
+            + counter(&envoy, "envoy_http_rds_update_success", rds_label)?;
+        let behind = successes.saturating_sub(readings.cds.count + readings.rds.count);
+        Ok((readings, behind))
     }
 
-    /// The readings once Envoy's histograms show at least `rds_updates` more RDS updates than
-    /// `before` (one per sample at least: each new Ingress changes `ingress_http`).
-    pub async fn after(
-        proxy: &Proxy,
-        before: Readings,
-        rds_updates: u64,
-    ) -> anyhow::Result<Shares> {
-        let deadline = Instant::now() + FLUSH_TIMEOUT;
-        loop {
-            let now = Readings::take(proxy).await?;
-            let rds = now.rds.since(before.rds);
-            if rds.count >= rds_updates {
-                return Ok(Shares {
-                    isobar: now.isobar.since(before.isobar),
-                    cds: now.cds.since(before.cds),
-                    rds,
-                    samples: rds_updates,
-                });
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "Envoy's RDS update_duration histogram shows {} updates since the samples \
-                     began, not the {rds_updates} expected, after {FLUSH_TIMEOUT:?}",
-                    rds.count
-                );
-            }
-            tokio::time::sleep(POLL).await;
+    /// What the samples cost since `before`, once Envoy's histograms are settled and show at least
+    /// `samples` RDS updates (each new Ingress changes `ingress_http`).
+    pub async fn after(proxy: &Proxy, before: Readings, samples: u64) -> anyhow::Result<Shares> {
+        let now = Readings::settled(proxy).await?;
+        let rds = now.rds.since(before.rds);
+        if rds.count < samples {
+            bail!(
+                "Envoy counted {} RDS updates for {samples} new Ingresses",
+                rds.count
+            );
         }
+        Ok(Shares {
+            isobar: now.isobar.since(before.isobar),
+            cds: now.cds.since(before.cds),
+            rds,
+            samples,
+        })
     }
 }
 
@@ -156,4 +168,24 @@ fn totals(text: &str, name: &str, label: Option<&str>) -> anyhow::Result<Totals>
         bail!("no histogram {name} (labels containing {label:?}) in the Prometheus text");
     }
     Ok(totals)
+}
+
+/// The value of counter `name` (summed over the series whose labels contain `label`); absent is
+/// an error, as for [`totals`].
+fn counter(text: &str, name: &str, label: Option<&str>) -> anyhow::Result<u64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if series.split('{').next() != Some(name) || label.is_some_and(|l| !series.contains(l)) {
+            continue;
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0) += v as u64;
+        }
+    }
+    found.with_context(|| {
+        format!("no counter {name} (labels containing {label:?}) in the Prometheus text")
+    })
 }
