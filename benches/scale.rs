@@ -77,7 +77,7 @@ fn print_table(args: &Args, envoy: &str, files: &[FileFigures], kube: Option<&Ku
     }
     for f in files {
         println!(
-            "| file source, {}: one new Ingress's work, mean (isobar: change seen → xDS cache; Envoy: its CDS and RDS update_duration) | {} |",
+            "| file source, {}: one new Ingress's work, mean (isobar: change seen → xDS cache; Envoy's answers: response sent → ACK; Envoy's update_duration: its own CDS and RDS accounts) | {} |",
             thousands(f.size),
             f.shares.cell()
         );

@@ -77,6 +77,15 @@ async fn edits_reroute_add_and_remove_hosts_without_restarting_envoy() {
         rebuilds >= 4.0,
         "start + 3 edits, {rebuilds} timed rebuilds"
     );
+    // And so is Envoy's answer to each response, by type: at least the three route updates (the
+    // ACK of the last may still be on its way when the route already serves).
+    let route_answers = "isobar_xds_answer_seconds_count{type=\"route\"}";
+    wait_for_async(CONVERGE, "three timed answers to route updates", || async {
+        let m = stack.isobar.metrics().await?;
+        Ok((metric(&m, route_answers).unwrap_or(0.0) >= 3.0).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", stack.log_tails(30)));
 }
 
 /// The line number in `FILE:LINE:` if `text` names `file` that way.

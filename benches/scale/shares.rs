@@ -1,7 +1,9 @@
 //! Where a sample's time goes: isobar's part (a change seen → the xDS cache updated, its
-//! `isobar_change_to_push_seconds` histogram) beside Envoy's (the time its CDS and RDS
-//! subscriptions spent applying updates, their `update_duration` histograms). Each is read as a
-//! histogram's sum and count before and after the samples, so the figures are the samples' own.
+//! `isobar_change_to_push_seconds` histogram), Envoy's answers as isobar timed them (response sent
+//! → ACK, `isobar_xds_answer_seconds{type}`, where the binary has it), and Envoy's own account (the
+//! time its CDS and RDS subscriptions spent applying updates, their `update_duration` histograms).
+//! Each is read as a histogram's sum and count before and after the samples, so the figures are
+//! the samples' own.
 
 use std::time::{Duration, Instant};
 
@@ -26,13 +28,19 @@ impl Totals {
     }
 }
 
-/// The three histograms at one moment.
+/// The histograms at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Readings {
     isobar: Totals,
+    /// isobar's timing of Envoy's answers to cluster, endpoint and route responses; `None` from
+    /// a binary without `isobar_xds_answer_seconds`.
+    answers: Option<[Totals; 3]>,
     cds: Totals,
     rds: Totals,
 }
+
+/// The resource kinds whose answers a new Ingress waits for, in the order they are sent.
+const ANSWERED: [&str; 3] = ["cluster", "endpoint", "route"];
 
 /// How long Envoy's histograms may take to catch up with its counters: a few stats flushes.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -78,6 +86,7 @@ impl Readings {
                 totals(&isobar, "isobar_change_to_push_seconds", None)?,
                 1000.0,
             ),
+            answers: answers(&isobar),
             cds: totals(&envoy, "envoy_cluster_manager_cds_update_duration", None)?,
             rds: totals(&envoy, "envoy_http_rds_update_duration", rds_label)?,
         };
@@ -100,6 +109,10 @@ impl Readings {
         }
         Ok(Shares {
             isobar: now.isobar.since(before.isobar),
+            answers: now
+                .answers
+                .zip(before.answers)
+                .map(|(now, before)| [0, 1, 2].map(|k| now[k].since(before[k]))),
             cds: now.cds.since(before.cds),
             rds,
             samples,
@@ -111,6 +124,7 @@ impl Readings {
 #[derive(Debug, Clone, Copy)]
 pub struct Shares {
     isobar: Totals,
+    answers: Option<[Totals; 3]>,
     cds: Totals,
     rds: Totals,
     samples: u64,
@@ -123,13 +137,36 @@ impl Shares {
             let mean = Duration::from_secs_f64(t.sum_ms / 1000.0 / self.samples.max(1) as f64);
             format!("{} ({} updates)", ms(mean), t.count)
         };
+        let answers = match self.answers {
+            Some(a) => {
+                let each: Vec<String> = ANSWERED
+                    .iter()
+                    .zip(a)
+                    .map(|(kind, t)| format!("{kind} {}", per_sample(t)))
+                    .collect();
+                format!("Envoy's answers, timed by isobar: {}; ", each.join(", "))
+            }
+            None => String::new(),
+        };
         format!(
-            "isobar {}; Envoy CDS {}, RDS {}",
+            "isobar {}; {answers}Envoy's update_duration: CDS {}, RDS {}",
             per_sample(self.isobar),
             per_sample(self.cds),
             per_sample(self.rds)
         )
     }
+}
+
+/// isobar's `isobar_xds_answer_seconds` by [`ANSWERED`] kind, in milliseconds; `None` if the
+/// binary does not export it.
+fn answers(isobar: &str) -> Option<[Totals; 3]> {
+    let mut out = [Totals::default(); 3];
+    for (k, kind) in ANSWERED.iter().enumerate() {
+        let label = format!("type=\"{kind}\"");
+        let t = totals(isobar, "isobar_xds_answer_seconds", Some(&label)).ok()?;
+        out[k] = scaled(t, 1000.0);
+    }
+    Some(out)
 }
 
 fn scaled(t: Totals, factor: f64) -> Totals {

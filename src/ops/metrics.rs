@@ -37,6 +37,7 @@ impl Metrics {
     pub fn new(stats: Arc<XdsStats>, state: Arc<ControllerState>, cache: Arc<XdsCache>) -> Self {
         let mut registry = Registry::default();
         state.latency.register(&mut registry);
+        stats.answer_latency.register(&mut registry);
         registry.register_collector(Box::new(LiveState {
             stats,
             state,
@@ -318,6 +319,47 @@ mod tests {
         }
         assert!(
             text.contains("# TYPE isobar_change_to_push_seconds histogram"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_time_until_envoy_answers_a_response_is_a_histogram_by_type() {
+        use crate::xds::report::Reporter;
+        use crate::xds::sequence::{Answer, Update};
+        let (metrics, stats, _) = metrics();
+        let mut report = Reporter::new(&stats, 1);
+        let update = |type_url| Update {
+            type_url,
+            nonce: "1".into(),
+            version: "v1".into(),
+            generation: 1,
+            upserts: Vec::new(),
+            removals: Vec::new(),
+            state: Default::default(),
+        };
+        let ack = || Answer::Ack {
+            version: "v1".into(),
+            generation: 1,
+        };
+        report.sent(&update(type_url::CLUSTER), None, 10);
+        report.sent(&update(type_url::ROUTE), None, 10);
+        report.answer(type_url::CLUSTER, ack(), "");
+        // An answer with no response awaiting it (a resumed stream) is not timed.
+        report.answer(type_url::CLUSTER, ack(), "");
+        let text = metrics.encode().expect("encodes");
+        let lines = lines(&text);
+        assert!(
+            lines.contains(&"isobar_xds_answer_seconds_count{type=\"cluster\"} 1"),
+            "{text}"
+        );
+        // The route response is still awaiting its answer.
+        assert!(
+            !text.contains("isobar_xds_answer_seconds_count{type=\"route\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE isobar_xds_answer_seconds histogram"),
             "{text}"
         );
     }

@@ -32,7 +32,7 @@ impl Wire for Delta {
 
     fn read(
         seq: &mut Sequence,
-        report: &Reporter<'_>,
+        report: &mut Reporter<'_>,
         type_url: &'static str,
         request: DeltaDiscoveryRequest,
     ) {

@@ -3,7 +3,7 @@
 pub mod cache;
 mod delta;
 pub mod limits;
-mod report;
+pub(crate) mod report;
 pub mod sequence;
 pub mod server;
 mod sotw;

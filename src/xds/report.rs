@@ -1,7 +1,9 @@
 //! What a stream tells [`XdsStats`] (and the log) about its client's answers and the responses it
 //! sends; the same for both protocols.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::{node::UserAgentVersionType, Node};
 
@@ -15,9 +17,21 @@ pub struct Reporter<'a> {
     pub stream_id: u64,
     /// The client's node id, once it said it.
     pub node: String,
+    /// When the response of each type awaiting an answer was sent (a stream has at most one in
+    /// flight per type).
+    sent_at: HashMap<&'static str, Instant>,
 }
 
-impl Reporter<'_> {
+impl<'a> Reporter<'a> {
+    pub fn new(stats: &'a XdsStats, stream_id: u64) -> Self {
+        Reporter {
+            stats,
+            stream_id,
+            node: String::new(),
+            sent_at: HashMap::new(),
+        }
+    }
+
     /// Records the node id and Envoy's version from the client's first request that carries a node.
     pub fn node(&mut self, node: Option<&Node>) {
         if let Some(node) = node {
@@ -35,7 +49,11 @@ impl Reporter<'_> {
     }
 
     /// Records an ACK or a NACK; `message` is the client's error detail.
-    pub fn answer(&self, type_url: &'static str, answer: Answer, message: &str) {
+    pub fn answer(&mut self, type_url: &'static str, answer: Answer, message: &str) {
+        if let Some(sent) = self.sent_at.remove(type_url) {
+            let kind = type_url::kind_name(type_url);
+            self.stats.answer_latency.answered(kind, sent);
+        }
         match answer {
             Answer::Ack {
                 version,
@@ -101,7 +119,8 @@ impl Reporter<'_> {
     }
 
     /// Records a response sent; `names`, the client's subscription, when it changed.
-    pub fn sent(&self, update: &Update, names: Option<Vec<String>>, bytes: usize) {
+    pub fn sent(&mut self, update: &Update, names: Option<Vec<String>>, bytes: usize) {
+        self.sent_at.insert(update.type_url, Instant::now());
         self.stats.responses_sent.fetch_add(1, Ordering::Relaxed);
         self.stats
             .response_bytes

@@ -29,7 +29,7 @@ impl Wire for Sotw {
 
     fn read(
         seq: &mut Sequence,
-        report: &Reporter<'_>,
+        report: &mut Reporter<'_>,
         type_url: &'static str,
         request: DiscoveryRequest,
     ) {

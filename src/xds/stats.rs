@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::latency::AnswerLatency;
+
 /// A rejected configuration, as Envoy reported it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Nack {
@@ -92,6 +94,8 @@ pub struct XdsStats {
     nack_history: Mutex<VecDeque<TimedNack>>,
     /// NACKs by type URL, for `isobar_xds_nacks_total{type}`: which kind of resource Envoy rejects.
     nacks_by_type: Mutex<BTreeMap<String, u64>>,
+    /// `isobar_xds_answer_seconds{type}`: each response's time until the client answered it.
+    pub answer_latency: AnswerLatency,
     /// Bumped on every ACK and NACK, so the pipeline can react to Envoy's verdicts.
     verdicts: tokio::sync::watch::Sender<u64>,
 }

@@ -28,7 +28,7 @@ pub trait Wire {
     /// Reads a request of `type_url` (a type isobar serves) into the sequence.
     fn read(
         seq: &mut Sequence,
-        report: &Reporter<'_>,
+        report: &mut Reporter<'_>,
         type_url: &'static str,
         request: Self::Request,
     );
@@ -46,11 +46,7 @@ pub async fn run<W: Wire>(
     stream_id: u64,
 ) {
     let mut seq = Sequence::new(cache.borrow_and_update().clone());
-    let mut report = Reporter {
-        stats: &stats,
-        stream_id,
-        node: String::new(),
-    };
+    let mut report = Reporter::new(&stats, stream_id);
     loop {
         tokio::select! {
             request = requests.message() => {
@@ -74,7 +70,7 @@ pub async fn run<W: Wire>(
                     tracing::warn!(node = report.node, type_url = W::type_url(&request), "request for a type isobar does not serve");
                     continue;
                 };
-                W::read(&mut seq, &report, type_url, request);
+                W::read(&mut seq, &mut report, type_url, request);
             }
             changed = cache.changed() => {
                 if changed.is_err() {
@@ -83,7 +79,7 @@ pub async fn run<W: Wire>(
                 seq.retarget(cache.borrow_and_update().clone());
             }
         }
-        if !send_all::<W>(&responses, &mut seq, &report).await {
+        if !send_all::<W>(&responses, &mut seq, &mut report).await {
             break;
         }
     }
@@ -93,7 +89,7 @@ pub async fn run<W: Wire>(
 async fn send_all<W: Wire>(
     responses: &mpsc::Sender<Result<W::Response, Status>>,
     seq: &mut Sequence,
-    report: &Reporter<'_>,
+    report: &mut Reporter<'_>,
 ) -> bool {
     let updates = seq.step();
     report.resumed(seq.take_resumed());
