@@ -157,6 +157,13 @@ impl Contribution {
         }
     }
 
+    /// The contribution as it is kept between builds: without the spare room its vectors grew
+    /// (a `Vec` of clusters grows to room for four, and most contributions have one).
+    pub fn finished(mut self) -> Self {
+        self.clusters.shrink_to_fit();
+        self
+    }
+
     /// Adds a route; the same path given twice with different backends is an error.
     pub fn add_route(
         &mut self,
@@ -294,7 +301,7 @@ impl Builder {
         let tls = self.tls.get(host).map(|(binding, _)| binding.clone());
         // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
         // nowhere), otherwise what each route allows.
-        let insecure: Vec<Route> = routes
+        let mut insecure: Vec<Route> = routes
             .iter()
             .filter(|r| r.insecure != Insecure::Refuse)
             .cloned()
@@ -305,6 +312,9 @@ impl Builder {
                 r
             })
             .collect();
+        // The DAG keeps it; collected through a filter it has room for four routes where most
+        // hosts have one or two.
+        insecure.shrink_to_fit();
         if let Some(binding) = tls {
             out.secret.clone_from(&binding.secret);
             // A TLS host needs something to serve: routes or a TCP proxy.

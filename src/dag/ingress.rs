@@ -22,7 +22,7 @@ pub(super) fn candidate(
         created: ingress.metadata.creation_timestamp.clone(),
         kind: ObjectKind::Ingress,
         key: key.clone(),
-        contribution: contribution(snapshot, key, ingress).map(|c| (c, Vec::new())),
+        contribution: contribution(snapshot, key, ingress).map(|c| (c.finished(), Vec::new())),
     })
 }
 

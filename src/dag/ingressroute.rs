@@ -84,7 +84,8 @@ pub(super) fn candidates(
             continue;
         }
         let contribution =
-            root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses);
+            root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses)
+                .map(|(c, notes)| (c.finished(), notes));
         candidates.push(Candidate {
             created: route.metadata.creation_timestamp.clone(),
             kind: ObjectKind::IngressRoute,
