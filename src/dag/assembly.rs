@@ -141,15 +141,17 @@ impl Assembly {
             self.outcomes.insert((c.kind, c.key.clone()), outcome);
         }
         for host in builder.hosts() {
-            let out = builder.host(&host);
+            let out = builder.host(host);
             if let Some(secret) = out.secret {
-                self.use_secret(&host, secret);
+                self.use_secret(host, secret);
             }
             if let Some(secure) = out.secure {
-                self.dag.secure_virtual_hosts.insert(host.clone(), secure);
+                self.dag
+                    .secure_virtual_hosts
+                    .insert(host.to_string(), secure);
             }
             if let Some(plain) = out.plain {
-                self.dag.virtual_hosts.insert(host, plain);
+                self.dag.virtual_hosts.insert(host.to_string(), plain);
             }
         }
         for host in hosts {
