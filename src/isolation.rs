@@ -399,7 +399,7 @@ mod tests {
     fn excluded(iso: &mut Isolation, current: &Objects) -> Vec<String> {
         iso.exclusions(current)
             .keys()
-            .map(|(_, k)| k.name.clone())
+            .map(|(_, k)| k.name.to_string())
             .collect()
     }
 
@@ -417,12 +417,12 @@ mod tests {
             let out = excluded(&mut iso, &current);
             let included: Objects = current
                 .iter()
-                .filter(|(id, _)| !out.contains(&id.1.name))
+                .filter(|(id, _)| !out.iter().any(|o| **o == *id.1.name))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let generation = pushes as u64;
             iso.pushed(included.clone(), &[RDS], generation);
-            let rejects = included.keys().any(|(_, k)| bad.contains(&k.name.as_str()));
+            let rejects = included.keys().any(|(_, k)| bad.contains(&&*k.name));
             let moved = if rejects {
                 iso.rejected(RDS, generation, "bad value")
             } else {
@@ -432,7 +432,7 @@ mod tests {
                 let rejected = iso
                     .rejected_objects()
                     .into_iter()
-                    .map(|((_, k), _)| k.name)
+                    .map(|((_, k), _)| k.name.to_string())
                     .collect();
                 return (rejected, pushes);
             }

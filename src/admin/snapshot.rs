@@ -54,8 +54,8 @@ pub fn snapshot(inputs: &Inputs<'_>) -> v1::Snapshot {
 fn objects(statuses: &StatusMap, gateway: &GatewayApiStatus) -> Vec<v1::Object> {
     let gateway_objects = gateway.summaries().into_iter().map(|s| v1::Object {
         kind: s.kind.to_string(),
-        namespace: s.key.namespace,
-        name: s.key.name,
+        namespace: s.key.namespace.to_string(),
+        name: s.key.name.to_string(),
         status: if s.good {
             v1::Validity::Valid
         } else {
@@ -67,8 +67,8 @@ fn objects(statuses: &StatusMap, gateway: &GatewayApiStatus) -> Vec<v1::Object> 
         .values()
         .map(|s| v1::Object {
             kind: s.kind.to_string(),
-            namespace: s.object.namespace.clone(),
-            name: s.object.name.clone(),
+            namespace: s.object.namespace.to_string(),
+            name: s.object.name.to_string(),
             status: validity(s.validity) as i32,
             reason: s.description.clone(),
         })

@@ -109,8 +109,8 @@ pub fn run_check(args: CheckArgs) -> ExitCode {
                 .map(|s| {
                     serde_json::json!({
                         "kind": s.kind.to_string(),
-                        "namespace": s.object.namespace,
-                        "name": s.object.name,
+                        "namespace": &*s.object.namespace,
+                        "name": &*s.object.name,
                         "status": s.validity.to_string(),
                         "description": s.description,
                     })

@@ -106,7 +106,7 @@ pub fn objects(status: &GatewayApiStatus) -> Vec<Value> {
             })
             .collect();
         out.push(
-            json!({"kind": "Gateway", "namespace": key.namespace, "name": key.name,
+            json!({"kind": "Gateway", "namespace": &*key.namespace, "name": &*key.name,
                         "conditions": g.conditions.iter().map(condition_json).collect::<Vec<_>>(),
                         "listeners": listeners}),
         );
@@ -120,7 +120,7 @@ pub fn objects(status: &GatewayApiStatus) -> Vec<Value> {
             })
             .collect();
         out.push(
-            json!({"kind": "HTTPRoute", "namespace": key.namespace, "name": key.name,
+            json!({"kind": "HTTPRoute", "namespace": &*key.namespace, "name": &*key.name,
                         "parents": parents}),
         );
     }

@@ -224,7 +224,7 @@ fn a_delegate_beyond_the_depth_limit_is_invalid_naming_the_limit_and_the_rest_or
     let of = |i: usize| {
         statuses
             .iter()
-            .find(|s| s.object.name == format!("c{i}"))
+            .find(|s| *s.object.name == format!("c{i}"))
             .expect("a status")
     };
     for i in 0..limit {
@@ -264,7 +264,7 @@ fn a_root_with_more_routes_than_the_limit_is_invalid_and_others_are_untouched() 
     let (dag, statuses, _) = build_counting_work(&snapshot(objects), &options);
     let root = statuses
         .iter()
-        .find(|s| s.object.name == "root")
+        .find(|s| &*s.object.name == "root")
         .expect("root");
     assert_eq!(root.validity, Validity::Invalid);
     assert!(

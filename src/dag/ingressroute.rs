@@ -72,7 +72,11 @@ pub(super) fn candidates(
             );
             continue;
         }
-        if !options.root_namespaces.is_empty() && !options.root_namespaces.contains(&key.namespace)
+        if !options.root_namespaces.is_empty()
+            && !options
+                .root_namespaces
+                .iter()
+                .any(|n| **n == *key.namespace)
         {
             statuses.insert(
                 key.clone(),

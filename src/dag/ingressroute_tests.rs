@@ -24,7 +24,7 @@ fn build_yaml(yaml: &str, options: &DagOptions) -> (Dag, Vec<ObjectStatus>) {
 fn status<'a>(statuses: &'a [ObjectStatus], name: &str) -> &'a ObjectStatus {
     statuses
         .iter()
-        .find(|s| s.object.name == name)
+        .find(|s| &*s.object.name == name)
         .expect("a status")
 }
 
@@ -138,7 +138,7 @@ fn the_first_root_keeps_a_contested_fqdn() {
     assert_eq!(status(&statuses, "first").validity, Validity::Valid);
     assert_eq!(status(&statuses, "second").validity, Validity::Invalid);
     assert_eq!(
-        dag.virtual_hosts["a.example.com"].routes[0].source.name,
+        &*dag.virtual_hosts["a.example.com"].routes[0].source.name,
         "first"
     );
 }

@@ -39,7 +39,7 @@ pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
         .tls_certificate_delegations
         .diff(&after.tls_certificate_delegations)
         .map(diff_key);
-    reads.extend(delegations.map(|k| Read::Delegations(k.namespace.clone())));
+    reads.extend(delegations.map(|k| Read::Delegations(k.namespace.to_string())));
     reads
 }
 
@@ -126,7 +126,7 @@ pub fn delegations_in(snapshot: &Snapshot, namespace: &str) -> Vec<Arc<TLSCertif
     snapshot
         .tls_certificate_delegations
         .range(ObjectKey::new(namespace, "")..)
-        .take_while(|(k, _)| k.namespace == namespace)
+        .take_while(|(k, _)| *k.namespace == *namespace)
         .map(|(_, d)| Arc::clone(d))
         .collect()
 }

@@ -46,7 +46,7 @@ fn build_yaml(yaml: &str) -> (Dag, Vec<ObjectStatus>) {
 }
 
 fn status_of<'a>(statuses: &'a [ObjectStatus], name: &str) -> Option<&'a ObjectStatus> {
-    statuses.iter().find(|s| s.object.name == name)
+    statuses.iter().find(|s| &*s.object.name == name)
 }
 
 fn tls_secret_yaml(name: &str, host: &str) -> String {

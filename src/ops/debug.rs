@@ -34,7 +34,7 @@ pub(super) async fn status(State(ops): State<Ops>) -> impl IntoResponse {
     let errors = ops.state.current_source_errors();
     Json(serde_json::json!({
         "objects": statuses.values().map(|s| serde_json::json!({
-            "kind": s.kind.to_string(), "namespace": s.object.namespace, "name": s.object.name,
+            "kind": s.kind.to_string(), "namespace": &*s.object.namespace, "name": &*s.object.name,
             "status": s.validity.to_string(), "description": s.description,
         })).collect::<Vec<_>>(),
         "source_errors": errors,

@@ -25,7 +25,7 @@ fn services(snapshot: &Snapshot) -> Vec<(String, i32)> {
         .iter()
         .map(|(k, s)| {
             let port = s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port;
-            (k.name.clone(), port)
+            (k.name.to_string(), port)
         })
         .collect()
 }

@@ -156,7 +156,7 @@ mod tests {
             reported.published(e);
         }
         due.iter()
-            .map(|e| (e.object.name.clone(), e.reason.to_string()))
+            .map(|e| (e.object.name.to_string(), e.reason.to_string()))
             .collect()
     }
 

@@ -330,7 +330,7 @@ mod tests {
         let statuses = [status("exact"), status("with-host"), status("with-ports")];
         let names: Vec<&str> = pending(&snapshot, &statuses, &address())
             .iter()
-            .map(|s| s.object.name.as_str())
+            .map(|s| &*s.object.name)
             .collect();
         assert_eq!(names, ["with-host", "with-ports"]);
         // The IP wins over a host name of the same entry: what is written is the IP alone.
@@ -339,7 +339,7 @@ mod tests {
         };
         let names: Vec<&str> = pending(&snapshot, &statuses, &both)
             .iter()
-            .map(|s| s.object.name.as_str())
+            .map(|s| &*s.object.name)
             .collect();
         assert_eq!(names, ["with-host", "with-ports"]);
     }

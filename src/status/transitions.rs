@@ -56,7 +56,7 @@ mod tests {
         let (previous, current) = (status_map(previous), status_map(current));
         let names: Vec<&str> = changed(&previous, &current)
             .iter()
-            .map(|s| s.object.name.as_str())
+            .map(|s| &*s.object.name)
             .collect();
         assert_eq!(names, ["broken", "new", "reworded"]);
     }

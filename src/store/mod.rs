@@ -18,17 +18,20 @@ use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::crd::{IngressRoute, TLSCertificateDelegation};
 
 /// Namespace and name of a namespaced object. Ordered, so iteration over a snapshot is deterministic.
+///
+/// Shared strings: a key is copied into every index, route, cluster and status that names its object
+/// (some twenty copies per Ingress), and a copy is then two reference counts, not two allocations.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ObjectKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         ObjectKey {
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace: Arc::from(namespace.as_ref()),
+            name: Arc::from(name.as_ref()),
         }
     }
 }

@@ -132,7 +132,7 @@ mod tests {
     }
 
     fn web_80(s: &ObjectKey, port: i32) -> Result<(), String> {
-        match (s.name.as_str(), port) {
+        match (&*s.name, port) {
             ("web", 80) => Ok(()),
             ("web", p) => Err(format!("Service {s} has no port {p}")),
             _ => Err(format!("Service {s} does not exist")),

@@ -96,7 +96,7 @@ mod tests {
     }
 
     fn routes(ms: &[RuleMatch]) -> Vec<&str> {
-        ms.iter().map(|m| m.origin.route.name.as_str()).collect()
+        ms.iter().map(|m| &*m.origin.route.name).collect()
     }
 
     #[test]
@@ -133,7 +133,7 @@ mod tests {
         sort(&mut ms);
         let order: Vec<_> = ms
             .iter()
-            .map(|m| (m.origin.route.name.as_str(), m.origin.rule, m.origin.index))
+            .map(|m| (&*m.origin.route.name, m.origin.rule, m.origin.index))
             .collect();
         assert_eq!(order, [("a", 0, 0), ("a", 0, 1), ("a", 1, 0), ("b", 0, 0)]);
     }

@@ -102,7 +102,7 @@ fn an_unresolved_backend_keeps_its_share_as_a_500_and_weight_0_gets_nothing() {
         panic!("backends")
     };
     assert_eq!(shares.len(), 2, "{shares:?}");
-    assert!(matches!(&shares[0], (Target::Service(r), 3) if r.service.name == "web"));
+    assert!(matches!(&shares[0], (Target::Service(r), 3) if &*r.service.name == "web"));
     assert!(matches!(&shares[1], (Target::Error(why), 1) if why.contains("t/gone")));
     for p in ["/b", "/c"] {
         let Action::Backends(shares) = action(p) else {

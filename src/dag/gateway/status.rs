@@ -252,7 +252,7 @@ fn grants_in<'a>(
     snapshot
         .reference_grants
         .range(from..)
-        .take_while(|(k, _)| k.namespace == namespace)
+        .take_while(|(k, _)| *k.namespace == *namespace)
         .map(|(_, g)| g.as_ref())
         .collect()
 }
@@ -353,7 +353,7 @@ pub fn gateway_frame(snapshot: &Snapshot, options: &GatewayOptions) -> GatewayFr
     for (key, class) in &snapshot.gateway_classes {
         if class.spec.controller_name == options.controller_name {
             out.classes.insert(
-                key.name.clone(),
+                key.name.to_string(),
                 conditions::gateway_class(generation(&class.metadata)),
             );
         }

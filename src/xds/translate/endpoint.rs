@@ -42,7 +42,7 @@ pub fn cluster_addresses(snapshot: &Snapshot, cluster: &Cluster) -> Vec<(String,
         .range(ObjectKey::new(&cluster.service.namespace, "")..)
         .take_while(|(k, _)| k.namespace == cluster.service.namespace)
         .map(|(_, s)| s)
-        .filter(|s| s.service_name() == Some(cluster.service.name.as_str()))
+        .filter(|s| s.service_name() == Some(&*cluster.service.name))
         .cloned()
         .collect();
     addresses_of(
