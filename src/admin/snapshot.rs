@@ -104,7 +104,7 @@ fn virtual_hosts(dag: &Dag) -> Vec<v1::VirtualHost> {
         host: vh.host.clone(),
         secure: false,
         secret: String::new(),
-        routes: vh.routes.iter().map(route).collect(),
+        routes: vh.routes.iter().map(|r| route(r)).collect(),
         tcp_proxy: Vec::new(),
         listener: String::new(),
     });
@@ -112,7 +112,7 @@ fn virtual_hosts(dag: &Dag) -> Vec<v1::VirtualHost> {
         host: vh.host.clone(),
         secure: true,
         secret: vh.secret.clone().unwrap_or_default(),
-        routes: vh.routes.iter().map(route).collect(),
+        routes: vh.routes.iter().map(|r| route(r)).collect(),
         tcp_proxy: vh.tcp_proxy.iter().flatten().map(weighted).collect(),
         listener: String::new(),
     });

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
 use envoy_types::pb::envoy::config::endpoint::v3::{Endpoint, LbEndpoint, LocalityLbEndpoints};
@@ -58,26 +59,26 @@ fn dag() -> Dag {
         "web.example.com".into(),
         VirtualHost {
             host: "web.example.com".into(),
-            routes: vec![Route::new(
+            routes: vec![Arc::new(Route::new(
                 PathMatch::SegmentPrefix("/".into()),
                 vec![WeightedCluster {
                     name: "default/web/80/x".into(),
                     weight: 100,
                 }],
                 source.clone(),
-            )],
+            ))],
         },
     );
     dag.clusters.insert(
         "default/web/80/x".into(),
-        Cluster {
+        Arc::new(Cluster {
             name: "default/web/80/x".into(),
             service: ObjectKey::new("default", "web"),
             port_name: None,
             port: 80,
             eds_name: "default/web/http".into(),
             settings: UpstreamSettings::default(),
-        },
+        }),
     );
     dag
 }

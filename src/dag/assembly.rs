@@ -183,13 +183,13 @@ impl Assembly {
     }
 
     /// One user more for `cluster` (the Gateway API program's routes count here too).
-    pub(super) fn use_cluster(&mut self, cluster: &Cluster) {
+    pub(super) fn use_cluster(&mut self, cluster: &Arc<Cluster>) {
         let users = self.cluster_users.entry(cluster.name.clone()).or_default();
         *users += 1;
         if *users == 1 {
             self.dag
                 .clusters
-                .insert(cluster.name.clone(), cluster.clone());
+                .insert(cluster.name.clone(), Arc::clone(cluster));
         }
     }
 

@@ -3,7 +3,7 @@
 //! parent's, cycles are reported, and IngressRoutes no root reaches are orphaned.
 
 use std::collections::{BTreeMap, BTreeSet};
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::annotations::{parse_duration, parse_timeout, parse_tls_version};
@@ -193,7 +193,7 @@ fn root_contribution(
         };
         let (weighted, clusters) = tcp_proxy_services(snapshot, all, key, tcpproxy, statuses)?;
         b.tcp_proxy = Some(weighted);
-        c.clusters.extend(clusters);
+        c.clusters.extend(clusters.into_iter().map(Arc::new));
     }
     if let Some(b) = binding {
         c.tls.insert(fqdn.to_string(), b);

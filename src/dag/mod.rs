@@ -22,6 +22,7 @@ mod secret;
 mod status;
 pub mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use annotations::parse_duration;
@@ -92,7 +93,7 @@ pub struct Dag {
     /// Virtual hosts served over HTTPS (SNI), by host name.
     pub secure_virtual_hosts: imbl::OrdMap<String, SecureVirtualHost>,
     /// Upstream clusters the routes point at, by cluster name.
-    pub clusters: imbl::OrdMap<String, Cluster>,
+    pub clusters: imbl::OrdMap<String, Arc<Cluster>>,
     /// Certificates the secure virtual hosts and the Gateway HTTPS listeners serve, by secret name.
     pub secrets: imbl::OrdMap<String, TlsSecret>,
     /// Envoy listeners serving Gateway API listeners, by name (`http-8081`); each has a route
@@ -105,7 +106,7 @@ impl Dag {
     /// certificate both use is the same content under the same name.
     pub(crate) fn add_gateway_program(&mut self, program: &gateway::program::GatewayProgram) {
         for (name, c) in &program.clusters {
-            self.clusters.insert(name.clone(), c.clone());
+            self.clusters.insert(name.clone(), Arc::clone(c));
         }
         for (name, s) in &program.secrets {
             self.secrets.insert(name.clone(), s.clone());
@@ -120,7 +121,8 @@ impl Dag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualHost {
     pub host: String,
-    pub routes: Vec<Route>,
+    /// Shared with the contribution that made each route (most are served unchanged).
+    pub routes: Vec<Arc<Route>>,
 }
 
 /// A virtual host served over TLS (SNI): HTTP routes with the certificate in `secret`, or a TCP proxy
@@ -131,7 +133,7 @@ pub struct SecureVirtualHost {
     /// Name of an entry in [`Dag::secrets`]; `None` only for TLS passthrough.
     pub secret: Option<String>,
     pub min_tls_version: TlsVersion,
-    pub routes: Vec<Route>,
+    pub routes: Vec<Arc<Route>>,
     pub tcp_proxy: Option<Vec<WeightedCluster>>,
 }
 

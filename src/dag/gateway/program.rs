@@ -34,7 +34,7 @@ pub struct GatewayProgram {
     pub status: GatewayApiStatus,
     /// By Envoy listener name.
     pub listeners: BTreeMap<String, GatewayEnvoyListener>,
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
     pub secrets: BTreeMap<String, TlsSecret>,
 }
 
@@ -59,7 +59,7 @@ pub struct RouteProgram {
     pub parents: Vec<RouteParentState>,
     pub places: BTreeSet<(String, String)>,
     pub routes: Vec<HostRoute>,
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<String, Arc<Cluster>>,
 }
 
 /// A route with what orders it among the routes of its host.
@@ -218,7 +218,11 @@ fn certificate(
 }
 
 /// One entry of the routing table as a route, adding the clusters it uses to `clusters`.
-fn route(snapshot: &Snapshot, e: &Entry, clusters: &mut BTreeMap<String, Cluster>) -> GatewayRoute {
+fn route(
+    snapshot: &Snapshot,
+    e: &Entry,
+    clusters: &mut BTreeMap<String, Arc<Cluster>>,
+) -> GatewayRoute {
     let action = match &e.action {
         Action::Redirect(r) => GatewayAction::Redirect(redirect(r)),
         Action::Backends(shares) => GatewayAction::Forward(
@@ -254,7 +258,7 @@ fn cluster(
     snapshot: &Snapshot,
     service: &ObjectKey,
     port: i32,
-    clusters: &mut BTreeMap<String, Cluster>,
+    clusters: &mut BTreeMap<String, Arc<Cluster>>,
 ) -> Option<String> {
     let c = resolve_port(
         snapshot,
@@ -266,7 +270,7 @@ fn cluster(
     )
     .ok()?;
     let name = c.name.clone();
-    clusters.entry(name.clone()).or_insert(c);
+    clusters.entry(name.clone()).or_insert_with(|| Arc::new(c));
     Some(name)
 }
 

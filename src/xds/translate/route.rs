@@ -1,6 +1,8 @@
 //! RouteConfigurations: `ingress_http` for the HTTP listener, one per secure virtual host, and one per
 //! Gateway API listener.
 
+use std::sync::Arc;
+
 use envoy_types::pb::envoy::config::route::v3::{
     header_matcher::HeaderMatchSpecifier, redirect_action, route::Action, route_action,
     route_action::ClusterSpecifier, route_match::PathSpecifier, weighted_cluster, HeaderMatcher,
@@ -69,7 +71,7 @@ pub(super) fn route_configuration(
 pub(super) fn virtual_host(
     dag: &Dag,
     host: &str,
-    routes: &[dag::Route],
+    routes: &[Arc<dag::Route>],
     secure: bool,
 ) -> VirtualHost {
     let authority = wildcard_authority_matcher(host);
@@ -78,7 +80,7 @@ pub(super) fn virtual_host(
         domains: vec![host.to_string()],
         routes: routes
             .iter()
-            .flat_map(with_rewrite_boundary)
+            .flat_map(|r| with_rewrite_boundary(r))
             .map(|r| route(dag, &r, authority.clone(), secure))
             .collect(),
         ..Default::default()
