@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use smallvec::SmallVec;
+
 use super::file::{is_hidden, is_manifest_name, manifest_files, parse_manifests};
 use super::Change;
 use crate::pipeline::Signal;
@@ -18,18 +20,22 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct ManifestDir {
     dir: PathBuf,
-    files: BTreeMap<PathBuf, ParsedFile>,
+    /// By path; the same shared path is each of the file's objects' holder.
+    files: BTreeMap<Arc<Path>, ParsedFile>,
     /// Files that did not read or parse last time (their previous objects are kept).
     errors: BTreeMap<PathBuf, Arc<Error>>,
     /// The files that hold each object, sorted: the last in path order gives it, as a full read
-    /// would. Mostly one file: a list.
-    holders: HashMap<(StoreKind, ObjectKey), Vec<PathBuf>>,
+    /// would. Almost always one file, kept inline.
+    holders: HashMap<(StoreKind, ObjectKey), Holders>,
     snapshot: Snapshot,
     /// What the watcher saw since the last load; `None` without a watcher.
     dirty: Option<Arc<Mutex<Dirty>>>,
     /// Whether the directory was read whole once.
     scanned: bool,
 }
+
+/// The files holding one object.
+type Holders = SmallVec<[Arc<Path>; 1]>;
 
 /// A digest of a file's text and the objects it parsed into. A file whose text is unchanged is not
 /// parsed again and gives the same (shared) objects, so the incremental build sees them unchanged.
@@ -146,9 +152,9 @@ impl ManifestDir {
         let gone: Vec<PathBuf> = self
             .files
             .keys()
-            .chain(self.errors.keys())
+            .map(|p| p.to_path_buf())
+            .chain(self.errors.keys().cloned())
             .filter(|p| !listed.contains(p))
-            .cloned()
             .collect();
         for path in gone {
             self.forget(&path);
@@ -216,41 +222,48 @@ impl ManifestDir {
     /// Puts `parsed` in place of what `path` held, and the objects either one names in the snapshot
     /// as the files now give them.
     fn replace(&mut self, path: &Path, parsed: Option<ParsedFile>) {
-        let old = match parsed {
-            Some(p) => self.files.insert(path.to_path_buf(), p),
-            None => self.files.remove(path),
-        };
-        let mut touched = BTreeSet::new();
+        let old = self.files.remove(path);
+        let shared: Arc<Path> = Arc::from(path);
+        // Each object the file held or holds, with what the file now gives for it: its last
+        // document naming it. Collected in one pass: looking each up in the file again would be
+        // quadratic in the file's length.
+        let mut touched: BTreeMap<(StoreKind, ObjectKey), Option<KubeObject>> = BTreeMap::new();
         for object in old.iter().flat_map(|p| &p.objects) {
             let id = object.id();
             if let Some(holders) = self.holders.get_mut(&id) {
-                holders.retain(|p| p != path);
+                holders.retain(|p| **p != *path);
             }
-            touched.insert(id);
+            touched.insert(id, None);
         }
-        for object in self.files.get(path).iter().flat_map(|p| &p.objects) {
+        for object in parsed.iter().flat_map(|p| &p.objects) {
             let id = object.id();
             let holders = self.holders.entry(id.clone()).or_default();
-            if let Err(at) = holders.binary_search_by(|p| p.as_path().cmp(path)) {
-                holders.insert(at, path.to_path_buf());
+            if let Err(at) = holders.binary_search_by(|p| (**p).cmp(path)) {
+                holders.insert(at, Arc::clone(&shared));
             }
-            touched.insert(id);
+            touched.insert(id, Some(object.clone()));
         }
-        for id in touched {
-            self.settle(id);
+        if let Some(parsed) = parsed {
+            self.files.insert(shared, parsed);
+        }
+        for (id, given) in touched {
+            self.settle(id, path, given);
         }
     }
 
     /// Puts in the snapshot the object `id` as the last file holding it gives it (its last document
-    /// naming it), or takes it out when no file does.
-    fn settle(&mut self, id: (StoreKind, ObjectKey)) {
-        let winner = self
-            .holders
-            .get(&id)
-            .and_then(|holders| holders.last())
-            .and_then(|path| self.files.get(path))
-            .and_then(|file| file.objects.iter().rev().find(|o| o.id() == id))
-            .cloned();
+    /// naming it), or takes it out when no file does. `given` is what the file at `path`, just read,
+    /// gives for it.
+    fn settle(&mut self, id: (StoreKind, ObjectKey), path: &Path, given: Option<KubeObject>) {
+        let winner = match self.holders.get(&id).and_then(|h| h.last()) {
+            Some(last) if **last == *path => given,
+            Some(last) => self
+                .files
+                .get(last)
+                .and_then(|file| file.objects.iter().rev().find(|o| o.id() == id))
+                .cloned(),
+            None => None,
+        };
         match winner {
             Some(object) if self.snapshot.holds(&object) => {}
             Some(object) => self.snapshot.insert(object),

@@ -153,9 +153,11 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn apply(root: &Path, edit: &Edit) -> Vec<PathBuf> {
     let path = |f: usize| root.join(FILES[f]);
     let text = |names: &[u8], port: u16| -> String {
+        // Each document its own port: a name given twice in one file differs, and the last wins.
         names
             .iter()
-            .map(|n| service(&format!("s{n}"), port))
+            .enumerate()
+            .map(|(i, n)| service(&format!("s{n}"), port + 10 * i as u16))
             .collect::<Vec<_>>()
             .join("---\n")
     };
