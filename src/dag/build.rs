@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::route_table::RouteTable;
 use super::{
     ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
     Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
@@ -128,10 +129,8 @@ impl Candidate {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Contribution {
     pub source: ObjectKey,
-    /// Behind a pointer: a map node holds eleven entries whatever the count, and most contributions
-    /// have one route; the contributions are kept between builds. Shared with the DAGs built from
-    /// them, as are the clusters.
-    pub routes: BTreeMap<(String, PathMatch), Arc<Route>>,
+    /// Shared with the DAGs built from them, as are the clusters.
+    pub routes: RouteTable,
     pub clusters: Vec<Arc<Cluster>>,
     pub tls: BTreeMap<String, TlsBinding>,
 }
@@ -155,15 +154,16 @@ impl Contribution {
     pub fn new(source: ObjectKey) -> Self {
         Contribution {
             source,
-            routes: BTreeMap::new(),
+            routes: RouteTable::default(),
             clusters: Vec::new(),
             tls: BTreeMap::new(),
         }
     }
 
-    /// The contribution as it is kept between builds: without the spare room its vectors grew
+    /// The contribution as it is kept between builds: without the spare room its collections grew
     /// (a `Vec` of clusters grows to room for four, and most contributions have one).
     pub fn finished(mut self) -> Self {
+        self.routes.seal();
         self.clusters.shrink_to_fit();
         self
     }
