@@ -13,6 +13,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::build::{Builder, Candidate};
 use super::{Cluster, Dag, ObjectKind, TlsSecret};
 use crate::store::ObjectKey;
@@ -28,8 +30,8 @@ pub(super) struct Assembly {
     /// `--max-routes-per-virtual-host`.
     route_limit: usize,
     candidates: HashMap<CandidateId, Arc<Candidate>>,
-    /// The candidates naming each host (mostly one: a list).
-    by_host: HashMap<String, Vec<CandidateId>>,
+    /// The candidates naming each host (mostly one: a list, the first inline).
+    by_host: HashMap<String, SmallVec<[CandidateId; 1]>>,
     outcomes: HashMap<CandidateId, Outcome>,
     /// How many applied candidates use each cluster (a cluster's name is derived from all of its
     /// settings, so one name is one content).
@@ -155,7 +157,7 @@ impl Assembly {
             }
         }
         for host in hosts {
-            if self.by_host.get(&host).is_some_and(Vec::is_empty) {
+            if self.by_host.get(&host).is_some_and(|ids| ids.is_empty()) {
                 self.by_host.remove(&host);
             }
         }

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
+use smallvec::SmallVec;
 
 use crate::crd::TLSCertificateDelegation;
 use crate::store::{ObjectKey, Snapshot};
@@ -45,15 +46,17 @@ pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
 
 /// Which objects made each read: a changed read makes their contributions stale.
 #[derive(Debug, Default)]
-pub struct Readers(HashMap<Read, Vec<ObjectKey>>);
+pub struct Readers(HashMap<Read, SmallVec<[ObjectKey; 1]>>);
 
 impl Readers {
     /// Notes that `key`'s contribution made `reads`, returned without repeats (to forget them later).
     pub fn add(&mut self, key: &ObjectKey, mut reads: Vec<Read>) -> Vec<Read> {
         let mut distinct = HashSet::new();
         reads.retain(|r| distinct.insert(r.clone()));
+        // Kept with the contribution until it is computed again: without the room recording grew.
+        reads.shrink_to_fit();
         for read in &reads {
-            // A few readers each, mostly one: a list.
+            // A few readers each, mostly one: a list, the first inline.
             self.0.entry(read.clone()).or_default().push(key.clone());
         }
         reads
