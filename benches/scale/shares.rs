@@ -182,18 +182,7 @@ fn scaled(t: Totals, factor: f64) -> Totals {
 fn totals(text: &str, name: &str, label: Option<&str>) -> anyhow::Result<Totals> {
     let (sum_name, count_name) = (format!("{name}_sum"), format!("{name}_count"));
     let (mut totals, mut seen) = (Totals::default(), false);
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let metric = series.split('{').next().unwrap_or(series);
-        if label.is_some_and(|l| !series.contains(l)) {
-            continue;
-        }
-        let value: f64 = match value.parse() {
-            Ok(v) => v,
-            Err(_) => continue,
-        };
+    for (metric, value) in samples(text, label) {
         if metric == sum_name {
             totals.sum_ms += value;
             seen = true;
@@ -211,18 +200,22 @@ fn totals(text: &str, name: &str, label: Option<&str>) -> anyhow::Result<Totals>
 /// an error, as for [`totals`].
 fn counter(text: &str, name: &str, label: Option<&str>) -> anyhow::Result<u64> {
     let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        if series.split('{').next() != Some(name) || label.is_some_and(|l| !series.contains(l)) {
-            continue;
-        }
-        if let Ok(v) = value.parse::<f64>() {
-            *found.get_or_insert(0) += v as u64;
-        }
+    for (_, value) in samples(text, label).filter(|(metric, _)| *metric == name) {
+        *found.get_or_insert(0) += value as u64;
     }
     found.with_context(|| {
         format!("no counter {name} (labels containing {label:?}) in the Prometheus text")
     })
+}
+
+/// The samples of Prometheus text whose series has `label` (all, for `None`): metric name and value.
+fn samples<'a>(text: &'a str, label: Option<&'a str>) -> impl Iterator<Item = (&'a str, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(move |(series, _)| label.is_none_or(|l| series.contains(l)))
+        .filter_map(|(series, value)| {
+            let metric = series.split('{').next().unwrap_or(series);
+            Some((metric, value.parse().ok()?))
+        })
 }
