@@ -9,12 +9,13 @@
 //!
 //! The isobar binaries are `--isobar` (repeatable: runs alternate between them on the same API
 //! server, so a busy machine weighs on each alike), else `$ISOBAR_BIN`, else the one this workspace
-//! built (build `--release` for figures). The API server is the harness's (`ISOBAR_E2E_KUBECONFIG` or a local
-//! one). The clock starts when isobar is spawned and stops at the first list of the IngressRoutes
-//! (served from the API server's watch cache, the cheapest list for it, as the bench competes with
-//! isobar for the same cores) in which every one has a `currentStatus`. Each run starts a new isobar
-//! on freshly re-created IngressRoutes (so every status is due again) and a Lease of its own (so it
-//! leads at once). Figures go in BENCHMARKS.md.
+//! built (build `--release` for figures). The API server is the harness's (`ISOBAR_E2E_KUBECONFIG`
+//! or a local one). The clock starts when isobar is spawned and stops when a watch of the
+//! IngressRoutes, opened before, has seen every one with a `currentStatus`: a watch costs the API
+//! server one encoding per event, where polling lists would cost it every object per poll, on the
+//! cores isobar's writes need. Each run starts a new isobar on freshly re-created IngressRoutes (so
+//! every status is due again) and a Lease of its own (so it leads at once). Figures go in
+//! BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,8 +35,8 @@ use serde_json::{json, Value};
 const NAMESPACE: &str = "scale";
 /// Objects created at once (each request is its own HTTPS connection in the harness client).
 const CREATE_CONCURRENCY: usize = 16;
-/// Pause between two lists of the IngressRoutes.
-const POLL: Duration = Duration::from_millis(100);
+/// How often isobar is checked to be running while statuses are awaited.
+const ALIVE_CHECK: Duration = Duration::from_millis(500);
 /// How long one run may take to get every status written.
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 /// Size of each unrelated Secret's data.
@@ -150,21 +151,6 @@ fn unrelated_secret(i: usize) -> Value {
     })
 }
 
-/// How many IngressRoutes of the bench's namespace have a `status.currentStatus`, and how many
-/// there are.
-async fn with_status(client: &KubeClient) -> anyhow::Result<(usize, usize)> {
-    let list = client
-        .get_json(&format!("{INGRESS_ROUTES}?resourceVersion=0"))
-        .await?
-        .context("IngressRoutes not served")?;
-    let items = list["items"].as_array().context("a list without items")?;
-    let done = items
-        .iter()
-        .filter(|r| r["status"]["currentStatus"].is_string())
-        .count();
-    Ok((done, items.len()))
-}
-
 /// `VmRSS` and `VmHWM` of a process, in MiB.
 fn memory_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -233,7 +219,15 @@ async fn run_once(
         format!("status-scale-{label}-{run}"),
     ];
     extra.extend(args.isobar_args.iter().cloned());
+    // Statuses are seen through a watch opened before isobar starts: polling lists of every
+    // IngressRoute would take the API server's cores from the writes being timed.
+    let watch = client
+        .watch_collection(INGRESS_ROUTES, |r| {
+            Ok(r["status"]["currentStatus"].is_string())
+        })
+        .await?;
     let started = Instant::now();
+    let mut statuses = tokio::spawn(watch.wait_for_all(args.routes, started, RUN_TIMEOUT));
     let isobar = Isobar::start(IsobarOptions {
         bin: bin.clone(),
         source: IsobarSource::Kubeconfig(kubeconfig.to_path_buf()),
@@ -249,40 +243,31 @@ async fn run_once(
     .await?;
     isobar.wait_ready(RUN_TIMEOUT).await?;
     let ready = started.elapsed().as_secs_f64();
-    let mut first = None;
-    loop {
-        let (done, total) = with_status(client).await?;
-        if done > 0 && first.is_none() {
-            first = Some(started.elapsed().as_secs_f64());
+    let reached = loop {
+        tokio::select! {
+            reached = &mut statuses => break reached?,
+            // Not a synchronisation: how often isobar is checked to be alive meanwhile.
+            () = tokio::time::sleep(ALIVE_CHECK) => isobar.process().ensure_running()?,
         }
-        if done == total {
-            let seconds = started.elapsed().as_secs_f64();
-            let (rss_mib, peak_mib) = memory_mib(isobar.process().pid())?;
-            let cpu = cpu_seconds(isobar.process().pid())?;
-            if let Some(dir) = &args.keep_logs {
-                std::fs::create_dir_all(dir)?;
-                let p = isobar.process();
-                std::fs::copy(p.stdout_path(), dir.join(format!("{label}-{run}.out")))?;
-                std::fs::copy(p.stderr_path(), dir.join(format!("{label}-{run}.err")))?;
-            }
-            return Ok(Measured {
-                ready,
-                first: first.unwrap_or(seconds),
-                seconds,
-                cpu,
-                rss_mib,
-                peak_mib,
-            });
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            bail!(
-                "{done} of {total} statuses after {RUN_TIMEOUT:?}\n{}",
-                isobar.log_tail(30)
-            );
-        }
-        isobar.process().ensure_running()?;
-        tokio::time::sleep(POLL).await;
+    };
+    let reached =
+        reached.with_context(|| format!("waiting for statuses\n{}", isobar.log_tail(30)))?;
+    let (rss_mib, peak_mib) = memory_mib(isobar.process().pid())?;
+    let cpu = cpu_seconds(isobar.process().pid())?;
+    if let Some(dir) = &args.keep_logs {
+        std::fs::create_dir_all(dir)?;
+        let p = isobar.process();
+        std::fs::copy(p.stdout_path(), dir.join(format!("{label}-{run}.out")))?;
+        std::fs::copy(p.stderr_path(), dir.join(format!("{label}-{run}.err")))?;
     }
+    Ok(Measured {
+        ready,
+        first: reached.first.as_secs_f64(),
+        seconds: reached.all.as_secs_f64(),
+        cpu,
+        rss_mib,
+        peak_mib,
+    })
 }
 
 /// Deletes the bench's IngressRoutes and creates them again, without status.

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use isobar_harness::isobar::IsobarSource;
-use isobar_harness::kube::{KubeClient, KubeCluster, KubeClusterOptions};
+use isobar_harness::kube::{KubeCluster, KubeClusterOptions};
 use isobar_harness::kube_stack::{
     endpoint_slice_api_version, install_deploy, ISOBAR_NAMESPACE, ISOBAR_SERVICE_ACCOUNT,
 };
@@ -28,9 +28,6 @@ const NS: &str = "scale";
 const SECRETS_NS: &str = "scale-secrets";
 /// Written into Ingress status (a name that resolves nowhere), as the e2e tests do.
 const STATUS_ADDRESS: &str = "lb.isobar.test";
-/// Pause between two lists of every IngressRoute: each list is thousands of objects the API
-/// server serialises on the cores isobar needs for its status writes.
-const STATUS_POLL: Duration = Duration::from_millis(250);
 
 /// What the kube run measured.
 pub struct KubeFigures {
@@ -102,8 +99,12 @@ pub async fn run(
     let ready = Duration::from_secs(60) + Duration::from_millis(30) * n as u32;
     let status_timeout = Duration::from_secs(120) + Duration::from_millis(100) * n as u32;
     let proxy_work = work.join("proxy");
+    // Statuses are seen through a watch opened before isobar starts: polling lists of thousands
+    // of IngressRoutes would take the API server's cores from the status writes being timed.
+    let collection = format!("/apis/{IR_API}/namespaces/{NS}/ingressroutes");
+    let watch = admin.watch_collection(&collection, valid_status).await?;
     let started = Instant::now();
-    // Statuses are polled while Envoy starts: they do not depend on it.
+    // Statuses are awaited while Envoy starts: they do not depend on it.
     let (proxy, statuses) = tokio::try_join!(
         Proxy::start(
             &args.isobar,
@@ -113,7 +114,10 @@ pub async fn run(
             ready,
             &proxy_work,
         ),
-        all_statuses(admin, n, started, status_timeout),
+        async {
+            let all = watch.wait_for_all(n, started, status_timeout).await?;
+            anyhow::Ok(all.all)
+        },
     )?;
     eprintln!("  all {n} IngressRoute statuses written {statuses:.1?} after isobar's start");
     for i in [0, n - 1] {
@@ -146,52 +150,15 @@ pub async fn run(
     })
 }
 
-/// Lists the IngressRoutes every [`STATUS_POLL`] until all `n` have `status.currentStatus`, and
-/// returns the time since `since`. One that is not `valid` fails the run: the fixture is wrong.
-async fn all_statuses(
-    admin: &KubeClient,
-    n: usize,
-    since: Instant,
-    timeout: Duration,
-) -> anyhow::Result<Duration> {
-    // From the API server's watch cache (`resourceVersion=0`): a quorum read every poll would load
-    // etcd, which every status write goes through, and slow down what is being measured.
-    let path = format!("/apis/{IR_API}/namespaces/{NS}/ingressroutes?resourceVersion=0");
-    loop {
-        let list = admin
-            .get_json(&path)
-            .await?
-            .with_context(|| format!("GET {path}: 404"))?;
-        let items = list["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let with_status: Vec<_> = items
-            .iter()
-            .filter(|r| {
-                r["status"]["currentStatus"]
-                    .as_str()
-                    .is_some_and(|s| !s.is_empty())
-            })
-            .collect();
-        if let Some(bad) = with_status
-            .iter()
-            .find(|r| r["status"]["currentStatus"] != "valid")
-        {
-            bail!(
-                "IngressRoute {} is {}: {}",
-                bad["metadata"]["name"],
-                bad["status"]["currentStatus"],
-                bad["status"]["description"]
-            );
-        }
-        if with_status.len() >= n {
-            return Ok(since.elapsed());
-        }
-        if since.elapsed() > timeout {
-            bail!(
-                "timed out after {timeout:?} waiting for every IngressRoute's status.currentStatus: \
-                 {} of {n} have one",
-                with_status.len()
-            );
-        }
-        tokio::time::sleep(STATUS_POLL).await;
+/// Whether an IngressRoute has its status; one that is not `valid` fails the run: the fixture is
+/// wrong.
+fn valid_status(route: &serde_json::Value) -> Result<bool, String> {
+    match route["status"]["currentStatus"].as_str() {
+        None | Some("") => Ok(false),
+        Some("valid") => Ok(true),
+        Some(other) => Err(format!(
+            "IngressRoute {} is {other}: {}",
+            route["metadata"]["name"], route["status"]["description"]
+        )),
     }
 }

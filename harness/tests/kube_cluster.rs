@@ -290,3 +290,58 @@ async fn an_apiserver_that_exits_fails_the_start_at_once_with_its_log() {
         "{msg}"
     );
 }
+
+/// A ConfigMap of the watch test, in `state`.
+fn state_map(name: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"state": state},
+    })
+}
+
+/// `done` is the awaited state, `broken` fails the wait.
+fn done_state(map: &serde_json::Value) -> Result<bool, String> {
+    match map["data"]["state"].as_str() {
+        Some("done") => Ok(true),
+        Some("broken") => Err(format!("{} is broken", map["metadata"]["name"])),
+        _ => Ok(false),
+    }
+}
+
+#[tokio::test]
+async fn a_collection_watch_counts_listed_and_changed_objects_and_fails_on_a_bad_state() {
+    let cluster = start_cluster_without_kcm().await;
+    let client = cluster.client();
+    const MAPS: &str = "/api/v1/namespaces/default/configmaps";
+    client.apply(&state_map("w-0", "done")).await.unwrap();
+    client.apply(&state_map("w-1", "new")).await.unwrap();
+    client.apply(&state_map("w-2", "new")).await.unwrap();
+
+    // w-0 is done in the list; w-2 reaches the state and leaves it; w-1 reaches it: two of three.
+    let watch = client.watch_collection(MAPS, done_state).await.unwrap();
+    for (name, state) in [("w-2", "done"), ("w-2", "new"), ("w-1", "done")] {
+        client.apply(&state_map(name, state)).await.unwrap();
+    }
+    let err = watch
+        .wait_for_all(3, Instant::now(), Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("(2 so far)"), "{err}");
+
+    // The third arrives while the wait is on.
+    let since = Instant::now();
+    let watch = client.watch_collection(MAPS, done_state).await.unwrap();
+    let waiting = tokio::spawn(watch.wait_for_all(3, since, Duration::from_secs(30)));
+    client.apply(&state_map("w-2", "done")).await.unwrap();
+    let reached = waiting.await.unwrap().unwrap();
+    assert!(reached.first <= reached.all, "{reached:?}");
+
+    // A state the predicate refuses ends the wait with its message.
+    let watch = client.watch_collection(MAPS, done_state).await.unwrap();
+    let waiting = tokio::spawn(watch.wait_for_all(4, Instant::now(), Duration::from_secs(30)));
+    client.apply(&state_map("w-3", "broken")).await.unwrap();
+    let err = waiting.await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("\"w-3\" is broken"), "{err}");
+}

@@ -57,6 +57,10 @@ impl KubeClient {
         &self.endpoint
     }
 
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// Sends a request and returns status and body text, whatever the status.
     pub async fn raw(&self, method: &str, path: &str) -> Result<(u16, String)> {
         let r = self.transport.send(method, path, None, Vec::new()).await?;

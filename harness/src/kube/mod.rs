@@ -15,6 +15,7 @@ mod pki;
 mod resources;
 mod testnet;
 mod transport;
+mod watch;
 
 pub use binaries::{kube_binaries, KubeBinaries, KUBE_BIN_DIR_ENV};
 pub use client::{fill_apply_defaults, parse_yaml_documents, KubeClient, FIELD_MANAGER};
@@ -27,3 +28,4 @@ pub use local::{KubeClusterOptions, SERVICE_ACCOUNT_ISSUER};
 pub use netns::NetnsBackendHost;
 pub use pki::{ClusterPki, APISERVER_SANS};
 pub use resources::{known_resource, ResourceType};
+pub use watch::{AllReached, CollectionWatch, WatchEvent, WatchEvents};

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 use super::kubeconfig::{KubeAuth, KubeEndpoint};
 use crate::error::{error_chain, Error, Result};
@@ -108,6 +109,41 @@ impl Transport {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<RawResponse> {
+        let (status, body, conn_task) = self.head(method, path, content_type, body).await?;
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| Error::Http(format!("reading the body: {}", error_chain(&e))))?
+            .to_bytes()
+            .to_vec();
+        conn_task.abort();
+        Ok(RawResponse { status, body })
+    }
+
+    /// Sends a GET and returns once the response head is in (bounded by the timeout), with the
+    /// body left to stream: for watches, whose body lasts as long as the watch.
+    pub(crate) async fn stream(&self, path: &str) -> Result<StreamingResponse> {
+        let what = || format!("GET https://{}{path}", self.authority);
+        let (status, body, conn_task) =
+            tokio::time::timeout(self.timeout, self.head("GET", path, None, Vec::new()))
+                .await
+                .map_err(|_| Error::Http(format!("{} timed out after {:?}", what(), self.timeout)))?
+                .map_err(|e| Error::Http(format!("{}: {e}", what())))?;
+        Ok(StreamingResponse {
+            status,
+            body,
+            conn_task,
+        })
+    }
+
+    /// Connects, sends the request and reads the response head.
+    async fn head(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Incoming, JoinHandle<hyper::Result<()>>)> {
         let tcp = TcpStream::connect(&self.authority)
             .await
             .map_err(|e| Error::io(format!("connecting to {}", self.authority), e))?;
@@ -138,16 +174,20 @@ impl Transport {
             .send_request(req)
             .await
             .map_err(|e| Error::Http(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Http(format!("reading the body: {}", error_chain(&e))))?
-            .to_bytes()
-            .to_vec();
-        conn_task.abort();
-        Ok(RawResponse { status, body })
+        Ok((resp.status().as_u16(), resp.into_body(), conn_task))
+    }
+}
+
+/// A response whose body is read as it comes; the connection closes when this is dropped.
+pub(crate) struct StreamingResponse {
+    pub status: u16,
+    pub body: Incoming,
+    conn_task: JoinHandle<hyper::Result<()>>,
+}
+
+impl Drop for StreamingResponse {
+    fn drop(&mut self) {
+        self.conn_task.abort();
     }
 }
 
