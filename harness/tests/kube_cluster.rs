@@ -291,11 +291,15 @@ async fn an_apiserver_that_exits_fails_the_start_at_once_with_its_log() {
     );
 }
 
+/// The watch test's namespace: its own, as `default` is created by the API server a moment after it
+/// is ready.
+const WATCH_NS: &str = "watch-test";
+
 /// A ConfigMap of the watch test, in `state`.
 fn state_map(name: &str, state: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": WATCH_NS},
         "data": {"state": state},
     })
 }
@@ -313,7 +317,13 @@ fn done_state(map: &serde_json::Value) -> Result<bool, String> {
 async fn a_collection_watch_counts_listed_and_changed_objects_and_fails_on_a_bad_state() {
     let cluster = start_cluster_without_kcm().await;
     let client = cluster.client();
-    const MAPS: &str = "/api/v1/namespaces/default/configmaps";
+    const MAPS: &str = "/api/v1/namespaces/watch-test/configmaps";
+    client
+        .apply(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WATCH_NS},
+        }))
+        .await
+        .unwrap();
     client.apply(&state_map("w-0", "done")).await.unwrap();
     client.apply(&state_map("w-1", "new")).await.unwrap();
     client.apply(&state_map("w-2", "new")).await.unwrap();
