@@ -354,4 +354,13 @@ async fn a_collection_watch_counts_listed_and_changed_objects_and_fails_on_a_bad
     client.apply(&state_map("w-3", "broken")).await.unwrap();
     let err = waiting.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("\"w-3\" is broken"), "{err}");
+
+    // A watch the API server refuses is its error, with its status.
+    let Err(err) = client
+        .watch("/api/v1/namespaces/watch-test/nosuchkinds", "0")
+        .await
+    else {
+        panic!("a watch of an unknown kind was accepted");
+    };
+    assert!(matches!(err, Error::KubeApi { status: 404, .. }), "{err}");
 }

@@ -334,7 +334,7 @@ fn is_established(crd: &Value) -> bool {
 }
 
 /// The body as JSON for a 2xx status, else [`Error::KubeApi`] with the server's message.
-fn json_of(method: &str, path: &str, r: RawResponse) -> Result<Value> {
+pub(crate) fn json_of(method: &str, path: &str, r: RawResponse) -> Result<Value> {
     if !(200..300).contains(&r.status) {
         let text = String::from_utf8_lossy(&r.body);
         let message = serde_json::from_slice::<Value>(&r.body)

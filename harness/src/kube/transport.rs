@@ -85,13 +85,23 @@ impl Transport {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<RawResponse> {
-        let what = || format!("{method} https://{}{path}", self.authority);
-        match tokio::time::timeout(
-            self.timeout,
+        self.bounded(
+            method,
+            path,
             self.send_inner(method, path, content_type, body),
         )
         .await
-        {
+    }
+
+    /// Runs `request` within the timeout, its errors naming the request.
+    async fn bounded<T>(
+        &self,
+        method: &str,
+        path: &str,
+        request: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let what = || format!("{method} https://{}{path}", self.authority);
+        match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(Error::Http(format!("{}: {e}", what()))),
             Err(_) => Err(Error::Http(format!(
@@ -123,12 +133,9 @@ impl Transport {
     /// Sends a GET and returns once the response head is in (bounded by the timeout), with the
     /// body left to stream: for watches, whose body lasts as long as the watch.
     pub(crate) async fn stream(&self, path: &str) -> Result<StreamingResponse> {
-        let what = || format!("GET https://{}{path}", self.authority);
-        let (status, body, conn_task) =
-            tokio::time::timeout(self.timeout, self.head("GET", path, None, Vec::new()))
-                .await
-                .map_err(|_| Error::Http(format!("{} timed out after {:?}", what(), self.timeout)))?
-                .map_err(|e| Error::Http(format!("{}: {e}", what())))?;
+        let (status, body, conn_task) = self
+            .bounded("GET", path, self.head("GET", path, None, Vec::new()))
+            .await?;
         Ok(StreamingResponse {
             status,
             body,

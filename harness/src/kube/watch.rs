@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::client::KubeClient;
-use super::transport::StreamingResponse;
+use super::client::{json_of, KubeClient};
+use super::transport::{RawResponse, StreamingResponse};
 use crate::error::{Error, Result};
 
 /// One event of a watch.
@@ -29,8 +29,8 @@ pub struct WatchEvents {
     /// Bytes received after the last complete line.
     pending: Vec<u8>,
     path: String,
-    /// The `resourceVersion` of the last object seen, to watch on from.
-    last_version: Option<String>,
+    /// The `resourceVersion` to watch on from: the last event's, or the one the watch started at.
+    last_version: String,
 }
 
 impl WatchEvents {
@@ -60,9 +60,10 @@ impl WatchEvents {
         }
     }
 
-    /// The `resourceVersion` of the last event's object (bookmarks included).
-    pub fn last_version(&self) -> Option<&str> {
-        self.last_version.as_deref()
+    /// The `resourceVersion` of the last event's object (bookmarks included), or the one the watch
+    /// started at.
+    pub fn last_version(&self) -> &str {
+        &self.last_version
     }
 
     fn event(&mut self, line: &[u8]) -> Result<WatchEvent> {
@@ -78,7 +79,7 @@ impl WatchEvents {
             )));
         }
         if let Some(version) = event["object"]["metadata"]["resourceVersion"].as_str() {
-            self.last_version = Some(version.to_string());
+            self.last_version = version.to_string();
         }
         Ok(WatchEvent {
             kind,
@@ -102,24 +103,23 @@ impl KubeClient {
         let path = format!("{collection}?watch=1&resourceVersion={resource_version}");
         let mut response = self.transport().stream(&path).await?;
         if response.status != 200 {
-            let mut body = Vec::new();
-            while let Some(Ok(frame)) = response.body.frame().await {
-                if let Ok(data) = frame.into_data() {
-                    body.extend_from_slice(&data);
-                }
-            }
-            return Err(Error::KubeApi {
-                method: "GET".into(),
-                path,
-                status: response.status,
-                message: String::from_utf8_lossy(&body).trim().to_string(),
-            });
+            // `json_of` turns the refusal into the API server's message.
+            let body = (&mut response.body)
+                .collect()
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            let status = response.status;
+            json_of("GET", &path, RawResponse { status, body })?;
+            return Err(Error::Http(format!(
+                "watch {path}: answered {status}, not 200"
+            )));
         }
         Ok(WatchEvents {
             response,
             pending: Vec::new(),
             path,
-            last_version: None,
+            last_version: resource_version.to_string(),
         })
     }
 
@@ -140,8 +140,7 @@ impl KubeClient {
             .ok_or_else(|| Error::Invalid(format!("{collection} is not served")))?;
         let version = list["metadata"]["resourceVersion"]
             .as_str()
-            .ok_or_else(|| Error::Invalid(format!("a list of {collection} without a version")))?
-            .to_string();
+            .ok_or_else(|| Error::Invalid(format!("a list of {collection} without a version")))?;
         let mut progress = Progress::new(reached);
         for object in list["items"].as_array().into_iter().flatten() {
             progress.note(object, false)?;
@@ -149,8 +148,7 @@ impl KubeClient {
         Ok(CollectionWatch {
             client: self.clone(),
             collection: collection.to_string(),
-            events: self.watch(collection, &version).await?,
-            version,
+            events: self.watch(collection, version).await?,
             progress,
         })
     }
@@ -161,8 +159,6 @@ pub struct CollectionWatch<F> {
     client: KubeClient,
     collection: String,
     events: WatchEvents,
-    /// The version the watch started from.
-    version: String,
     progress: Progress<F>,
 }
 
@@ -202,17 +198,15 @@ impl<F: Fn(&Value) -> std::result::Result<bool, String>> CollectionWatch<F> {
                 Some(e) => self.progress.note(&e.object, e.kind == "DELETED")?,
                 None => {
                     // The API server ends a watch after a while: go on from the last version seen.
-                    if let Some(last) = self.events.last_version() {
-                        self.version = last.to_string();
-                    }
-                    self.events = self.client.watch(&self.collection, &self.version).await?;
+                    let version = self.events.last_version().to_string();
+                    self.events = self.client.watch(&self.collection, &version).await?;
                 }
             }
         }
     }
 }
 
-/// The names of the objects in the awaited state, and when the first was seen in it.
+/// The objects in the awaited state (`namespace/name`), and when the first was seen in it.
 struct Progress<F> {
     reached: F,
     done: HashSet<String>,
@@ -229,12 +223,17 @@ impl<F: Fn(&Value) -> std::result::Result<bool, String>> Progress<F> {
     }
 
     fn note(&mut self, object: &Value, deleted: bool) -> Result<()> {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let meta = &object["metadata"];
+        let key = format!(
+            "{}/{}",
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default()
+        );
         if !deleted && (self.reached)(object).map_err(Error::Invalid)? {
             self.first.get_or_insert_with(Instant::now);
-            self.done.insert(name.to_string());
+            self.done.insert(key);
         } else {
-            self.done.remove(name);
+            self.done.remove(&key);
         }
         Ok(())
     }
