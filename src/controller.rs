@@ -223,6 +223,10 @@ impl Controller {
             Ok(crate::ops::serve(debug_listener, routers.debug).await?)
         });
         let mtls = tls.is_some();
+        supervisor.spawn(
+            "heap trimmer",
+            crate::heap_trim::run(Arc::clone(&stats), cache.subscribe()),
+        );
         let service = AdsService::new(cache, stats);
         let xds_tls = tls.map(|server_config| XdsTls {
             server_config,

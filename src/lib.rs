@@ -16,6 +16,7 @@ pub mod crd;
 pub mod dag;
 mod error;
 pub mod health;
+pub mod heap_trim;
 pub mod isolation;
 pub mod latency;
 pub mod ops;

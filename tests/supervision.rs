@@ -60,6 +60,7 @@ async fn each_dead_task_stops_the_controller_with_an_error_naming_it() {
         [
             "HTTP server",
             "debug HTTP server",
+            "heap trimmer",
             PIPELINE_TASK,
             "xDS server"
         ],
