@@ -6,12 +6,14 @@ use crate::proxy::Proxy;
 
 /// Pause between two memory readings.
 const POLL: Duration = Duration::from_millis(200);
-/// The memory counts as settled once it stayed within [`BAND_MIB`] for this long: allocator
-/// caches and the last rebuild's garbage are returned within a moment of going idle.
-const STEADY: Duration = Duration::from_secs(2);
+/// The memory counts as settled once it stayed within [`BAND_MIB`] for this long. Longer than
+/// isobar's heap trimmer takes to return the freed pages of the last burst (its last trim comes
+/// 12–13 s after the xDS traffic stops, `src/heap_trim.rs`): what is read is the memory an idle
+/// isobar keeps, not the garbage of the last change.
+const STEADY: Duration = Duration::from_secs(15);
 const BAND_MIB: f64 = 1.0;
 /// How long the memory may take to settle; after that the last reading is reported, marked.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A memory reading.
 #[derive(Debug, Clone, Copy)]
