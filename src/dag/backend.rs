@@ -1,7 +1,9 @@
 //! Resolving a backend reference to a Service port, and so to a cluster with the upstream settings the
 //! Service's annotations and the route ask for.
 
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::core::v1::ServicePort;
+
+use crate::store::Service;
 use k8s_openapi::api::networking::v1::IngressBackend;
 
 use super::annotations::Annotations;

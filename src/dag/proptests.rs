@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Secret, ServicePort};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressClass, IngressClassSpec,
     IngressRule, IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
@@ -24,7 +24,7 @@ use crate::crd::{
 };
 
 use super::*;
-use crate::store::{ObjectKey, Snapshot};
+use crate::store::{ObjectKey, Service, ServiceSpec, Snapshot};
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
 const SERVICES: [&str; 3] = ["s1", "s2", "s3"];

@@ -12,7 +12,9 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::store::Service;
 use smallvec::SmallVec;
 
 use crate::crd::TLSCertificateDelegation;

@@ -2,14 +2,16 @@
 //! directory of YAML, a Kubernetes API server) fill the same [`Snapshot`]; from here on there is one
 //! code path.
 
+mod core_reduced;
 mod endpoint_slice;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
 
+pub use core_reduced::{EndpointAddress, EndpointSubset, Endpoints, Service, ServiceSpec};
 pub use endpoint_slice::{
     EndpointSlice, SliceConditions, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL,
 };
@@ -90,9 +92,20 @@ impl KubeObject {
                 .map(Arc::new)
                 .map_err(|e| ParseOutcome::Invalid(e.to_string()))
         }
+        /// Parsed with k8s-openapi's type (its schema decides what is invalid), kept reduced.
+        fn reduced<K: DeserializeOwned, T: From<K>>(
+            v: serde_json::Value,
+        ) -> Result<Arc<T>, ParseOutcome> {
+            serde_json::from_value::<K>(v)
+                .map(|k| Arc::new(T::from(k)))
+                .map_err(|e| ParseOutcome::Invalid(e.to_string()))
+        }
         match (api_version.as_str(), kind.as_str()) {
-            ("v1", "Service") => typed(value).map(KubeObject::Service),
-            ("v1", "Endpoints") => typed(value).map(KubeObject::Endpoints),
+            ("v1", "Service") => {
+                reduced::<k8s_openapi::api::core::v1::Service, _>(value).map(KubeObject::Service)
+            }
+            ("v1", "Endpoints") => reduced::<k8s_openapi::api::core::v1::Endpoints, _>(value)
+                .map(KubeObject::Endpoints),
             ("v1", "Secret") => typed(value).map(KubeObject::Secret),
             ("v1", "Namespace") => typed(value).map(KubeObject::Namespace),
             ("networking.k8s.io/v1", "Ingress") => typed(value).map(KubeObject::Ingress),

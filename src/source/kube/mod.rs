@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
+
+use crate::store::{Endpoints as ReducedEndpoints, Service as ReducedService};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::Discovery;
@@ -85,8 +87,25 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
             );
         }};
     }
-    spawn_typed!(Service, "services", services, Change::Routing, false);
-    spawn_typed!(Endpoints, "endpoints", endpoints, Change::Endpoints, false);
+    // Reduced on arrival to what routing reads (crate::store::core_reduced).
+    spawn_typed!(
+        Service,
+        "services",
+        services,
+        Change::Routing,
+        false,
+        ReducedService::from,
+        |o: &ReducedService| crate::store::key(&o.metadata)
+    );
+    spawn_typed!(
+        Endpoints,
+        "endpoints",
+        endpoints,
+        Change::Endpoints,
+        false,
+        ReducedEndpoints::from,
+        |o: &ReducedEndpoints| crate::store::key(&o.metadata)
+    );
     // Reduced on arrival to the keys isobar reads: most of a cluster's Secrets are not for it.
     spawn_typed!(
         Secret,

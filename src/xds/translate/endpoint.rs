@@ -8,8 +8,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use std::sync::Arc;
 
+use crate::store::Endpoints;
 use envoy_types::util::pack_any;
-use k8s_openapi::api::core::v1::Endpoints;
 
 use super::Named;
 use crate::dag::{Cluster, Dag};
