@@ -87,18 +87,16 @@ impl KubeObject {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
-        fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<Arc<T>, ParseOutcome> {
-            serde_json::from_value(v)
-                .map(Arc::new)
-                .map_err(|e| ParseOutcome::Invalid(e.to_string()))
-        }
-        /// Parsed with k8s-openapi's type (its schema decides what is invalid), kept reduced.
+        /// Parsed as `K` (its schema decides what is invalid), kept as `T`.
         fn reduced<K: DeserializeOwned, T: From<K>>(
             v: serde_json::Value,
         ) -> Result<Arc<T>, ParseOutcome> {
             serde_json::from_value::<K>(v)
                 .map(|k| Arc::new(T::from(k)))
                 .map_err(|e| ParseOutcome::Invalid(e.to_string()))
+        }
+        fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<Arc<T>, ParseOutcome> {
+            reduced::<T, T>(v)
         }
         match (api_version.as_str(), kind.as_str()) {
             ("v1", "Service") => {
