@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use imbl::ordmap::DiffItem;
+use smallvec::SmallVec;
 
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
@@ -37,15 +38,23 @@ pub struct TranslationMemo {
     http_hosts: BTreeMap<String, Vec<u8>>,
     /// Gateway listener → its hosts' `VirtualHost` encodings, in host order.
     gateway_hosts: HashMap<String, BTreeMap<String, Vec<u8>>>,
-    /// EDS name → the clusters reading it, sorted (several only when they are the same Service port;
-    /// short lists, kept for the whole configuration).
-    eds_users: HashMap<String, Vec<String>>,
-    /// Service → the EDS names of its clusters, sorted.
-    eds_by_service: HashMap<ObjectKey, Vec<String>>,
+    /// EDS name → how many clusters read it, and one of them. Several only when they are the same
+    /// Service port, so any of them gives the same addresses. A count and one cluster, not a list of
+    /// names: at 10,000 clusters the lists held 2 MB.
+    eds_users: HashMap<String, EdsUsers>,
+    /// Service → the EDS names of its clusters, sorted (mostly one: kept inline).
+    eds_by_service: HashMap<ObjectKey, SmallVec<[String; 1]>>,
     /// Service → its EndpointSlices, by slice.
     slices: HashMap<ObjectKey, BTreeMap<ObjectKey, Arc<EndpointSlice>>>,
     /// Translations computed (not reused) by the last call, for tests and benchmarks.
     pub recomputed: usize,
+}
+
+/// The clusters reading one EDS name: how many, and the last one added.
+#[derive(Debug)]
+struct EdsUsers {
+    count: usize,
+    cluster: Arc<dag::Cluster>,
 }
 
 /// The RouteConfiguration `name` from its virtual hosts' encodings, in order: the bytes `encode`
@@ -106,7 +115,7 @@ fn encode_hosts<'a, V: 'a>(
 }
 
 /// Adds `item` to a sorted list unless it is there.
-fn insert_sorted(list: &mut Vec<String>, item: &str) {
+fn insert_sorted(list: &mut SmallVec<[String; 1]>, item: &str) {
     if let Err(at) = list.binary_search_by(|x| x.as_str().cmp(item)) {
         list.insert(at, item.to_string());
     }
@@ -150,7 +159,7 @@ pub fn translate_changes(
     memo.routes(dag, &mut diff);
     let mut stale = BTreeSet::new();
     memo.clusters(dag, &mut diff, &mut stale);
-    memo.load_assignments(dag, snapshot, stale, &mut diff);
+    memo.load_assignments(snapshot, stale, &mut diff);
     memo.dag = dag.clone();
     diff
 }
@@ -245,10 +254,16 @@ impl TranslationMemo {
                         c.name.clone(),
                         pack_any(cluster::cluster(c)),
                     );
-                    insert_sorted(
-                        self.eds_users.entry(c.eds_name.clone()).or_default(),
-                        &c.name,
-                    );
+                    self.eds_users
+                        .entry(c.eds_name.clone())
+                        .and_modify(|users| {
+                            users.count += 1;
+                            users.cluster = Arc::clone(c);
+                        })
+                        .or_insert_with(|| EdsUsers {
+                            count: 1,
+                            cluster: Arc::clone(c),
+                        });
                     insert_sorted(
                         self.eds_by_service.entry(c.service.clone()).or_default(),
                         &c.eds_name,
@@ -262,8 +277,8 @@ impl TranslationMemo {
 
     fn forget_user(&mut self, c: &dag::Cluster) {
         if let Some(users) = self.eds_users.get_mut(&c.eds_name) {
-            users.retain(|u| *u != c.name);
-            if users.is_empty() {
+            users.count -= 1;
+            if users.count == 0 {
                 self.eds_users.remove(&c.eds_name);
                 if let Some(names) = self.eds_by_service.get_mut(&c.service) {
                     names.retain(|n| *n != c.eds_name);
@@ -275,11 +290,11 @@ impl TranslationMemo {
         }
     }
 
-    /// The ClusterLoadAssignments of `dag`'s clusters, computed again for the EDS names in `stale` and
-    /// those whose Service's Endpoints or EndpointSlices changed since the last snapshot.
+    /// The ClusterLoadAssignments of the clusters translated (`eds_users`), computed again for the EDS
+    /// names in `stale` and those whose Service's Endpoints or EndpointSlices changed since the last
+    /// snapshot.
     fn load_assignments(
         &mut self,
-        dag: &Dag,
         snapshot: &Snapshot,
         mut stale: BTreeSet<String>,
         diff: &mut CacheDiff,
@@ -330,11 +345,7 @@ impl TranslationMemo {
         for eds_name in stale {
             // Several clusters share an EDS name only if they are the same Service port: any of them
             // gives the same addresses.
-            let cluster = self
-                .eds_users
-                .get(&eds_name)
-                .and_then(|users| users.first())
-                .and_then(|name| dag.clusters.get(name));
+            let cluster = self.eds_users.get(&eds_name).map(|users| &users.cluster);
             let Some(c) = cluster else {
                 diff.remove(type_url::ENDPOINT, eds_name);
                 continue;
@@ -358,7 +369,6 @@ impl TranslationMemo {
 
     /// The ClusterLoadAssignments after an endpoints-only change (the DAG is the last one translated).
     pub fn endpoints(&mut self, snapshot: &Snapshot, diff: &mut CacheDiff) {
-        let dag = self.dag.clone();
-        self.load_assignments(&dag, snapshot, BTreeSet::new(), diff);
+        self.load_assignments(snapshot, BTreeSet::new(), diff);
     }
 }
