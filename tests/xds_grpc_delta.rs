@@ -136,7 +136,7 @@ async fn an_endpoint_change_sends_that_assignment_only() {
             resources: vec![DeltaResource {
                 name: "shop/api/9000".into(),
                 version: changed.hash.clone(),
-                resource: Some(changed.body.clone()),
+                resource: Some(changed.any(type_url::ENDPOINT)),
                 ..Default::default()
             }],
             type_url: type_url::ENDPOINT.into(),

@@ -79,12 +79,16 @@ impl AdminState {
         let cache = self.cache.current();
         let resources = type_url::ALL
             .iter()
-            .flat_map(|t| cache.all(t).into_iter().flat_map(|m| m.values()))
-            .map(|r| v1::Resource {
-                type_url: r.body.type_url.clone(),
+            .flat_map(|t| {
+                cache
+                    .all(t)
+                    .into_iter()
+                    .flat_map(move |m| m.values().map(move |r| (*t, r)))
+            })
+            .map(|(t, r)| v1::Resource {
+                type_url: t.to_string(),
                 name: r.name.clone(),
-                value: json::redacted(&r.body.type_url, &r.body.value)
-                    .unwrap_or_else(|| r.body.value.clone()),
+                value: json::redacted(t, &r.value).unwrap_or_else(|| r.value.clone()),
             })
             .collect();
         v1::Resources { resources }

@@ -202,7 +202,7 @@ fn clusters(dag: &Dag, cache: &CacheSnapshot) -> Vec<v1::Cluster> {
             port: c.port,
             endpoints: cache
                 .get(type_url::ENDPOINT, &c.eds_name)
-                .and_then(|r| ClusterLoadAssignment::decode(r.body.value.as_slice()).ok())
+                .and_then(|r| ClusterLoadAssignment::decode(r.value.as_slice()).ok())
                 .map(|cla| endpoints(&cla))
                 .unwrap_or_default(),
         })

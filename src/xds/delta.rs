@@ -64,7 +64,7 @@ impl Wire for Delta {
                 .map(|r| DeltaResource {
                     name: r.name.clone(),
                     version: r.hash.clone(),
-                    resource: Some(r.body.clone()),
+                    resource: Some(r.any(update.type_url)),
                     ..Default::default()
                 })
                 .collect(),

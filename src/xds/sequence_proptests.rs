@@ -144,7 +144,7 @@ fn seen<'a>(
 ) -> Vec<(String, String, Vec<u8>)> {
     resources
         .into_iter()
-        .map(|r| (r.name.clone(), r.hash.clone(), r.body.value.clone()))
+        .map(|r| (r.name.clone(), r.hash.clone(), r.value.clone()))
         .collect()
 }
 

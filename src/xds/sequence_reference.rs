@@ -5,8 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::google::protobuf::Any;
-
 use super::super::cache::{self, version_of, CacheSnapshot, Resource};
 use super::super::type_url;
 use super::{Answer, Resumed, Stage, Subscription};
@@ -202,8 +200,7 @@ impl Sequence {
             // An empty first subscription is the legacy wildcard.
             t.sub.wildcard = subscribe.is_empty();
             for (name, version) in initial_versions {
-                t.held
-                    .insert(name.clone(), placeholder(type_url, name, version));
+                t.held.insert(name.clone(), placeholder(name, version));
             }
             if !initial_versions.is_empty() {
                 let v = version_of(t.held.values());
@@ -543,13 +540,10 @@ fn desired(
 }
 
 /// A resource the client holds, known only by name and version (a delta client's initial versions).
-fn placeholder(type_url: &str, name: &str, version: &str) -> Arc<Resource> {
+fn placeholder(name: &str, version: &str) -> Arc<Resource> {
     Arc::new(Resource::hashed(
         name.to_string(),
-        Any {
-            type_url: type_url.to_string(),
-            value: Vec::new(),
-        },
+        Vec::new(),
         version.to_string(),
         None,
     ))

@@ -215,7 +215,7 @@ fn a_route_flip_is_made_before_it_is_broken_in_both_protocols() {
         assert_eq!(names(&eds.upserts), ["b"]);
         ack(&mut seq, &eds);
         let rds = only(seq.step(), type_url::ROUTE);
-        assert_eq!(rds.upserts[0].body.value, b"b");
+        assert_eq!(rds.upserts[0].value, b"b");
         ack(&mut seq, &rds);
         // 3. Only then is a removed.
         let mut rest = seq.step();
@@ -382,5 +382,5 @@ fn listeners_wait_while_a_held_cluster_has_no_endpoint_watch() {
     assert_eq!(names(&eds.upserts), ["b"]);
     ack(&mut seq, &eds);
     let lds = only(seq.step(), type_url::LISTENER);
-    assert_eq!(lds.upserts[0].body.value, b"listener 2");
+    assert_eq!(lds.upserts[0].value, b"listener 2");
 }

@@ -64,9 +64,17 @@ impl Wire for Sotw {
     fn encode(update: &Update) -> DiscoveryResponse {
         let whole = matches!(update.type_url, type_url::LISTENER | type_url::CLUSTER);
         let resources: Vec<_> = if whole {
-            update.state.values().map(|r| r.body.clone()).collect()
+            update
+                .state
+                .values()
+                .map(|r| r.any(update.type_url))
+                .collect()
         } else {
-            update.upserts.iter().map(|r| r.body.clone()).collect()
+            update
+                .upserts
+                .iter()
+                .map(|r| r.any(update.type_url))
+                .collect()
         };
         DiscoveryResponse {
             version_info: update.version.clone(),
