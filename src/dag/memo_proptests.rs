@@ -206,7 +206,12 @@ fn an_unchanged_snapshot_recomputes_nothing_and_an_edited_service_only_its_ingre
     build_memoised(&snapshot, &options, &mut memo);
     assert_eq!(memo.recomputed, 0);
     let mut edited = (*snapshot.services[&key]).clone();
-    edited.metadata.labels = Some([("edited".to_string(), "yes".to_string())].into());
+    // An annotation routing does not read: the object differs, the routes do not.
+    edited
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("example.test/note".to_string(), "edited".to_string());
     snapshot.services.insert(key, Arc::new(edited));
     let (dag, _, _) = build_memoised(&snapshot, &options, &mut memo);
     assert_eq!(memo.recomputed, 1);

@@ -165,7 +165,7 @@ fn service_annotations_invalid(choice: usize) -> bool {
 
 fn service(namespace: &str, name: &str, ports: &[(i32, Option<&str>)]) -> Service {
     Service {
-        metadata: meta(namespace, name),
+        metadata: meta(namespace, name).into(),
         spec: Some(ServiceSpec {
             ports: Some(
                 ports

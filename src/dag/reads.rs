@@ -163,7 +163,8 @@ mod tests {
         let mut edited = s.clone();
         let mut svc = Service::default();
         svc.metadata.name = Some("a".into());
-        svc.metadata.labels = Some([("edited".to_string(), "yes".to_string())].into());
+        svc.metadata.annotations =
+            Some([("example.test/note".to_string(), "edited".to_string())].into());
         edited
             .services
             .insert(ObjectKey::new("ns", "a"), Arc::new(svc));

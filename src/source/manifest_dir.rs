@@ -266,7 +266,7 @@ impl ManifestDir {
         };
         match winner {
             Some(object) if self.snapshot.holds(&object) => {}
-            Some(object) => self.snapshot.insert(object),
+            Some(object) => self.snapshot.insert_at(id.1, object),
             None => {
                 self.holders.remove(&id);
                 self.snapshot.remove(id.0, &id.1);

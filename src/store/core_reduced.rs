@@ -4,17 +4,51 @@
 //! isobar's RSS at 10,000 Ingresses down by 4 MiB. The documents are still parsed with
 //! k8s-openapi's types, so what they refuse is refused as before.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::core::v1::{EndpointPort, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
+
+use super::ObjectKey;
+
+/// What routing reads of a Service's or an Endpoints' metadata: its key and its annotations.
+/// k8s-openapi's `ObjectMeta` is 360 bytes before any field is set, this 72: at 10,000 Services and
+/// as many Endpoints the difference was 5.8 MB.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl Meta {
+    /// The object's key in a snapshot (see [`super::key`]).
+    pub fn key(&self) -> ObjectKey {
+        super::key_of(self.namespace.as_deref(), self.name.as_deref())
+    }
+}
+
+impl From<ObjectMeta> for Meta {
+    fn from(m: ObjectMeta) -> Self {
+        Meta {
+            name: m.name,
+            namespace: m.namespace,
+            annotations: m.annotations,
+        }
+    }
+}
 
 /// A Service: its annotations (upstream settings), ports and status (Envoy's own Service's load
 /// balancer address is what Ingress statuses report).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     #[serde(default)]
-    pub metadata: ObjectMeta,
+    pub metadata: Meta,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<ServiceSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,7 +69,7 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Endpoints {
     #[serde(default)]
-    pub metadata: ObjectMeta,
+    pub metadata: Meta,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subsets: Option<Vec<EndpointSubset>>,
 }
@@ -55,17 +89,10 @@ pub struct EndpointAddress {
     pub ip: String,
 }
 
-/// Metadata without the field managers, which nothing in routing reads and which are the largest
-/// part of an object the API server sends.
-fn reduced_meta(mut metadata: ObjectMeta) -> ObjectMeta {
-    metadata.managed_fields = None;
-    metadata
-}
-
 impl From<k8s::Service> for Service {
     fn from(s: k8s::Service) -> Self {
         Service {
-            metadata: reduced_meta(s.metadata),
+            metadata: Meta::from(s.metadata),
             spec: s.spec.map(|spec| ServiceSpec {
                 type_: spec.type_,
                 ports: spec.ports,
@@ -78,7 +105,7 @@ impl From<k8s::Service> for Service {
 impl From<k8s::Endpoints> for Endpoints {
     fn from(e: k8s::Endpoints) -> Self {
         Endpoints {
-            metadata: reduced_meta(e.metadata),
+            metadata: Meta::from(e.metadata),
             subsets: e.subsets.map(|subsets| {
                 subsets
                     .into_iter()
@@ -112,7 +139,6 @@ mod tests {
         let s = Service::from(k);
         assert_eq!(s.metadata.name.as_deref(), Some("s"));
         assert_eq!(s.metadata.annotations.unwrap()["a"], "b");
-        assert_eq!(s.metadata.managed_fields, None);
         let spec = s.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("ExternalName"));
         let ports = spec.ports.unwrap();

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
 
-pub use core_reduced::{EndpointAddress, EndpointSubset, Endpoints, Service, ServiceSpec};
+pub use core_reduced::{EndpointAddress, EndpointSubset, Endpoints, Meta, Service, ServiceSpec};
 pub use endpoint_slice::{
     EndpointSlice, SliceConditions, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL,
 };
@@ -166,12 +166,12 @@ pub struct Snapshot {
 /// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
 /// put it.
 pub fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectKey {
-    ObjectKey::new(
-        meta.namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string()),
-        meta.name.clone().unwrap_or_default(),
-    )
+    key_of(meta.namespace.as_deref(), meta.name.as_deref())
+}
+
+/// [`key`] from a namespace and a name.
+pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> ObjectKey {
+    ObjectKey::new(namespace.unwrap_or("default"), name.unwrap_or_default())
 }
 
 /// Which of a snapshot's maps an object lives in.
@@ -196,8 +196,8 @@ impl KubeObject {
     /// The object's kind and key: where it lives in a snapshot.
     pub fn id(&self) -> (StoreKind, ObjectKey) {
         match self {
-            KubeObject::Service(o) => (StoreKind::Service, key(&o.metadata)),
-            KubeObject::Endpoints(o) => (StoreKind::Endpoints, key(&o.metadata)),
+            KubeObject::Service(o) => (StoreKind::Service, o.metadata.key()),
+            KubeObject::Endpoints(o) => (StoreKind::Endpoints, o.metadata.key()),
             KubeObject::Secret(o) => (StoreKind::Secret, key(&o.metadata)),
             KubeObject::Ingress(o) => (StoreKind::Ingress, key(&o.metadata)),
             KubeObject::IngressClass(o) => (
@@ -228,6 +228,13 @@ impl Snapshot {
     /// Adds (or replaces) an object.
     pub fn insert(&mut self, object: KubeObject) {
         let (_, key) = object.id();
+        self.insert_at(key, object);
+    }
+
+    /// Adds (or replaces) an object at `key`, its key ([`KubeObject::id`]) already made: the
+    /// snapshot then shares the key's strings with the caller's copy instead of holding its own.
+    pub fn insert_at(&mut self, key: ObjectKey, object: KubeObject) {
+        debug_assert_eq!(key, object.id().1);
         match object {
             KubeObject::Service(o) => {
                 self.services.insert(key, o);

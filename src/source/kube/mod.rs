@@ -95,7 +95,7 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Routing,
         false,
         ReducedService::from,
-        |o: &ReducedService| crate::store::key(&o.metadata)
+        |o: &ReducedService| o.metadata.key()
     );
     spawn_typed!(
         Endpoints,
@@ -104,7 +104,7 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         Change::Endpoints,
         false,
         ReducedEndpoints::from,
-        |o: &ReducedEndpoints| crate::store::key(&o.metadata)
+        |o: &ReducedEndpoints| o.metadata.key()
     );
     // Reduced on arrival to the keys isobar reads: most of a cluster's Secrets are not for it.
     spawn_typed!(
