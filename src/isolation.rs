@@ -351,11 +351,7 @@ fn fingerprint<T: kube::Resource + serde::Serialize>(o: &T) -> Fingerprint {
         None => {
             use sha2::Digest;
             let bytes = serde_json::to_vec(o).unwrap_or_default();
-            sha2::Sha256::digest(&bytes)
-                .iter()
-                .take(8)
-                .map(|b| format!("{b:02x}"))
-                .collect()
+            hex::encode(&sha2::Sha256::digest(&bytes)[..8])
         }
     }
 }

@@ -12,7 +12,6 @@ use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use sha2::{Digest, Sha256};
 
 use super::v1;
-use crate::xds::cache::hex;
 use crate::xds::type_url;
 
 static ENVOY_DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptor.bin"));
@@ -105,7 +104,7 @@ pub fn redacted(type_url: &str, bytes: &[u8]) -> Option<Vec<u8>> {
         Some(Specifier::InlineString(s)) => s.as_bytes(),
         _ => return None,
     };
-    let fingerprint = hex(&Sha256::digest(material)[..8]);
+    let fingerprint = hex::encode(&Sha256::digest(material)[..8]);
     *key = DataSource {
         specifier: Some(Specifier::InlineString(format!("{REDACTED}{fingerprint}"))),
         ..Default::default()

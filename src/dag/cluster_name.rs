@@ -35,8 +35,7 @@ pub fn cluster_name(
         return base;
     }
     let digest = Sha256::digest(settings_encoding(settings));
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{base}/{}", &hex[..DIGEST_HEX_CHARS])
+    format!("{base}/{}", &hex::encode(digest)[..DIGEST_HEX_CHARS])
 }
 
 /// The bytes hashed into a cluster name: five lines, each `KEY=VALUE\n`, in this order:

@@ -46,7 +46,7 @@ impl Resource {
         hasher.update(body.type_url.as_bytes());
         hasher.update([0]);
         hasher.update(&body.value);
-        let hash = hex(&hasher.finalize()[..8]);
+        let hash = hex::encode(&hasher.finalize()[..8]);
         let eds_name = eds_name(&body);
         Resource::hashed(name, body.value, hash, eds_name)
     }
@@ -103,11 +103,6 @@ fn eds_name(body: &Any) -> Option<String> {
         Some(n) if !n.is_empty() => Some(n),
         _ => Some(c.name),
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The version of a set of resources: the XOR of their [`Resource::version_key`]s, so a function of
