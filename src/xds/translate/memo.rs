@@ -4,13 +4,13 @@
 //! together from the virtual hosts' encodings (a repeated message field is the concatenation of its
 //! elements' encodings), so one changed host re-encodes one host; so is each Gateway listener's.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use imbl::ordmap::DiffItem;
 use smallvec::SmallVec;
 
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
 use prost::Message;
@@ -20,9 +20,6 @@ use crate::dag::{self, Dag};
 use crate::store::{EndpointSlice, ObjectKey, Snapshot};
 use crate::xds::cache::{CacheDiff, CacheSnapshot};
 use crate::xds::type_url;
-
-/// The field number of `RouteConfiguration.virtual_hosts`.
-const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
 /// What [`translate_changes`] keeps between builds.
 #[derive(Debug, Default)]
@@ -55,39 +52,6 @@ pub struct TranslationMemo {
 struct EdsUsers {
     count: usize,
     cluster: Arc<dag::Cluster>,
-}
-
-/// The RouteConfiguration `name` from its virtual hosts' encodings, in order: the bytes `encode`
-/// gives for the whole message (a repeated message field is the concatenation of its elements).
-fn route_configuration_of<'a>(name: &str, virtual_hosts: impl Iterator<Item = &'a Vec<u8>>) -> Any {
-    // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
-    // rest; the pieces are written in that order.
-    let whole = route::route_configuration(name, Vec::new());
-    let mut out = RouteConfiguration {
-        name: whole.name.clone(),
-        ..Default::default()
-    }
-    .encode_to_vec();
-    for encoded in virtual_hosts {
-        prost::encoding::encode_key(
-            VIRTUAL_HOSTS_FIELD,
-            prost::encoding::WireType::LengthDelimited,
-            &mut out,
-        );
-        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
-        out.extend_from_slice(encoded);
-    }
-    out.extend(
-        RouteConfiguration {
-            name: String::new(),
-            ..whole
-        }
-        .encode_to_vec(),
-    );
-    Any {
-        type_url: type_url::ROUTE.to_string(),
-        value: out,
-    }
 }
 
 /// Brings `encodings` (host → its `VirtualHost` encoding) up to date with the hosts a diff visits,
@@ -219,7 +183,7 @@ impl TranslationMemo {
                     );
                     self.recomputed += encoded;
                     if old.is_none() || changed {
-                        let config = route_configuration_of(&l.name, hosts.values());
+                        let config = route::route_configuration_of(&l.name, hosts.values());
                         diff.upsert(type_url::ROUTE, l.name.clone(), config);
                     }
                 }
@@ -234,7 +198,7 @@ impl TranslationMemo {
 
     /// `ingress_http` from the virtual hosts' encodings, in host order.
     fn http_route_configuration(&self) -> Any {
-        route_configuration_of(route::HTTP_ROUTE_CONFIG, self.http_hosts.values())
+        route::route_configuration_of(route::HTTP_ROUTE_CONFIG, self.http_hosts.values())
     }
 
     /// Clusters added, changed or gone since the last DAG; the EDS names whose users changed go to

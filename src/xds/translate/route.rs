@@ -12,11 +12,16 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     string_matcher::MatchPattern, RegexMatcher, StringMatcher,
 };
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::google::protobuf::{Any, UInt32Value};
 use envoy_types::util::pack_any;
+use prost::Message;
 
 use super::Named;
 use crate::dag::{self, Dag, Insecure, LbPolicy, PathMatch, Timeout};
+use crate::xds::type_url;
+
+/// The field number of `RouteConfiguration.virtual_hosts`.
+const VIRTUAL_HOSTS_FIELD: u32 = 2;
 
 /// The route configuration the HTTP listener uses.
 pub const HTTP_ROUTE_CONFIG: &str = "ingress_http";
@@ -28,14 +33,14 @@ pub fn https_route_config_name(host: &str) -> String {
 
 /// All route configurations.
 pub fn routes(dag: &Dag) -> Named {
-    let http = route_configuration(
-        HTTP_ROUTE_CONFIG,
-        dag.virtual_hosts
-            .values()
-            .map(|v| virtual_host(dag, &v.host, &v.routes, false))
-            .collect(),
-    );
-    let mut out = vec![(HTTP_ROUTE_CONFIG.to_string(), pack_any(http))];
+    // Each host encoded on its own: the whole configuration's messages are never held at once.
+    let hosts: Vec<Vec<u8>> = dag
+        .virtual_hosts
+        .values()
+        .map(|v| virtual_host(dag, &v.host, &v.routes, false).encode_to_vec())
+        .collect();
+    let http = route_configuration_of(HTTP_ROUTE_CONFIG, hosts.iter());
+    let mut out = vec![(HTTP_ROUTE_CONFIG.to_string(), http)];
     for vhost in dag
         .secure_virtual_hosts
         .values()
@@ -52,6 +57,42 @@ pub fn routes(dag: &Dag) -> Named {
         out.push((l.name.clone(), pack_any(super::gateway::route_config(l))));
     }
     out
+}
+
+/// The RouteConfiguration `name` from its virtual hosts' encodings, in order: the bytes `encode`
+/// gives for the whole message (a repeated message field is the concatenation of its elements).
+pub(super) fn route_configuration_of<'a>(
+    name: &str,
+    virtual_hosts: impl Iterator<Item = &'a Vec<u8>>,
+) -> Any {
+    // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
+    // rest; the pieces are written in that order.
+    let whole = route_configuration(name, Vec::new());
+    let mut out = RouteConfiguration {
+        name: whole.name.clone(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    for encoded in virtual_hosts {
+        prost::encoding::encode_key(
+            VIRTUAL_HOSTS_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut out,
+        );
+        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
+        out.extend_from_slice(encoded);
+    }
+    out.extend(
+        RouteConfiguration {
+            name: String::new(),
+            ..whole
+        }
+        .encode_to_vec(),
+    );
+    Any {
+        type_url: type_url::ROUTE.to_string(),
+        value: out,
+    }
 }
 
 pub(super) fn route_configuration(
@@ -75,31 +116,32 @@ pub(super) fn virtual_host(
     secure: bool,
 ) -> VirtualHost {
     let authority = wildcard_authority_matcher(host);
+    let mut envoy_routes = Vec::with_capacity(routes.len());
+    for r in routes {
+        if let Some(boundary) = rewrite_boundary(r) {
+            envoy_routes.push(route(dag, r, &boundary, authority.clone(), secure));
+        }
+        envoy_routes.push(route(dag, r, &r.path, authority.clone(), secure));
+    }
     VirtualHost {
         name: host.to_string(),
         domains: vec![host.to_string()],
-        routes: routes
-            .iter()
-            .flat_map(|r| with_rewrite_boundary(r))
-            .map(|r| route(dag, &r, authority.clone(), secure))
-            .collect(),
+        routes: envoy_routes,
         ..Default::default()
     }
 }
 
 /// Envoy's prefix rewrite replaces the matched text literally: `match: /api` with `prefixRewrite: /`
 /// turns `/api/v1` into `//v1`. A route for `/api/` (rewritten to `/`) ahead of the one for `/api`
-/// makes the backend see `/v1`, and `/api` itself still becomes `/`.
-fn with_rewrite_boundary(r: &dag::Route) -> Vec<dag::Route> {
+/// makes the backend see `/v1`, and `/api` itself still becomes `/`. This is that route's path.
+fn rewrite_boundary(r: &dag::Route) -> Option<PathMatch> {
     match (&r.path, r.prefix_rewrite.as_deref()) {
         (PathMatch::StringPrefix(p), Some(rewrite))
             if rewrite.ends_with('/') && !p.ends_with('/') =>
         {
-            let mut boundary = r.clone();
-            boundary.path = PathMatch::StringPrefix(format!("{p}/"));
-            vec![boundary, r.clone()]
+            Some(PathMatch::StringPrefix(format!("{p}/")))
         }
-        _ => vec![r.clone()],
+        _ => None,
     }
 }
 
@@ -143,8 +185,15 @@ fn cluster_specifier(clusters: &[dag::WeightedCluster]) -> ClusterSpecifier {
 /// The cookie that pins a client to an endpoint of a `Cookie`-strategy upstream (Contour's name).
 const AFFINITY_COOKIE: &str = "X-Contour-Session-Affinity";
 
-fn route(dag: &Dag, r: &dag::Route, authority: Option<HeaderMatcher>, secure: bool) -> Route {
-    let path_specifier = match &r.path {
+/// The Envoy route for `r`, matching `path` (its own, or its rewrite boundary's).
+fn route(
+    dag: &Dag,
+    r: &dag::Route,
+    path: &PathMatch,
+    authority: Option<HeaderMatcher>,
+    secure: bool,
+) -> Route {
+    let path_specifier = match path {
         PathMatch::Exact(p) => PathSpecifier::Path(p.clone()),
         // `path_separated_prefix` can't be "/"; a plain "/" prefix matches the same requests.
         PathMatch::SegmentPrefix(p) if p == "/" => PathSpecifier::Prefix(p.clone()),
