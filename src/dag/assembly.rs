@@ -10,7 +10,8 @@
 //! candidates and hosts using them, and by the Gateway API program's routes and listeners
 //! ([`super::gateway_memo`]), which keeps the DAG's Gateway listeners here too.
 
-use std::collections::{BTreeSet, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use smallvec::SmallVec;

@@ -1,5 +1,6 @@
 //! The DAG builder: objects in, routing model and statuses out.
 
+use foldhash::{HashMap, HashMapExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -196,10 +197,12 @@ impl Contribution {
 /// 10,000 hosts, owned copies of every route and cluster were the largest transient allocation of
 /// isobar's first build, and copies in the DAG about 7 MiB of what it holds.
 pub(super) struct Builder<'a> {
-    routes: BTreeMap<&'a str, BTreeMap<&'a PathMatch, &'a Arc<Route>>>,
-    clusters: BTreeMap<&'a str, &'a Arc<Cluster>>,
+    // Hash maps: looked up per route and cluster applied, and by host name (B-tree lookups compared
+    // names byte by byte); the order comes from `hosts()` and the DAG's ordered maps.
+    routes: HashMap<&'a str, BTreeMap<&'a PathMatch, &'a Arc<Route>>>,
+    clusters: HashMap<&'a str, &'a Arc<Cluster>>,
     /// Host → (TLS, object that bound it).
-    tls: BTreeMap<&'a str, (&'a TlsBinding, &'a ObjectKey)>,
+    tls: HashMap<&'a str, (&'a TlsBinding, &'a ObjectKey)>,
     max_routes_per_virtual_host: usize,
     /// Units of work done, see [`build_counting_work`].
     pub work: u64,
@@ -208,9 +211,9 @@ pub(super) struct Builder<'a> {
 impl<'a> Builder<'a> {
     pub fn new(max_routes_per_virtual_host: usize) -> Self {
         Builder {
-            routes: BTreeMap::new(),
-            clusters: BTreeMap::new(),
-            tls: BTreeMap::new(),
+            routes: HashMap::new(),
+            clusters: HashMap::new(),
+            tls: HashMap::new(),
             max_routes_per_virtual_host,
             work: 0,
         }
@@ -245,10 +248,12 @@ impl<'a> Builder<'a> {
             }
         }
         for ((host, path), route) in &c.routes {
-            let same_requests = std::iter::once(path.clone()).chain(path.equivalent());
-            for existing in
-                same_requests.filter_map(|p| self.routes.get(host.as_str())?.get(&p).copied())
-            {
+            let Some(routed) = self.routes.get(host.as_str()) else {
+                continue;
+            };
+            let equivalent = path.equivalent();
+            let same_requests = std::iter::once(path).chain(equivalent.as_ref());
+            for existing in same_requests.filter_map(|p| routed.get(p).copied()) {
                 if existing.source != route.source {
                     errors.push(format!(
                         "path {:?} on host {host:?} is already routed by \"{}\"",

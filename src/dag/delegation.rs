@@ -7,7 +7,8 @@
 //! de-duplicated by (IngressRoute, route index). Work is proportional to the number of states plus the
 //! routes collected, and both are bounded by [`super::DagLimits`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::ingressroute::{build_route, valid_description, RouteWithClusters};
 use super::{DagLimits, Validity};
@@ -97,7 +98,7 @@ impl<'a> Walker<'a> {
             next_route: 0,
             depth: 1,
         }];
-        let mut on_stack: HashSet<ObjectKey> = HashSet::from([key.clone()]);
+        let mut on_stack: HashSet<ObjectKey> = HashSet::from_iter([key.clone()]);
         while let Some(frame) = stack.last_mut() {
             self.work += 1;
             let state_id = frame.state;
@@ -276,7 +277,7 @@ impl<'a> Walker<'a> {
 
     /// Every route reachable from `root` through valid states, once each, in walk order.
     fn collect(&mut self, root: usize) -> Result<Vec<RouteWithClusters>, Vec<String>> {
-        let mut seen_states = HashSet::from([root]);
+        let mut seen_states = HashSet::from_iter([root]);
         let mut seen_routes = BTreeSet::new();
         let mut pending = vec![root];
         let mut routes = Vec::new();

@@ -10,7 +10,8 @@
 //! IngressRoutes', and the Gateway listeners are kept in its DAG, so a build copies nothing.
 //! [`program`](super::gateway::program::program) is the reference this is tested against.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::assembly::Assembly;

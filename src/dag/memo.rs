@@ -9,7 +9,8 @@
 //! is kept route by route in [`GatewayMemo`], which writes its listeners into the Assembly's DAG.
 //! [`super::build`] is the reference this is tested against.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::assembly::{Assembly, CandidateId};

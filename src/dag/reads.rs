@@ -8,8 +8,8 @@
 //! happen deep in backend and secret resolution that the full build shares unchanged; the builder is
 //! one thread.
 
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -168,7 +168,7 @@ mod tests {
         edited
             .services
             .insert(ObjectKey::new("ns", "a"), Arc::new(svc));
-        assert_eq!(changed(&s, &edited), HashSet::from([reads[0].clone()]));
+        assert_eq!(changed(&s, &edited), HashSet::from_iter([reads[0].clone()]));
         let mut added = s.clone();
         added
             .secrets
@@ -179,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             changed(&s, &added),
-            HashSet::from([reads[1].clone(), reads[2].clone()])
+            HashSet::from_iter([reads[1].clone(), reads[2].clone()])
         );
     }
 
