@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::google::protobuf::Any;
-use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -47,7 +45,7 @@ impl Resource {
         hasher.update([0]);
         hasher.update(&body.value);
         let hash = hex::encode(&hasher.finalize()[..8]);
-        let eds_name = eds_name(&body);
+        let eds_name = super::cluster_eds::eds_name(&body);
         Resource::hashed(name, body.value, hash, eds_name)
     }
 
@@ -83,26 +81,6 @@ fn version_key(name: &str, hash: &str) -> u64 {
     let mut key = [0u8; 8];
     key.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(key)
-}
-
-/// The EDS service name of a cluster that reads its endpoints over EDS (the cluster's name when it
-/// sets none); `None` for anything else.
-fn eds_name(body: &Any) -> Option<String> {
-    if body.type_url != super::type_url::CLUSTER {
-        return None;
-    }
-    let c = Cluster::decode(body.value.as_slice()).ok()?;
-    let eds = matches!(
-        c.cluster_discovery_type,
-        Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
-    );
-    if !eds {
-        return None;
-    }
-    match c.eds_cluster_config.map(|e| e.service_name) {
-        Some(n) if !n.is_empty() => Some(n),
-        _ => Some(c.name),
-    }
 }
 
 /// The version of a set of resources: the XOR of their [`Resource::version_key`]s, so a function of

@@ -1,6 +1,7 @@
 //! From the DAG to Envoy: translation (pure), the versioned cache, and the ADS server.
 
 pub mod cache;
+mod cluster_eds;
 mod delta;
 pub mod limits;
 pub(crate) mod report;
