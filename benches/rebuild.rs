@@ -9,11 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isobar::dag::{self, DagOptions, Memo};
+use isobar::dag::{self, DagOptions, Memo, Validity};
 use isobar::source::file::parse_manifests;
 use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
+
+#[path = "rebuild/mixed.rs"]
+mod mixed;
 
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::new();
@@ -65,7 +68,6 @@ fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
 fn main() {
     // `--quick` (CI): small sizes, few rounds, so the bench keeps building and running.
     let quick = std::env::args().any(|a| a == "--quick");
-    let config = ListenerConfig::default();
     // `--sizes 1000,10000`: other sizes.
     let args: Vec<String> = std::env::args().collect();
     let given: Option<Vec<usize>> = args
@@ -78,95 +80,125 @@ fn main() {
         None if quick => vec![100],
         None => vec![1_000, 10_000, 50_000],
     };
-    println!("| Ingresses | routes | full: DAG build | translate | cache update | full total | first build, memoised path | one Ingress changed: DAG | translate | cache update | total |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &n in &sizes {
-        let snap = snapshot(n);
-        let rounds = if quick {
+    // `--workload plain` or `--workload mixed`: only that table.
+    let workload = args
+        .iter()
+        .position(|a| a == "--workload")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let rounds = |n: usize| {
+        if quick {
             3
         } else if n >= 10_000 {
             7
         } else {
             21
-        };
-        let (mut build, mut translate_t, mut publish) = (Vec::new(), Vec::new(), Vec::new());
-        let mut routes = 0;
-        for round in 0..rounds {
-            let cache = XdsCache::new();
-            let t0 = Instant::now();
-            let (dag, statuses) = dag::build(&snap, &DagOptions::default());
-            let t1 = Instant::now();
-            let resources = translate::translate(&dag, &snap, &config);
-            let t2 = Instant::now();
-            let changed = cache.set(resources.by_type());
-            let t3 = Instant::now();
-            assert!(changed && statuses.len() == n);
-            routes = dag.virtual_hosts.values().map(|v| v.routes.len()).sum();
-            if round > 0 {
-                build.push(t1 - t0);
-                translate_t.push(t2 - t1);
-                publish.push(t3 - t2);
-            }
         }
-        let (b, t, p) = (median(build), median(translate_t), median(publish));
-
-        // The pipeline's first build (what isobar does at start): the memoised path from empty memos.
-        let options = DagOptions::default();
-        let mut first = Vec::new();
-        for _ in 0..rounds {
-            let cache = XdsCache::new();
-            let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
-            let t0 = Instant::now();
-            let (dag, _, _) = dag::build_memoised(&snap, &options, &mut memo);
-            let diff = translate::translate_changes(
-                &dag,
-                &snap,
-                &config,
-                &mut translation,
-                &cache.current(),
+    };
+    if workload != Some("mixed") {
+        println!("Plain: N Ingresses, each with its own Service, Endpoints and host.\n");
+        header("Ingresses");
+        for &n in &sizes {
+            row(n, &snapshot(n), with_one_edit, rounds(n));
+        }
+    }
+    if workload != Some("plain") {
+        println!("\nMixed (benches/rebuild/mixed.rs): N units of a Service with an EndpointSlice and one of a TLS Ingress, a plain Ingress, a root IngressRoute delegating to a child, an Ingress with annotations.\n");
+        header("units");
+        for &n in &sizes {
+            let setup = Instant::now();
+            let snap = mixed::snapshot(n);
+            eprintln!(
+                "mixed {n}: objects generated and parsed in {:.1?}",
+                setup.elapsed()
             );
-            assert!(cache.apply(diff));
-            first.push(t0.elapsed());
+            row(n, &snap, mixed::with_one_edit, rounds(n));
         }
-        let first = median(first);
+    }
+}
 
-        // The pipeline's way: memos warm from the previous build, one Ingress edited per round.
+fn header(what: &str) {
+    println!("| {what} | routes | full: DAG build | translate | cache update | full total | first build, memoised path | one Ingress changed: DAG | translate | cache update | total |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+}
+
+/// One table row: the full rebuild, the memoised first build and the memoised rebuild after one
+/// edit (`edit(snap, round)`), each the median of `rounds`.
+fn row(n: usize, snap: &Snapshot, edit: fn(&Snapshot, usize) -> Snapshot, rounds: usize) {
+    let config = ListenerConfig::default();
+    let objects = snap.ingresses.len() + snap.ingress_routes.len();
+    let (mut build, mut translate_t, mut publish) = (Vec::new(), Vec::new(), Vec::new());
+    let mut routes = 0;
+    for round in 0..rounds {
+        let cache = XdsCache::new();
+        let t0 = Instant::now();
+        let (dag, statuses) = dag::build(snap, &DagOptions::default());
+        let t1 = Instant::now();
+        let resources = translate::translate(&dag, snap, &config);
+        let t2 = Instant::now();
+        let changed = cache.set(resources.by_type());
+        let t3 = Instant::now();
+        assert!(changed && statuses.len() == objects);
+        assert!(
+            statuses.iter().all(|s| s.validity == Validity::Valid),
+            "every object of the workload is valid: {:?}",
+            statuses.iter().find(|s| s.validity != Validity::Valid)
+        );
+        routes = dag.virtual_hosts.values().map(|v| v.routes.len()).sum();
+        if round > 0 {
+            build.push(t1 - t0);
+            translate_t.push(t2 - t1);
+            publish.push(t3 - t2);
+        }
+    }
+    let (b, t, p) = (median(build), median(translate_t), median(publish));
+
+    // The pipeline's first build (what isobar does at start): the memoised path from empty memos.
+    let options = DagOptions::default();
+    let mut first = Vec::new();
+    for _ in 0..rounds {
         let cache = XdsCache::new();
         let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
-        let (dag, _, _) = dag::build_memoised(&snap, &options, &mut memo);
-        cache.apply(translate::translate_changes(
-            &dag,
-            &snap,
-            &config,
-            &mut translation,
-            &cache.current(),
-        ));
-        let (mut ib, mut it, mut ip) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let next = with_one_edit(&snap, round);
-            let t0 = Instant::now();
-            let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
-            let t1 = Instant::now();
-            let diff = translate::translate_changes(
-                &dag,
-                &next,
-                &config,
-                &mut translation,
-                &cache.current(),
-            );
-            let t2 = Instant::now();
-            let changed = cache.apply(diff);
-            let t3 = Instant::now();
-            assert!(changed && memo.recomputed == 1 && translation.recomputed == 1);
-            ib.push(t1 - t0);
-            it.push(t2 - t1);
-            ip.push(t3 - t2);
-        }
-        let (ib, it, ip) = (median(ib), median(it), median(ip));
-        println!(
-            "| {n} | {routes} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} | {first:.2?} | {ib:.2?} | {it:.2?} | {ip:.2?} | {:.2?} |",
-            b + t + p,
-            ib + it + ip
-        );
+        let t0 = Instant::now();
+        let (dag, _, _) = dag::build_memoised(snap, &options, &mut memo);
+        let diff =
+            translate::translate_changes(&dag, snap, &config, &mut translation, &cache.current());
+        assert!(cache.apply(diff));
+        first.push(t0.elapsed());
     }
+    let first = median(first);
+
+    // The pipeline's way: memos warm from the previous build, one Ingress edited per round.
+    let cache = XdsCache::new();
+    let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
+    let (dag, _, _) = dag::build_memoised(snap, &options, &mut memo);
+    cache.apply(translate::translate_changes(
+        &dag,
+        snap,
+        &config,
+        &mut translation,
+        &cache.current(),
+    ));
+    let (mut ib, mut it, mut ip) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let next = edit(snap, round);
+        let t0 = Instant::now();
+        let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
+        let t1 = Instant::now();
+        let diff =
+            translate::translate_changes(&dag, &next, &config, &mut translation, &cache.current());
+        let t2 = Instant::now();
+        let changed = cache.apply(diff);
+        let t3 = Instant::now();
+        assert!(changed && memo.recomputed == 1 && translation.recomputed == 1);
+        ib.push(t1 - t0);
+        it.push(t2 - t1);
+        ip.push(t3 - t2);
+    }
+    let (ib, it, ip) = (median(ib), median(it), median(ip));
+    println!(
+        "| {n} | {routes} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} | {first:.2?} | {ib:.2?} | {it:.2?} | {ip:.2?} | {:.2?} |",
+        b + t + p,
+        ib + it + ip
+    );
 }
