@@ -24,7 +24,7 @@ use envoy_types::util::pack_any;
 
 use super::route::{https_route_config_name, HTTP_ROUTE_CONFIG};
 use super::{ads_config_source, ListenerConfig, Named};
-use crate::dag::{Dag, TlsVersion, WeightedCluster};
+use crate::dag::{Dag, SecureVirtualHost, TlsVersion, WeightedCluster};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy};
 
 /// The plain HTTP listener.
@@ -88,6 +88,23 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
         ));
     }
     out
+}
+
+/// Whether `a` and `b` give the TLS listener the same filter chain: everything but their routes,
+/// which are in each host's own RouteConfiguration. Destructured without `..`: a new field fails to
+/// compile here until it is decided whether the listener reads it.
+pub(super) fn same_filter_chain(a: &SecureVirtualHost, b: &SecureVirtualHost) -> bool {
+    let SecureVirtualHost {
+        host,
+        secret,
+        min_tls_version,
+        routes: _,
+        tcp_proxy,
+    } = a;
+    *host == b.host
+        && *secret == b.secret
+        && *min_tls_version == b.min_tls_version
+        && *tcp_proxy == b.tcp_proxy
 }
 
 /// The listener filter that reads the SNI name for filter-chain matching.

@@ -24,7 +24,7 @@ use crate::dag::Dag;
 use crate::store::Snapshot;
 
 /// Where Envoy's listeners bind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
     pub http_address: String,
     pub http_port: u16,
