@@ -3,6 +3,7 @@
 //! error the object's status reports; it is never replaced by a default.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::Duration;
 
 use super::{RetryPolicy, Timeout, TlsVersion};
@@ -41,12 +42,16 @@ impl<'a> Annotations<'a> {
         Annotations(map)
     }
 
-    /// A Contour annotation by its name without prefix, with the full key it was found under.
-    pub fn contour(&self, name: &str) -> Option<(String, &'a str)> {
+    /// A Contour annotation by its name without prefix, with the full key it was found under. Found
+    /// among the keys under each prefix (a range of the sorted map) without writing the key out: this
+    /// runs for every annotation isobar knows, on every object and every Service a route sends to.
+    pub fn contour(&self, name: &str) -> Option<(&'a str, &'a str)> {
         let map = self.0?;
-        PREFIXES.iter().find_map(|p| {
-            let key = format!("{p}{name}");
-            map.get(&key).map(|v| (key, v.as_str()))
+        PREFIXES.iter().find_map(|prefix| {
+            map.range::<str, _>((Bound::Included(*prefix), Bound::Unbounded))
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .find(|(key, _)| key[prefix.len()..] == *name)
+                .map(|(key, value)| (key.as_str(), value.as_str()))
         })
     }
 
@@ -142,22 +147,25 @@ impl<'a> Annotations<'a> {
 
     /// `upstream-protocol.{h2,h2c,tls}`: the ports (names or numbers) listed for each protocol.
     pub fn upstream_protocols(&self) -> Vec<(&'static str, Vec<String>)> {
-        ["h2", "h2c", "tls"]
-            .into_iter()
-            .filter_map(|proto| {
-                self.contour(&format!("upstream-protocol.{proto}"))
-                    .map(|(_, v)| {
-                        (
-                            proto,
-                            v.split(',')
-                                .map(str::trim)
-                                .filter(|p| !p.is_empty())
-                                .map(str::to_string)
-                                .collect(),
-                        )
-                    })
+        [
+            ("h2", "upstream-protocol.h2"),
+            ("h2c", "upstream-protocol.h2c"),
+            ("tls", "upstream-protocol.tls"),
+        ]
+        .into_iter()
+        .filter_map(|(proto, name)| {
+            self.contour(name).map(|(_, v)| {
+                (
+                    proto,
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                )
             })
-            .collect()
+        })
+        .collect()
     }
 }
 
@@ -299,6 +307,23 @@ mod tests {
             .or_else(|| a.retry_policy().err())
             .expect("an error");
         assert!(err.contains(message), "{err}");
+    }
+
+    #[rstest]
+    #[case::newer_prefix(&[("projectcontour.io/max-connections", "1")], Some(("projectcontour.io/max-connections", "1")))]
+    #[case::older_prefix(&[("contour.heptio.com/max-connections", "2")], Some(("contour.heptio.com/max-connections", "2")))]
+    #[case::the_newer_wins(&[("contour.heptio.com/max-connections", "2"), ("projectcontour.io/max-connections", "1")], Some(("projectcontour.io/max-connections", "1")))]
+    #[case::a_longer_name_is_another_annotation(&[("projectcontour.io/max-connections-x", "1"), ("projectcontour.io/max", "3")], None)]
+    #[case::another_prefix(&[("example.com/max-connections", "1"), ("projectcontour.io", "1")], None)]
+    fn contour_annotations_are_found_under_either_prefix(
+        #[case] pairs: &[(&str, &str)],
+        #[case] expected: Option<(&str, &str)>,
+    ) {
+        let map = annotations(pairs);
+        assert_eq!(
+            Annotations::new(Some(&map)).contour("max-connections"),
+            expected
+        );
     }
 
     #[test]
