@@ -6,6 +6,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::endpoint::v3::{
     lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::store::Endpoints;
@@ -18,11 +19,16 @@ use crate::store::{EndpointSlice, ObjectKey, Snapshot};
 /// One ClusterLoadAssignment per cluster in the DAG (empty when the Service has no ready endpoints, so
 /// Envoy answers 503 rather than waiting for EDS).
 pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
+    let slices = slices_by_service(snapshot);
     let mut out: Named = dag
         .clusters
         .values()
         .map(|c| {
-            let addresses = cluster_addresses(snapshot, c);
+            let addresses = addresses_of(
+                slices.get(&c.service).map_or(&[], Vec::as_slice),
+                snapshot.endpoints.get(&c.service).map(|e| &**e),
+                c,
+            );
             (
                 c.eds_name.clone(),
                 pack_any(load_assignment(&c.eds_name, addresses)),
@@ -34,22 +40,23 @@ pub fn endpoints(dag: &Dag, snapshot: &Snapshot) -> Named {
     out
 }
 
-/// The ready addresses of a cluster: from the Service's EndpointSlices when it has any (they are what
-/// current clusters maintain), otherwise from its Endpoints.
-pub fn cluster_addresses(snapshot: &Snapshot, cluster: &Cluster) -> Vec<(String, u16)> {
-    let slices: Vec<Arc<EndpointSlice>> = snapshot
-        .endpoint_slices
-        .range(ObjectKey::new(&cluster.service.namespace, "")..)
-        .take_while(|(k, _)| k.namespace == cluster.service.namespace)
-        .map(|(_, s)| s)
-        .filter(|s| s.service_name() == Some(&*cluster.service.name))
-        .cloned()
-        .collect();
-    addresses_of(
-        &slices,
-        snapshot.endpoints.get(&cluster.service).map(|e| &**e),
-        cluster,
-    )
+/// Every EndpointSlice by the Service it belongs to, in one pass: looking up each cluster's slices
+/// among its namespace's visited all of them for every cluster (10,000 Services in 50 namespaces:
+/// 2,000,000 slices looked at).
+fn slices_by_service(snapshot: &Snapshot) -> HashMap<ObjectKey, Vec<Arc<EndpointSlice>>> {
+    let mut by_service: HashMap<ObjectKey, Vec<Arc<EndpointSlice>>> = HashMap::default();
+    for (key, slice) in &snapshot.endpoint_slices {
+        if let Some(service) = slice.service_name() {
+            by_service
+                .entry(ObjectKey {
+                    namespace: Arc::clone(&key.namespace),
+                    name: Arc::from(service),
+                })
+                .or_default()
+                .push(Arc::clone(slice));
+        }
+    }
+    by_service
 }
 
 /// The ready addresses of a cluster given its Service's EndpointSlices and Endpoints.
