@@ -105,6 +105,7 @@ fn main() {
     if workload != Some("plain") {
         println!("\nMixed (benches/rebuild/mixed.rs): N units of a Service with an EndpointSlice and one of a TLS Ingress, a plain Ingress, a root IngressRoute delegating to a child, an Ingress with annotations.\n");
         header("units");
+        let mut changes = Vec::new();
         for &n in &sizes {
             let setup = Instant::now();
             let snap = mixed::snapshot(n);
@@ -113,8 +114,58 @@ fn main() {
                 setup.elapsed()
             );
             row(n, &snap, mixed::with_one_edit, rounds(n));
+            for (what, edit) in mixed::changes() {
+                changes.push(change_row(n, what, &snap, edit, rounds(n)));
+            }
+        }
+        println!("\nOne change of each kind on the mixed workload, the pipeline's memoised way (medians):\n");
+        println!("| units | change | DAG | translate | cache update | total |");
+        println!("|---:|---|---:|---:|---:|---:|");
+        for line in changes {
+            println!("{line}");
         }
     }
+}
+
+/// The memoised rebuild after each of `rounds` changes made by `edit`, memos warm from the change
+/// before; every object valid after each.
+fn change_row(n: usize, what: &str, snap: &Snapshot, edit: mixed::Edit, rounds: usize) -> String {
+    let (config, options) = (ListenerConfig::default(), DagOptions::default());
+    let cache = XdsCache::new();
+    let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
+    let (dag, _, _) = dag::build_memoised(snap, &options, &mut memo);
+    cache.apply(translate::translate_changes(
+        &dag,
+        snap,
+        &config,
+        &mut translation,
+        &cache.current(),
+    ));
+    let (mut b, mut t, mut p) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let next = edit(snap, round);
+        let t0 = Instant::now();
+        let (dag, statuses, _) = dag::build_memoised(&next, &options, &mut memo);
+        let t1 = Instant::now();
+        let diff =
+            translate::translate_changes(&dag, &next, &config, &mut translation, &cache.current());
+        let t2 = Instant::now();
+        let changed = cache.apply(diff);
+        let t3 = Instant::now();
+        assert!(changed, "{what}: the configuration changed");
+        assert!(
+            statuses.values().all(|s| s.validity == Validity::Valid),
+            "{what}: every object valid"
+        );
+        b.push(t1 - t0);
+        t.push(t2 - t1);
+        p.push(t3 - t2);
+    }
+    let (b, t, p) = (median(b), median(t), median(p));
+    format!(
+        "| {n} | {what} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} |",
+        b + t + p
+    )
 }
 
 fn header(what: &str) {
@@ -124,7 +175,7 @@ fn header(what: &str) {
 
 /// One table row: the full rebuild, the memoised first build and the memoised rebuild after one
 /// edit (`edit(snap, round)`), each the median of `rounds`.
-fn row(n: usize, snap: &Snapshot, edit: fn(&Snapshot, usize) -> Snapshot, rounds: usize) {
+fn row(n: usize, snap: &Snapshot, edit: mixed::Edit, rounds: usize) {
     let config = ListenerConfig::default();
     let objects = snap.ingresses.len() + snap.ingress_routes.len();
     let (mut build, mut translate_t, mut publish) = (Vec::new(), Vec::new(), Vec::new());

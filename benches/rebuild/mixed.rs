@@ -115,3 +115,84 @@ pub fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
     next.ingresses.insert(key, Arc::new(ingress));
     next
 }
+
+/// `edit(base, round)`: the snapshot of round `round`, one change away from round `round - 1`'s
+/// (and round 0's from `base`).
+pub type Edit = fn(&Snapshot, usize) -> Snapshot;
+
+/// One change of each kind, as `(what, edit)`.
+pub fn changes() -> Vec<(&'static str, Edit)> {
+    vec![
+        ("a plain Ingress's path moved", with_one_edit),
+        (
+            "a TLS Ingress added (new host, existing Service and Secret)",
+            with_tls_ingresses_added,
+        ),
+        (
+            "a delegated child IngressRoute's path moved",
+            with_child_edited,
+        ),
+        ("an EndpointSlice's address changed", with_slice_edited),
+        (
+            "a TLS Secret renewed (new certificate)",
+            with_secret_renewed,
+        ),
+    ]
+}
+
+/// `base` with `round + 1` TLS Ingresses added, each a new host served with unit 0's Service and
+/// Secret: each round adds one.
+fn with_tls_ingresses_added(base: &Snapshot, round: usize) -> Snapshot {
+    let ns = namespace(0);
+    let yaml: String = (0..=round)
+        .map(|r| {
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: added{r}, namespace: {ns}}}\n\
+                 spec: {{tls: [{{hosts: [added{r}.example.com], secretName: tls0}}], rules: [{{host: added{r}.example.com, http: {{paths: [\
+                 {{path: /, pathType: Prefix, backend: {{service: {{name: s0, port: {{number: 80}}}}}}}}]}}}}]}}\n---\n"
+            )
+        })
+        .collect();
+    with(base, &yaml)
+}
+
+/// `base` with unit 2's child IngressRoute routing `/api/v{round}` instead of `/api`.
+fn with_child_edited(base: &Snapshot, round: usize) -> Snapshot {
+    let ns = namespace(2);
+    with(
+        base,
+        &format!(
+            "apiVersion: contour.heptio.com/v1beta1\nkind: IngressRoute\nmetadata: {{name: c2, namespace: {ns}}}\n\
+             spec: {{routes: [{{match: /api/v{round}, services: [{{name: s2, port: 80}}]}}]}}\n---\n"
+        ),
+    )
+}
+
+/// `base` with unit 5's EndpointSlice holding another second address each round.
+fn with_slice_edited(base: &Snapshot, round: usize) -> Snapshot {
+    let ns = namespace(5);
+    let (a, b) = (round / 250 % 250, round % 250);
+    with(
+        base,
+        &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: s5-x1, namespace: {ns}, labels: {{kubernetes.io/service-name: s5}}}}\n\
+             addressType: IPv4\nendpoints: [{{addresses: [10.1.0.5], conditions: {{ready: true}}}}, \
+             {{addresses: [10.3.{a}.{b}], conditions: {{ready: true}}}}]\nports: [{{name: http, port: 8080}}]\n---\n"
+        ),
+    )
+}
+
+/// `base` with unit 0's Secret holding a new certificate (one generated per round).
+fn with_secret_renewed(base: &Snapshot, _round: usize) -> Snapshot {
+    with(base, &tls_secret(&namespace(0), "tls0", "h0.example.com"))
+}
+
+/// `base` with the objects of `yaml` added or replacing theirs.
+fn with(base: &Snapshot, yaml: &str) -> Snapshot {
+    let mut next = base.clone();
+    for o in parse_manifests("change.yaml", yaml).expect("generated YAML parses") {
+        next.insert(o);
+    }
+    next
+}

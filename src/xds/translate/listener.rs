@@ -20,7 +20,9 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     tls_parameters::TlsProtocol, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
     TlsParameters,
 };
+use envoy_types::pb::google::protobuf::Any;
 use envoy_types::util::pack_any;
+use prost::Message;
 
 use super::route::{https_route_config_name, HTTP_ROUTE_CONFIG};
 use super::{ads_config_source, ListenerConfig, Named};
@@ -34,6 +36,20 @@ pub const HTTPS_LISTENER: &str = "ingress_https";
 
 /// The listeners for the DAG.
 pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
+    let https = (!dag.secure_virtual_hosts.is_empty()).then(|| {
+        pack_any(https_listener(
+            config,
+            dag.secure_virtual_hosts
+                .values()
+                .map(tls_filter_chain)
+                .collect(),
+        ))
+    });
+    listeners_with(dag, config, https)
+}
+
+/// The listeners for the DAG, with `https` as the TLS listener (`None`: there is none).
+pub(super) fn listeners_with(dag: &Dag, config: &ListenerConfig, https: Option<Any>) -> Named {
     let mut out = vec![(
         HTTP_LISTENER.to_string(),
         pack_any(Listener {
@@ -46,41 +62,7 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
             ..Default::default()
         }),
     )];
-    if !dag.secure_virtual_hosts.is_empty() {
-        let filter_chains = dag
-            .secure_virtual_hosts
-            .values()
-            .map(|vhost| FilterChain {
-                filter_chain_match: Some(FilterChainMatch {
-                    server_names: vec![vhost.host.clone()],
-                    ..Default::default()
-                }),
-                // No secret: TLS passthrough, the backend terminates.
-                transport_socket: vhost
-                    .secret
-                    .as_deref()
-                    .map(|secret| downstream_tls(secret, vhost.min_tls_version)),
-                filters: vec![match &vhost.tcp_proxy {
-                    Some(clusters) => tcp_proxy(&vhost.host, clusters),
-                    None => http_connection_manager(
-                        HTTPS_LISTENER,
-                        &https_route_config_name(&vhost.host),
-                    ),
-                }],
-                ..Default::default()
-            })
-            .collect();
-        out.push((
-            HTTPS_LISTENER.to_string(),
-            pack_any(Listener {
-                name: HTTPS_LISTENER.to_string(),
-                address: Some(socket_address(&config.https_address, config.https_port)),
-                listener_filters: vec![tls_inspector()],
-                filter_chains,
-                ..Default::default()
-            }),
-        ));
-    }
+    out.extend(https.map(|l| (HTTPS_LISTENER.to_string(), l)));
     for l in dag.gateway_listeners.values() {
         out.push((
             l.name.clone(),
@@ -88,6 +70,79 @@ pub fn listeners(dag: &Dag, config: &ListenerConfig) -> Named {
         ));
     }
     out
+}
+
+/// The TLS listener with `filter_chains`, one per TLS host in host order.
+fn https_listener(config: &ListenerConfig, filter_chains: Vec<FilterChain>) -> Listener {
+    Listener {
+        name: HTTPS_LISTENER.to_string(),
+        address: Some(socket_address(&config.https_address, config.https_port)),
+        listener_filters: vec![tls_inspector()],
+        filter_chains,
+        ..Default::default()
+    }
+}
+
+/// The TLS listener from its filter chains' encodings, in host order: the bytes prost gives for
+/// the whole message (a repeated message field is the concatenation of its elements), so a new TLS
+/// host encodes one filter chain, not one per TLS host.
+pub(super) fn https_listener_of<'a>(
+    config: &ListenerConfig,
+    filter_chains: impl Iterator<Item = &'a Vec<u8>>,
+) -> Any {
+    // prost writes the fields in the order they are declared: name and address, then the filter
+    // chains, then the rest (the listener filters); the pieces are written in that order.
+    let whole = https_listener(config, Vec::new());
+    let mut out = Listener {
+        name: whole.name.clone(),
+        address: whole.address.clone(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    for encoded in filter_chains {
+        prost::encoding::encode_key(
+            FILTER_CHAINS_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut out,
+        );
+        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
+        out.extend_from_slice(encoded);
+    }
+    out.extend(
+        Listener {
+            name: String::new(),
+            address: None,
+            ..whole
+        }
+        .encode_to_vec(),
+    );
+    Any {
+        type_url: crate::xds::type_url::LISTENER.to_string(),
+        value: out,
+    }
+}
+
+/// `Listener.filter_chains`' field number.
+const FILTER_CHAINS_FIELD: u32 = 3;
+
+/// The filter chain of one TLS host: matched by SNI name, TLS from its certificate over SDS (none
+/// for passthrough: the backend terminates), then its routes or its TCP proxy.
+pub(super) fn tls_filter_chain(vhost: &SecureVirtualHost) -> FilterChain {
+    FilterChain {
+        filter_chain_match: Some(FilterChainMatch {
+            server_names: vec![vhost.host.clone()],
+            ..Default::default()
+        }),
+        transport_socket: vhost
+            .secret
+            .as_deref()
+            .map(|secret| downstream_tls(secret, vhost.min_tls_version)),
+        filters: vec![match &vhost.tcp_proxy {
+            Some(clusters) => tcp_proxy(&vhost.host, clusters),
+            None => http_connection_manager(HTTPS_LISTENER, &https_route_config_name(&vhost.host)),
+        }],
+        ..Default::default()
+    }
 }
 
 /// Whether `a` and `b` give the TLS listener the same filter chain: everything but their routes,

@@ -79,43 +79,38 @@ fn tls_listener_and_secrets_are_translated_again_only_when_they_change() {
         ))
     };
     let (mut memo, cache) = (TranslationMemo::default(), XdsCache::new());
-    // Everything: the listeners, Secrets a and b, two plain hosts in ingress_http, two TLS
-    // RouteConfigurations, the cluster and its ClusterLoadAssignment.
-    assert_eq!(
-        translate_and_check(&world("a", "/", &secrets), &mut memo, &cache),
-        9
-    );
-    // A TLS host's routes: its plain host and its RouteConfiguration; not the listener.
-    assert_eq!(
-        translate_and_check(&world("a", "/x", &secrets), &mut memo, &cache),
-        2
-    );
-    // Another certificate for the host: the listener (its filter chain names the certificate), the
-    // Secret now served, and the host's RouteConfiguration (its secure virtual host changed).
-    assert_eq!(
-        translate_and_check(&world("spare", "/x", &secrets), &mut memo, &cache),
-        3
-    );
-    // Renewed certificates (new content, same names): the two Secrets served; not the listener.
+    let mut step = |snapshot: &Snapshot| translate_and_check(snapshot, &mut memo, &cache);
+    // Everything: the two TLS filter chains, Secrets a and b, two plain hosts in ingress_http, two
+    // TLS RouteConfigurations, the cluster and its ClusterLoadAssignment.
+    assert_eq!(step(&world("a", "/", &secrets)), 10);
+    // A TLS host's routes: its plain host and its RouteConfiguration; not its filter chain.
+    assert_eq!(step(&world("a", "/x", &secrets)), 2);
+    // Another certificate for the host: its filter chain (which names the certificate), the Secret
+    // now served, and the host's RouteConfiguration (its secure virtual host changed).
+    assert_eq!(step(&world("spare", "/x", &secrets)), 3);
+    // Renewed certificates (new content, same names): the two Secrets served, nothing else.
     let renewed = format!(
         "{}{}{}",
         tls_secret("a"),
         tls_secret("b"),
         tls_secret("spare")
     );
-    assert_eq!(
-        translate_and_check(&world("spare", "/x", &renewed), &mut memo, &cache),
-        2
-    );
+    assert_eq!(step(&world("spare", "/x", &renewed)), 2);
     // Nothing changed: nothing translated.
-    assert_eq!(
-        translate_and_check(&world("spare", "/x", &renewed), &mut memo, &cache),
-        0
-    );
-    // The TLS host gone: the listener again, its Secret and RouteConfiguration removed.
-    let without_a = snapshot(&format!(
+    assert_eq!(step(&world("spare", "/x", &renewed)), 0);
+    // A TLS host gone: the listener without its filter chain (none encoded again), its Secret and
+    // RouteConfiguration removed.
+    let only_b = snapshot(&format!(
         "{renewed}{}",
         tls_ingress("b", "b.example.com", "b", "/")
     ));
-    assert_eq!(translate_and_check(&without_a, &mut memo, &cache), 1);
+    assert_eq!(step(&only_b), 0);
+    // The last one gone: no TLS listener.
+    assert_eq!(step(&snapshot(&renewed)), 0);
+    let listeners = cache
+        .current()
+        .all(type_url::LISTENER)
+        .cloned()
+        .unwrap_or_default();
+    assert!(!listeners.contains_key(super::super::listener::HTTPS_LISTENER));
 }
