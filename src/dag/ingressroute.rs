@@ -27,15 +27,32 @@ pub(super) fn candidates(
     snapshot: &Snapshot,
     options: &DagOptions,
 ) -> (Vec<Candidate>, Statuses, u64) {
+    let plan = plan(snapshot, options);
+    let mut statuses = Statuses::new();
+    let (candidates, work) = walk_roots(snapshot, options, &plan.ours, &plan.walked, &mut statuses);
+    statuses.extend(plan.refused);
+    (candidates, statuses, work)
+}
+
+/// What is decided before any delegation is walked.
+pub(super) struct Plan<'a> {
+    /// The IngressRoutes of our class.
+    pub ours: BTreeMap<&'a ObjectKey, &'a IngressRoute>,
+    /// The roots to walk, oldest first.
+    pub walked: Vec<(&'a ObjectKey, &'a IngressRoute)>,
+    /// The roots refused without a walk (their fqdn is an older root's, or their namespace may not
+    /// have roots). No walk sets their status: it overrides what a walk would.
+    pub refused: Statuses,
+}
+
+/// The IngressRoutes of our class, and which roots are walked.
+pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a> {
     let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
         .ingress_routes
         .iter()
         .map(|(k, r)| (k, &**r))
         .filter(|(_, r)| is_ours(r, options))
         .collect();
-    let mut statuses = Statuses::new();
-    let mut candidates = Vec::new();
-
     let roots = by_age(
         ours.iter()
             .map(|(k, r)| (*k, *r))
@@ -47,7 +64,8 @@ pub(super) fn candidates(
             fqdn_owners.entry(vh.fqdn.as_str()).or_default().push(key);
         }
     }
-    let mut walker = Walker::new(snapshot, &ours, &options.limits);
+    let mut refused = Statuses::new();
+    let mut walked = Vec::new();
     for (key, route) in roots {
         let Some(vhost) = route.spec.virtualhost.as_ref() else {
             continue;
@@ -58,7 +76,7 @@ pub(super) fn candidates(
         let owners = &fqdn_owners[vhost.fqdn.as_str()];
         if owners.len() > 1 && owners[0] != key {
             let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
-            statuses.insert(
+            refused.insert(
                 key.clone(),
                 (
                     Validity::Invalid,
@@ -78,7 +96,7 @@ pub(super) fn candidates(
                 .iter()
                 .any(|n| **n == *key.namespace)
         {
-            statuses.insert(
+            refused.insert(
                 key.clone(),
                 (
                     Validity::Invalid,
@@ -87,17 +105,61 @@ pub(super) fn candidates(
             );
             continue;
         }
-        let contribution =
-            root_contribution(snapshot, &ours, &mut walker, key, route, &mut statuses)
-                .map(|(c, notes)| (c.finished(), notes));
-        candidates.push(Candidate {
-            created: route.metadata.creation_timestamp.clone(),
-            kind: ObjectKind::IngressRoute,
-            key: key.clone(),
-            contribution,
-        });
+        walked.push((key, route));
     }
-    (candidates, statuses, walker.work)
+    Plan {
+        ours,
+        walked,
+        refused,
+    }
+}
+
+/// The candidates of `roots` (oldest first), walked with one walker: what they delegate to is
+/// walked once, and the delegates' statuses go into `statuses` (first writer wins). Returns the
+/// candidates and the walk's work.
+pub(super) fn walk_roots(
+    snapshot: &Snapshot,
+    options: &DagOptions,
+    ours: &BTreeMap<&ObjectKey, &IngressRoute>,
+    roots: &[(&ObjectKey, &IngressRoute)],
+    statuses: &mut Statuses,
+) -> (Vec<Candidate>, u64) {
+    let mut walker = Walker::new(snapshot, ours, &options.limits);
+    let candidates = roots
+        .iter()
+        .map(|(key, route)| {
+            let contribution = root_contribution(snapshot, ours, &mut walker, key, route, statuses)
+                .map(|(c, notes)| (c.finished(), notes));
+            Candidate {
+                created: route.metadata.creation_timestamp.clone(),
+                kind: ObjectKind::IngressRoute,
+                key: (*key).clone(),
+                contribution,
+            }
+        })
+        .collect();
+    (candidates, walker.work)
+}
+
+/// The IngressRoutes `route` names as delegates (its routes' and its TCP proxy's): what its walk
+/// may read.
+pub(super) fn delegates<'a>(
+    key: &'a ObjectKey,
+    route: &'a IngressRoute,
+) -> impl Iterator<Item = ObjectKey> + 'a {
+    route
+        .spec
+        .routes
+        .iter()
+        .filter_map(|r| r.delegate.as_ref())
+        .chain(
+            route
+                .spec
+                .tcpproxy
+                .iter()
+                .filter_map(|t| t.delegate.as_ref()),
+        )
+        .map(|d| delegate_key(d, &key.namespace))
 }
 
 /// One status per IngressRoute of our class: what the build found, or orphaned when nothing reached

@@ -4,7 +4,8 @@
 //! unchanged, so the diff visits only what differs). An Ingress's contribution is computed again when
 //! the Ingress changed or something it read (a Service, a Secret, the delegations of a namespace) did;
 //! the IngressRoutes' contributions, which depend on each other through delegation, are computed again
-//! together when any IngressRoute or anything their walk read changed. Only candidates that differ from
+//! per delegation component ([`Components`]) when one of its IngressRoutes or anything its walk read
+//! changed. Only candidates that differ from
 //! last time go to the [`Assembly`], which re-applies the hosts they touch. The Gateway API program
 //! is kept route by route in [`GatewayMemo`], which writes its listeners into the Assembly's DAG.
 //! [`super::build`] is the reference this is tested against.
@@ -19,6 +20,7 @@ use super::delegation::Statuses;
 use super::gateway::status::GatewayApiStatus;
 use super::gateway_memo::GatewayMemo;
 use super::reads::{self, recording, Read, Readers};
+use super::route_components::Components;
 use super::{ingress, ingressroute, Dag, DagOptions, ObjectKind, StatusMap};
 use crate::store::{ObjectKey, Snapshot};
 
@@ -42,7 +44,7 @@ pub struct Memo {
 
 #[derive(Debug, Default)]
 struct RoutesMemo {
-    reads: Vec<Read>,
+    components: Components,
     candidates: BTreeMap<ObjectKey, Arc<Candidate>>,
     /// The delegation walk's statuses (of IngressRoutes that are not roots, mostly).
     statuses: Statuses,
@@ -148,8 +150,9 @@ impl Memo {
         changes
     }
 
-    /// Computes the IngressRoutes' candidates again if any IngressRoute or anything their walk read
-    /// changed, adding those that differ to `changes`; whether they were computed again.
+    /// Computes the IngressRoutes' candidates again where an IngressRoute or something a walk read
+    /// changed (delegation component by component, see [`Components`]), adding those that differ to
+    /// `changes`; whether any IngressRoute or read changed.
     fn route_changes(
         &mut self,
         snapshot: &Snapshot,
@@ -163,18 +166,22 @@ impl Memo {
             .diff(&snapshot.ingress_routes)
             .next()
             .is_some()
-            || self.routes.reads.iter().any(|r| changed_reads.contains(r));
+            || self.routes.components.read_changed(changed_reads);
         if !routes_changed {
             return false;
         }
-        self.recomputed += snapshot.ingress_routes.len();
-        let ((candidates, statuses, work), reads) =
-            recording(|| ingressroute::candidates(snapshot, options));
+        let walked = self
+            .routes
+            .components
+            .update(snapshot, options, changed_reads);
+        self.recomputed += walked.recomputed;
         let mut old = std::mem::take(&mut self.routes.candidates);
-        for c in candidates {
-            let key = c.key.clone();
-            let new = Arc::new(c);
-            if old.remove(&key).as_ref() != Some(&new) {
+        for new in walked.candidates {
+            let key = new.key.clone();
+            let same = old
+                .remove(&key)
+                .is_some_and(|o| Arc::ptr_eq(&o, &new) || o == new);
+            if !same {
                 changes.push((
                     (ObjectKind::IngressRoute, key.clone()),
                     Some(Arc::clone(&new)),
@@ -186,9 +193,8 @@ impl Memo {
             old.into_keys()
                 .map(|key| ((ObjectKind::IngressRoute, key), None)),
         );
-        self.routes.reads = reads;
-        self.routes.statuses = statuses;
-        self.routes.work = work;
+        self.routes.statuses = walked.statuses;
+        self.routes.work = walked.work;
         true
     }
 

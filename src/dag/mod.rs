@@ -18,6 +18,7 @@ mod ingressroute;
 mod memo;
 mod names;
 pub mod reads;
+mod route_components;
 mod route_table;
 mod secret;
 mod status;
