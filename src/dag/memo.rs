@@ -175,24 +175,39 @@ impl Memo {
             .components
             .update(snapshot, options, changed_reads);
         self.recomputed += walked.recomputed;
-        let mut old = std::mem::take(&mut self.routes.candidates);
+        // Updated in place: most candidates are the ones held (a component not walked again).
+        let count = walked.candidates.len();
         for new in walked.candidates {
-            let key = new.key.clone();
-            let same = old
-                .remove(&key)
-                .is_some_and(|o| Arc::ptr_eq(&o, &new) || o == new);
-            if !same {
-                changes.push((
-                    (ObjectKind::IngressRoute, key.clone()),
-                    Some(Arc::clone(&new)),
-                ));
+            let held = self.routes.candidates.get(&new.key);
+            if held.is_some_and(|o| Arc::ptr_eq(o, &new) || *o == new) {
+                continue;
             }
+            let key = new.key.clone();
+            changes.push((
+                (ObjectKind::IngressRoute, key.clone()),
+                Some(Arc::clone(&new)),
+            ));
             self.routes.candidates.insert(key, new);
         }
-        changes.extend(
-            old.into_keys()
-                .map(|key| ((ObjectKind::IngressRoute, key), None)),
-        );
+        if self.routes.candidates.len() > count {
+            let current: HashSet<&ObjectKey> = self
+                .routes
+                .components
+                .candidates()
+                .map(|c| &c.key)
+                .collect();
+            let gone: Vec<ObjectKey> = self
+                .routes
+                .candidates
+                .keys()
+                .filter(|k| !current.contains(k))
+                .cloned()
+                .collect();
+            for key in gone {
+                self.routes.candidates.remove(&key);
+                changes.push(((ObjectKind::IngressRoute, key), None));
+            }
+        }
         self.routes.statuses = walked.statuses;
         self.routes.work = walked.work;
         true

@@ -48,6 +48,13 @@ pub(super) struct Walked {
 }
 
 impl Components {
+    /// Every root's candidate, as last walked.
+    pub fn candidates(&self) -> impl Iterator<Item = &Arc<Candidate>> {
+        self.by_first_root
+            .values()
+            .flat_map(|c| c.candidates.iter())
+    }
+
     /// Whether a component's walk read something in `changed`.
     pub fn read_changed(&self, changed: &HashSet<Read>) -> bool {
         self.by_first_root
