@@ -113,7 +113,11 @@ impl Components {
             let root_keys: Vec<ObjectKey> = roots.iter().map(|(k, _)| (*k).clone()).collect();
             let first = root_keys[0].clone();
             let component = match previous.remove(&first) {
-                Some(c) if c.unchanged(&members, &root_keys, changed_reads) => c,
+                // Holding the objects just compared, not the ones walked: a status write replaces
+                // every IngressRoute after a change, and the old ones are freed.
+                Some(c) if c.unchanged(&members, &root_keys, changed_reads) => {
+                    Component { members, ..c }
+                }
                 _ => {
                     out.recomputed += members.len();
                     let ((candidates, statuses, work), reads) = recording(|| {
