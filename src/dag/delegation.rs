@@ -10,9 +10,8 @@
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::ingressroute::{build_route, valid_description, RouteWithClusters};
+use super::ingressroute::{build_route, valid_description, Ours, RouteWithClusters};
 use super::{DagLimits, Validity};
-use crate::crd::IngressRoute;
 use crate::store::{ObjectKey, Snapshot};
 
 /// Statuses the walk sets, first writer wins (as with the recursive walk it replaces).
@@ -52,7 +51,7 @@ struct Frame {
 /// Walks delegations from roots; memoised across roots so shared subtrees are walked once.
 pub(super) struct Walker<'a> {
     snapshot: &'a Snapshot,
-    all: &'a BTreeMap<&'a ObjectKey, &'a IngressRoute>,
+    all: &'a Ours<'a>,
     limits: &'a DagLimits,
     states: Vec<State>,
     memo: HashMap<StateKey, usize>,
@@ -69,11 +68,7 @@ pub(super) struct Walked {
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(
-        snapshot: &'a Snapshot,
-        all: &'a BTreeMap<&'a ObjectKey, &'a IngressRoute>,
-        limits: &'a DagLimits,
-    ) -> Self {
+    pub fn new(snapshot: &'a Snapshot, all: &'a Ours<'a>, limits: &'a DagLimits) -> Self {
         Walker {
             snapshot,
             all,

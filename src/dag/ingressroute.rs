@@ -34,10 +34,13 @@ pub(super) fn candidates(
     (candidates, statuses, work)
 }
 
+/// The IngressRoutes of our class a walk may read, by key.
+pub(super) type Ours<'a> = foldhash::HashMap<&'a ObjectKey, &'a IngressRoute>;
+
 /// What is decided before any delegation is walked.
 pub(super) struct Plan<'a> {
     /// The IngressRoutes of our class.
-    pub ours: BTreeMap<&'a ObjectKey, &'a IngressRoute>,
+    pub ours: Ours<'a>,
     /// The roots to walk, oldest first.
     pub walked: Vec<(&'a ObjectKey, &'a IngressRoute)>,
     /// The roots refused without a walk (their fqdn is an older root's, or their namespace may not
@@ -47,7 +50,7 @@ pub(super) struct Plan<'a> {
 
 /// The IngressRoutes of our class, and which roots are walked.
 pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a> {
-    let ours: BTreeMap<&ObjectKey, &IngressRoute> = snapshot
+    let ours: Ours = snapshot
         .ingress_routes
         .iter()
         .map(|(k, r)| (k, &**r))
@@ -70,42 +73,13 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
         let Some(vhost) = route.spec.virtualhost.as_ref() else {
             continue;
         };
-        // The oldest root keeps its fqdn; a newcomer that claims it too is the one reported, so adding
-        // an IngressRoute never takes a host away from one that was serving it (Contour invalidates
-        // all of them).
         let owners = &fqdn_owners[vhost.fqdn.as_str()];
-        if owners.len() > 1 && owners[0] != key {
-            let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
-            refused.insert(
-                key.clone(),
-                (
-                    Validity::Invalid,
-                    format!(
-                        "fqdn {:?} is used in multiple IngressRoutes: {}; it stays with {}",
-                        vhost.fqdn,
-                        names.join(", "),
-                        owners[0]
-                    ),
-                ),
-            );
-            continue;
+        match refusal(key, &vhost.fqdn, owners, options) {
+            Some(reason) => {
+                refused.insert(key.clone(), reason);
+            }
+            None => walked.push((key, route)),
         }
-        if !options.root_namespaces.is_empty()
-            && !options
-                .root_namespaces
-                .iter()
-                .any(|n| **n == *key.namespace)
-        {
-            refused.insert(
-                key.clone(),
-                (
-                    Validity::Invalid,
-                    "root IngressRoute cannot be defined in this namespace".to_string(),
-                ),
-            );
-            continue;
-        }
-        walked.push((key, route));
     }
     Plan {
         ours,
@@ -114,13 +88,49 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
     }
 }
 
+/// Why root `key` is refused without a walk, if it is: `owners` are the roots of our class with its
+/// fqdn, oldest first (the oldest keeps it: a newcomer that claims it too is the one reported, so
+/// adding an IngressRoute never takes a host away from one that was serving it; Contour invalidates
+/// all of them), and only some namespaces may have roots.
+pub(super) fn refusal(
+    key: &ObjectKey,
+    fqdn: &str,
+    owners: &[&ObjectKey],
+    options: &DagOptions,
+) -> Option<(Validity, String)> {
+    if owners.len() > 1 && owners[0] != key {
+        let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
+        return Some((
+            Validity::Invalid,
+            format!(
+                "fqdn {:?} is used in multiple IngressRoutes: {}; it stays with {}",
+                fqdn,
+                names.join(", "),
+                owners[0]
+            ),
+        ));
+    }
+    if !options.root_namespaces.is_empty()
+        && !options
+            .root_namespaces
+            .iter()
+            .any(|n| **n == *key.namespace)
+    {
+        return Some((
+            Validity::Invalid,
+            "root IngressRoute cannot be defined in this namespace".to_string(),
+        ));
+    }
+    None
+}
+
 /// The candidates of `roots` (oldest first), walked with one walker: what they delegate to is
 /// walked once, and the delegates' statuses go into `statuses` (first writer wins). Returns the
 /// candidates and the walk's work.
 pub(super) fn walk_roots(
     snapshot: &Snapshot,
     options: &DagOptions,
-    ours: &BTreeMap<&ObjectKey, &IngressRoute>,
+    ours: &Ours,
     roots: &[(&ObjectKey, &IngressRoute)],
     statuses: &mut Statuses,
 ) -> (Vec<Candidate>, u64) {
@@ -173,30 +183,31 @@ pub(super) fn statuses(
         .ingress_routes
         .iter()
         .filter(|(_, r)| is_ours(r, options))
-        .map(|(key, _)| key)
-        .map(|key| {
-            let (validity, description) = statuses
-                .get(key)
-                .cloned()
-                .unwrap_or((Validity::Orphaned, ORPHANED.to_string()));
-            ObjectStatus {
-                kind: ObjectKind::IngressRoute,
-                object: key.clone(),
-                validity,
-                description,
-            }
-        })
+        .map(|(key, _)| status(key, statuses.get(key).cloned()))
         .collect()
 }
 
-fn is_ours(r: &IngressRoute, options: &DagOptions) -> bool {
+/// An IngressRoute's status from what the build found for it: orphaned when nothing reached it.
+pub(super) fn status(key: &ObjectKey, found: Option<(Validity, String)>) -> ObjectStatus {
+    let (validity, description) =
+        found.unwrap_or_else(|| (Validity::Orphaned, ORPHANED.to_string()));
+    ObjectStatus {
+        kind: ObjectKind::IngressRoute,
+        object: key.clone(),
+        validity,
+        description,
+    }
+}
+
+/// Whether `r` is of our class.
+pub(super) fn is_ours(r: &IngressRoute, options: &DagOptions) -> bool {
     class::requested_class(r.metadata.annotations.as_ref(), None)
         .is_none_or(|c| c == options.ingress_class_name)
 }
 
 fn root_contribution(
     snapshot: &Snapshot,
-    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    all: &Ours,
     walker: &mut Walker,
     key: &ObjectKey,
     root: &IngressRoute,
@@ -472,7 +483,7 @@ fn health_check(h: &crate::crd::HealthCheck) -> Result<HealthCheck, String> {
 /// The clusters of a root's `tcpproxy`: its services, or those of the IngressRoute it delegates to.
 fn tcp_proxy_services(
     snapshot: &Snapshot,
-    all: &BTreeMap<&ObjectKey, &IngressRoute>,
+    all: &Ours,
     key: &ObjectKey,
     tcpproxy: &crate::crd::TcpProxy,
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use super::assembly::{Assembly, CandidateId};
 use super::build::{ingress_status, route_status, Candidate};
-use super::delegation::Statuses;
 use super::gateway::status::GatewayApiStatus;
 use super::gateway_memo::GatewayMemo;
 use super::reads::{self, recording, Read, Readers};
@@ -46,9 +45,6 @@ pub struct Memo {
 struct RoutesMemo {
     components: Components,
     candidates: BTreeMap<ObjectKey, Arc<Candidate>>,
-    /// The delegation walk's statuses (of IngressRoutes that are not roots, mostly).
-    statuses: Statuses,
-    work: u64,
 }
 
 /// [`super::build`], reusing what `memo` computed before for what did not change. Returns the DAG, the
@@ -68,7 +64,7 @@ pub fn build_memoised(
     memo.recomputed = 0;
     let changed_reads = reads::changed(&memo.seen, snapshot);
     let mut changes = memo.ingress_changes(snapshot, options, &changed_reads);
-    let routes_changed = memo.route_changes(snapshot, options, &changed_reads, &mut changes);
+    let mut touched_routes = memo.route_changes(snapshot, options, &changed_reads, &mut changes);
     let removed_ingresses: Vec<ObjectKey> = changes
         .iter()
         .filter(|((kind, _), new)| *kind == ObjectKind::Ingress && new.is_none())
@@ -78,7 +74,6 @@ pub fn build_memoised(
     for key in removed_ingresses {
         memo.statuses.remove(&(ObjectKind::Ingress, key));
     }
-    let mut route_outcomes = false;
     for id in recomputed {
         match id.0 {
             ObjectKind::Ingress => {
@@ -87,14 +82,12 @@ pub fn build_memoised(
                     memo.statuses.insert(id, status);
                 }
             }
-            ObjectKind::IngressRoute => route_outcomes = true,
+            ObjectKind::IngressRoute => touched_routes.push(id.1),
             // No candidate is an HTTPRoute.
             ObjectKind::HttpRoute => {}
         }
     }
-    if routes_changed || route_outcomes {
-        memo.route_statuses(snapshot, options);
-    }
+    memo.route_statuses(snapshot, options, touched_routes);
     memo.recomputed += memo.gateway.update(
         &memo.seen,
         snapshot,
@@ -103,7 +96,7 @@ pub fn build_memoised(
         &mut memo.assembly,
     );
     memo.seen = snapshot.clone();
-    let work = memo.assembly.work + memo.routes.work;
+    let work = memo.assembly.work + memo.routes.components.work();
     (memo.assembly.dag().clone(), memo.statuses.clone(), work)
 }
 
@@ -152,91 +145,65 @@ impl Memo {
 
     /// Computes the IngressRoutes' candidates again where an IngressRoute or something a walk read
     /// changed (delegation component by component, see [`Components`]), adding those that differ to
-    /// `changes`; whether any IngressRoute or read changed.
+    /// `changes`; returns the IngressRoutes whose status may differ.
     fn route_changes(
         &mut self,
         snapshot: &Snapshot,
         options: &DagOptions,
         changed_reads: &HashSet<Read>,
         changes: &mut Vec<(CandidateId, Option<Arc<Candidate>>)>,
-    ) -> bool {
-        let routes_changed = self
-            .seen
-            .ingress_routes
-            .diff(&snapshot.ingress_routes)
-            .next()
-            .is_some()
-            || self.routes.components.read_changed(changed_reads);
-        if !routes_changed {
-            return false;
-        }
-        let walked = self
+    ) -> Vec<ObjectKey> {
+        let update = self
             .routes
             .components
-            .update(snapshot, options, changed_reads);
-        self.recomputed += walked.recomputed;
-        // Updated in place: most candidates are the ones held (a component not walked again).
-        let count = walked.candidates.len();
-        for new in walked.candidates {
+            .update(&self.seen, snapshot, options, changed_reads);
+        self.recomputed += update.recomputed;
+        for key in update.dropped {
+            if self.routes.candidates.remove(&key).is_some() {
+                changes.push(((ObjectKind::IngressRoute, key), None));
+            }
+        }
+        for new in update.candidates {
             let held = self.routes.candidates.get(&new.key);
+            // An equal candidate walked again: the one held is the assembly's too.
             if held.is_some_and(|o| Arc::ptr_eq(o, &new) || *o == new) {
                 continue;
             }
             let key = new.key.clone();
-            changes.push((
-                (ObjectKind::IngressRoute, key.clone()),
-                Some(Arc::clone(&new)),
-            ));
+            let id = (ObjectKind::IngressRoute, key.clone());
+            changes.push((id, Some(Arc::clone(&new))));
             self.routes.candidates.insert(key, new);
         }
-        if self.routes.candidates.len() > count {
-            let current: HashSet<&ObjectKey> = self
-                .routes
-                .components
-                .candidates()
-                .map(|c| &c.key)
-                .collect();
-            let gone: Vec<ObjectKey> = self
-                .routes
-                .candidates
-                .keys()
-                .filter(|k| !current.contains(k))
-                .cloned()
-                .collect();
-            for key in gone {
-                self.routes.candidates.remove(&key);
-                changes.push(((ObjectKind::IngressRoute, key), None));
-            }
-        }
-        self.routes.statuses = walked.statuses;
-        self.routes.work = walked.work;
-        true
+        update.touched
     }
 
-    /// Every IngressRoute's status again: a root's from its outcome, others from the walk.
-    fn route_statuses(&mut self, snapshot: &Snapshot, options: &DagOptions) {
-        let mut merged = self.routes.statuses.clone();
-        for key in self.routes.candidates.keys() {
-            if let Some(outcome) = self
-                .assembly
-                .outcome(&(ObjectKind::IngressRoute, key.clone()))
-            {
-                merged.insert(key.clone(), route_status(outcome.clone()));
+    /// The statuses of IngressRoutes `keys` again: a walked root's from its outcome, others from
+    /// what the walk or the plan found, orphaned when nothing reached them.
+    fn route_statuses(&mut self, snapshot: &Snapshot, options: &DagOptions, keys: Vec<ObjectKey>) {
+        for key in keys {
+            let id = (ObjectKind::IngressRoute, key);
+            let ours = snapshot
+                .ingress_routes
+                .get(&id.1)
+                .is_some_and(|r| ingressroute::is_ours(r, options));
+            if !ours {
+                self.statuses.remove(&id);
+                continue;
             }
-        }
-        // Ordered by kind first: the IngressRoutes' statuses are the ones from the first of that kind.
-        let first = (ObjectKind::IngressRoute, ObjectKey::new("", ""));
-        let stale: Vec<_> = self
-            .statuses
-            .range(first..)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            self.statuses.remove(&id);
-        }
-        for status in ingressroute::statuses(snapshot, options, &merged) {
-            self.statuses
-                .insert((status.kind, status.object.clone()), status);
+            let outcome = self
+                .routes
+                .candidates
+                .contains_key(&id.1)
+                .then(|| self.assembly.outcome(&id))
+                .flatten();
+            let found = match outcome {
+                Some(outcome) => Some(route_status(outcome.clone())),
+                None => self.routes.components.status(&id.1).cloned(),
+            };
+            let status = ingressroute::status(&id.1, found);
+            if self.statuses.get(&id) != Some(&status) {
+                self.statuses.insert(id, status);
+            }
         }
     }
 }
