@@ -99,15 +99,7 @@ pub(super) fn https_listener_of<'a>(
         ..Default::default()
     }
     .encode_to_vec();
-    for encoded in filter_chains {
-        prost::encoding::encode_key(
-            FILTER_CHAINS_FIELD,
-            prost::encoding::WireType::LengthDelimited,
-            &mut out,
-        );
-        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
-        out.extend_from_slice(encoded);
-    }
+    super::encoded::append_repeated(FILTER_CHAINS_FIELD, filter_chains, &mut out);
     out.extend(
         Listener {
             name: String::new(),

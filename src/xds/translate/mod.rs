@@ -1,6 +1,7 @@
 //! Pure functions from the DAG to Envoy v3 resources, one module per resource kind.
 
 mod cluster;
+mod encoded;
 mod endpoint;
 mod gateway;
 mod listener;

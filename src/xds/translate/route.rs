@@ -73,15 +73,7 @@ pub(super) fn route_configuration_of<'a>(
         ..Default::default()
     }
     .encode_to_vec();
-    for encoded in virtual_hosts {
-        prost::encoding::encode_key(
-            VIRTUAL_HOSTS_FIELD,
-            prost::encoding::WireType::LengthDelimited,
-            &mut out,
-        );
-        prost::encoding::encode_varint(encoded.len() as u64, &mut out);
-        out.extend_from_slice(encoded);
-    }
+    super::encoded::append_repeated(VIRTUAL_HOSTS_FIELD, virtual_hosts, &mut out);
     out.extend(
         RouteConfiguration {
             name: String::new(),
