@@ -1,6 +1,7 @@
 //! The DAG build on adversarial IngressRoute delegation shapes: the ones that made the old recursive
 //! walk exponential (two routes per level delegating `/` to the next) and the long and wide ones.
-//! Writes a Markdown table: objects, time per build, and per object.
+//! Writes a Markdown table: objects, time per build, and per object; then the memoised build's
+//! first build and one edit of the last IngressRoute (the one every walk reaches).
 //!
 //! `cargo bench --bench delegation` (release build). Figures go in BENCHMARKS.md.
 
@@ -28,6 +29,8 @@ fn delegate(to: &str) -> String {
 }
 
 const SERVE: &str = "{match: /, services: [{name: web, port: 80}]}";
+/// What the last IngressRoute serves after the edit.
+const SERVE_EDITED: &str = "{match: /v2, services: [{name: web, port: 80}]}";
 
 /// `n` IngressRoutes, each with `k` routes delegating `/` to the next.
 fn chain(n: usize, k: usize) -> String {
@@ -80,8 +83,8 @@ fn main() {
         },
         ..DagOptions::default()
     };
-    println!("| shape | IngressRoutes | work units | DAG build (median) | per IngressRoute |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| shape | IngressRoutes | work units | DAG build (median) | per IngressRoute | memoised: first build | memoised: last IngressRoute edited |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let shapes: Vec<(String, String)> = vec![
         (
             "fan-out chain, 31 levels x 2 routes (2^30 walks before)".into(),
@@ -113,10 +116,49 @@ fn main() {
             assert_eq!(statuses.len(), objects);
         }
         let m = median(samples);
+        let at = yaml.rfind(SERVE).expect("every shape serves at its end");
+        let edited = snapshot(&format!(
+            "{}{SERVE_EDITED}{}",
+            &yaml[..at],
+            &yaml[at + SERVE.len()..]
+        ));
+        let (first, edit) = memoised(&snap, &edited, &unbounded, rounds);
         println!(
-            "| {name} | {objects} | {work} | {:.2} ms | {:.2} µs |",
+            "| {name} | {objects} | {work} | {:.2} ms | {:.2} µs | {:.2} ms | {:.2} ms |",
             m.as_secs_f64() * 1e3,
-            m.as_secs_f64() * 1e6 / objects as f64
+            m.as_secs_f64() * 1e6 / objects as f64,
+            first.as_secs_f64() * 1e3,
+            edit.as_secs_f64() * 1e3,
         );
     }
+}
+
+/// The memoised build's first build of `base` (median over `rounds` fresh memos), and one build
+/// after the edit that gives `edited` (median over `rounds` edits back and forth).
+fn memoised(
+    base: &Snapshot,
+    edited: &Snapshot,
+    options: &DagOptions,
+    rounds: usize,
+) -> (Duration, Duration) {
+    let objects = base.ingress_routes.len();
+    let mut firsts = Vec::new();
+    let mut memo = dag::Memo::default();
+    for _ in 0..rounds {
+        memo = dag::Memo::default();
+        let t = Instant::now();
+        let (_, statuses, _) = dag::build_memoised(base, options, &mut memo);
+        firsts.push(t.elapsed());
+        assert_eq!(statuses.len(), objects);
+    }
+    let mut edits = Vec::new();
+    for round in 0..rounds {
+        let next = if round % 2 == 0 { edited } else { base };
+        let t = Instant::now();
+        let (_, statuses, _) = dag::build_memoised(next, options, &mut memo);
+        edits.push(t.elapsed());
+        assert_eq!(statuses.len(), objects);
+        assert!(memo.recomputed > 0, "the edit was walked again");
+    }
+    (median(firsts), median(edits))
 }

@@ -6,10 +6,9 @@
 //! `cargo bench --bench rebuild` (release build; `-- --quick` for CI's small run). Figures go in
 //! BENCHMARKS.md.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use isobar::dag::{self, DagOptions, Memo, Validity};
+use isobar::dag::{self, DagOptions, Memo, StatusMap, Validity};
 use isobar::source::file::parse_manifests;
 use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
@@ -49,20 +48,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 /// The snapshot with Ingress `ns0/i0` edited (its Exact path moved), as a store holds it: one new
 /// object, every other one shared.
 fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
-    let mut next = snap.clone();
-    let key = ObjectKey::new("ns0", "i0");
-    let mut ingress = (*next.ingresses[&key]).clone();
-    if let Some(path) = ingress
-        .spec
-        .as_mut()
-        .and_then(|s| s.rules.as_mut())
-        .and_then(|r| r[0].http.as_mut())
-        .map(|h| &mut h.paths[1])
-    {
-        path.path = Some(format!("/api{round}"));
-    }
-    next.ingresses.insert(key, Arc::new(ingress));
-    next
+    mixed::with_path_moved(snap, ObjectKey::new("ns0", "i0"), round)
 }
 
 fn main() {
@@ -127,9 +113,31 @@ fn main() {
     }
 }
 
-/// The memoised rebuild after each of `rounds` changes made by `edit`, memos warm from the change
-/// before; every object valid after each.
+/// One row of the one-change table: the memoised rebuild after each of `rounds` changes made by
+/// `edit`; every object valid after each.
 fn change_row(n: usize, what: &str, snap: &Snapshot, edit: mixed::Edit, rounds: usize) -> String {
+    let (b, t, p) = memoised_changes(snap, edit, rounds, |_, _, statuses, changed| {
+        assert!(changed, "{what}: the configuration changed");
+        assert!(
+            statuses.values().all(|s| s.validity == Validity::Valid),
+            "{what}: every object valid"
+        );
+    });
+    format!(
+        "| {n} | {what} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} |",
+        b + t + p
+    )
+}
+
+/// The pipeline's way: the memoised rebuild after each of `rounds` changes made by `edit`, memos
+/// warm from the change before. Returns the medians of the DAG build, the translation and the cache
+/// update; `check` sees each round's memos, statuses and whether the cache changed.
+fn memoised_changes(
+    snap: &Snapshot,
+    edit: mixed::Edit,
+    rounds: usize,
+    check: impl Fn(&Memo, &TranslationMemo, &StatusMap, bool),
+) -> (Duration, Duration, Duration) {
     let (config, options) = (ListenerConfig::default(), DagOptions::default());
     let cache = XdsCache::new();
     let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
@@ -152,20 +160,12 @@ fn change_row(n: usize, what: &str, snap: &Snapshot, edit: mixed::Edit, rounds: 
         let t2 = Instant::now();
         let changed = cache.apply(diff);
         let t3 = Instant::now();
-        assert!(changed, "{what}: the configuration changed");
-        assert!(
-            statuses.values().all(|s| s.validity == Validity::Valid),
-            "{what}: every object valid"
-        );
+        check(&memo, &translation, &statuses, changed);
         b.push(t1 - t0);
         t.push(t2 - t1);
         p.push(t3 - t2);
     }
-    let (b, t, p) = (median(b), median(t), median(p));
-    format!(
-        "| {n} | {what} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} |",
-        b + t + p
-    )
+    (median(b), median(t), median(p))
 }
 
 fn header(what: &str) {
@@ -220,33 +220,9 @@ fn row(n: usize, snap: &Snapshot, edit: mixed::Edit, rounds: usize) {
     let first = median(first);
 
     // The pipeline's way: memos warm from the previous build, one Ingress edited per round.
-    let cache = XdsCache::new();
-    let (mut memo, mut translation) = (Memo::default(), TranslationMemo::default());
-    let (dag, _, _) = dag::build_memoised(snap, &options, &mut memo);
-    cache.apply(translate::translate_changes(
-        &dag,
-        snap,
-        &config,
-        &mut translation,
-        &cache.current(),
-    ));
-    let (mut ib, mut it, mut ip) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let next = edit(snap, round);
-        let t0 = Instant::now();
-        let (dag, _, _) = dag::build_memoised(&next, &options, &mut memo);
-        let t1 = Instant::now();
-        let diff =
-            translate::translate_changes(&dag, &next, &config, &mut translation, &cache.current());
-        let t2 = Instant::now();
-        let changed = cache.apply(diff);
-        let t3 = Instant::now();
+    let (ib, it, ip) = memoised_changes(snap, edit, rounds, |memo, translation, _, changed| {
         assert!(changed && memo.recomputed == 1 && translation.recomputed == 1);
-        ib.push(t1 - t0);
-        it.push(t2 - t1);
-        ip.push(t3 - t2);
-    }
-    let (ib, it, ip) = (median(ib), median(it), median(ip));
+    });
     println!(
         "| {n} | {routes} | {b:.2?} | {t:.2?} | {p:.2?} | {:.2?} | {first:.2?} | {ib:.2?} | {it:.2?} | {ip:.2?} | {:.2?} |",
         b + t + p,

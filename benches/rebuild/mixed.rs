@@ -100,8 +100,13 @@ fn tls_secret(namespace: &str, name: &str, host: &str) -> String {
 /// The snapshot with the plain Ingress of unit 1 edited (its Exact path moved), as a store holds
 /// it: one new object, every other one shared.
 pub fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
+    with_path_moved(snap, ObjectKey::new(namespace(1), "i1"), round)
+}
+
+/// The snapshot with Ingress `key`'s second path of its first rule at `/api{round}`: one new
+/// object, every other one shared.
+pub fn with_path_moved(snap: &Snapshot, key: ObjectKey, round: usize) -> Snapshot {
     let mut next = snap.clone();
-    let key = ObjectKey::new(namespace(1), "i1");
     let mut ingress = (*next.ingresses[&key]).clone();
     if let Some(path) = ingress
         .spec
