@@ -100,14 +100,21 @@ fn with_endpoints(world: &super::proptests::World, seed: u64) -> Snapshot {
 /// Builds each snapshot in turn with one memo and checks it against a build from nothing: the DAG,
 /// the statuses, the Gateway API statuses, and the Envoy resources byte for byte.
 fn memoised_builds_equal_full_builds(snapshots: &[Snapshot]) -> Result<(), TestCaseError> {
-    let options = DagOptions::default();
+    memoised_builds_equal_full_builds_with(snapshots, &DagOptions::default())
+}
+
+/// [`memoised_builds_equal_full_builds`] with `options`.
+fn memoised_builds_equal_full_builds_with(
+    snapshots: &[Snapshot],
+    options: &DagOptions,
+) -> Result<(), TestCaseError> {
     let config = crate::xds::translate::ListenerConfig::default();
     let mut memo = Memo::default();
     let mut translation = crate::xds::translate::TranslationMemo::default();
     let cache = crate::xds::cache::XdsCache::new();
     for (i, snapshot) in snapshots.iter().enumerate() {
-        let (dag, statuses, _) = build_memoised(snapshot, &options, &mut memo);
-        let (full_dag, full_statuses) = build(snapshot, &options);
+        let (dag, statuses, _) = build_memoised(snapshot, options, &mut memo);
+        let (full_dag, full_statuses) = build(snapshot, options);
         prop_assert_eq!(&dag, &full_dag, "step {}", i);
         prop_assert_eq!(
             &statuses,
@@ -154,6 +161,29 @@ proptest! {
             snapshots.push(next);
         }
         memoised_builds_equal_full_builds(&snapshots)?;
+    }
+
+    /// The same with roots allowed in one namespace only and delegation cut at depth 2: roots
+    /// refused without a walk, and walks that stop early, as IngressRoutes come and go.
+    #[test]
+    fn incremental_builds_equal_full_builds_with_root_namespaces_and_a_depth_limit(
+        worlds in prop::collection::vec(world(), 2..6),
+        seeds in prop::collection::vec(any::<u64>(), 6),
+    ) {
+        let mut snapshots = vec![with_endpoints(&worlds[0], seeds[0])];
+        for (i, world) in worlds.iter().enumerate().skip(1) {
+            let next = step(&snapshots[i - 1], &with_endpoints(world, seeds[i]), seeds[i]);
+            snapshots.push(next);
+        }
+        let options = DagOptions {
+            root_namespaces: vec!["a".to_string()],
+            limits: crate::dag::DagLimits {
+                max_delegation_depth: 2,
+                ..crate::dag::DagLimits::default()
+            },
+            ..DagOptions::default()
+        };
+        memoised_builds_equal_full_builds_with(&snapshots, &options)?;
     }
 
     /// Steps that change only HTTPRoutes and Services (the Gateways, classes, grants, namespaces
