@@ -7,10 +7,15 @@
 //! component is walked again only when one of its IngressRoutes, its walked roots, or something
 //! its walk read changed; at 5,000 IngressRoutes a child's edit walked every root again (50 ms).
 //!
-//! The components are kept up to date from what changed, not found again: indexes (who delegates
-//! to whom, which roots claim an fqdn, what each walk read) give the region a change touches, and
-//! only that is taken apart and put together again. Finding every component after each change
-//! cost 10 ms of a child's 20 ms edit at 10,000 mixed units.
+//! The components are kept up to date from what changed, not found again: the changed
+//! IngressRoutes, the roots that share an fqdn with them and the components whose walk read something
+//! that changed are the seeds; the region is them, their components and what they name as delegates,
+//! again and again; only that is taken apart and put together again. Finding every component after
+//! each change cost 10 ms of a child's 20 ms edit at 10,000 mixed units.
+//!
+//! Edges are followed forward only, so an unchanged IngressRoute that names a member without being
+//! reached by any root (an orphan's delegation) may stay out of the component: no walk reads it, and
+//! when it changes, its own delegations lead to the component.
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -32,8 +37,6 @@ pub(super) struct Components {
     by_first_root: HashMap<ObjectKey, Component>,
     /// Every member of a component (absent ones too) → the component's oldest walked root.
     component_of: HashMap<ObjectKey, ObjectKey>,
-    /// An IngressRoute → those of our class that name it as a delegate, once each.
-    delegated_by: HashMap<ObjectKey, SmallVec<[ObjectKey; 1]>>,
     /// The roots of our class by fqdn, oldest first: the first keeps it. Mostly one each: a list,
     /// the first inline (a tree's node took 0.5 kB a root).
     fqdn_roots: HashMap<String, SmallVec<[Claim; 1]>>,
@@ -51,7 +54,7 @@ type Claim = (Option<Time>, ObjectKey);
 /// One component as last walked.
 #[derive(Debug)]
 struct Component {
-    /// Every IngressRoute its walk may read, sorted (absent ones, and ones not of our class, too).
+    /// Every IngressRoute its walk may read (absent ones, and ones not of our class, too).
     members: Vec<ObjectKey>,
     /// Its walked roots, oldest first: one candidate each, held by the memo.
     roots: Vec<ObjectKey>,
@@ -133,14 +136,16 @@ impl Components {
         for (roots, members) in region.grouped(&walked) {
             let root_keys: Vec<ObjectKey> = roots.iter().map(|(k, _)| (*k).clone()).collect();
             let first = root_keys[0].clone();
+            // With no member changed, the component's edges are the ones it had, so its walk (which
+            // reads only what its roots reach) is too; members that left with a changed IngressRoute
+            // were never reached.
             let mut component = match previous.remove(&first) {
                 Some(c)
                     if c.roots == root_keys
-                        && c.members == members
                         && !members.iter().any(|m| dirty.contains(m))
                         && !c.reads.iter().any(|r| changed.contains(r)) =>
                 {
-                    c
+                    Component { members, ..c }
                 }
                 _ => {
                     out.recomputed += members.len();
@@ -202,7 +207,7 @@ impl Components {
             }
             for (route, present) in [(old, false), (new, true)] {
                 let Some(route) = route else { continue };
-                self.index(key, route, present);
+                self.claim(key, route, present);
                 if let Some(vhost) = &route.spec.virtualhost {
                     let sharing = self.fqdn_roots.get(&vhost.fqdn).into_iter().flatten();
                     seeds.extend(sharing.map(|(_, k)| k.clone()));
@@ -214,24 +219,8 @@ impl Components {
         (dirty, seeds)
     }
 
-    /// Adds `route`'s delegations and fqdn to the indexes (`present`), or takes them out.
-    fn index(&mut self, key: &ObjectKey, route: &IngressRoute, present: bool) {
-        let mut targets: Vec<ObjectKey> = delegates(key, route).collect();
-        targets.sort();
-        targets.dedup();
-        for target in targets {
-            if present {
-                self.delegated_by
-                    .entry(target)
-                    .or_default()
-                    .push(key.clone());
-            } else if let Some(by) = self.delegated_by.get_mut(&target) {
-                by.retain(|k| k != key);
-                if by.is_empty() {
-                    self.delegated_by.remove(&target);
-                }
-            }
-        }
+    /// Notes root `route`'s claim on its fqdn (`present`), or forgets it.
+    fn claim(&mut self, key: &ObjectKey, route: &IngressRoute, present: bool) {
         if let Some(vhost) = &route.spec.virtualhost {
             let entry = (route.metadata.creation_timestamp.clone(), key.clone());
             if present {
@@ -248,8 +237,8 @@ impl Components {
         }
     }
 
-    /// Everything connected to `seeds` by a delegation (either way) or a shared component: a
-    /// union of whole components, old and new.
+    /// `seeds`, the components they are in and what they name as delegates, and so on: every
+    /// component a walk of which may differ, old and new, whole.
     fn region<'a>(
         &self,
         snapshot: &'a Snapshot,
@@ -276,9 +265,6 @@ impl Components {
             for target in route.into_iter().flat_map(|r| delegates(&key, r)) {
                 let j = region.discover(&target, &mut queue);
                 region.union(i, j);
-            }
-            for by in self.delegated_by.get(&key).into_iter().flatten() {
-                region.discover(by, &mut queue);
             }
         }
         region.settle();
@@ -389,7 +375,7 @@ impl<'a> Region<'a> {
     }
 
     /// The sets with a walked root: each one's walked roots (in `walked`'s order, oldest first)
-    /// and its members, sorted.
+    /// and its members.
     fn grouped<'w>(
         &self,
         walked: &[(&'w ObjectKey, &'w IngressRoute)],
@@ -404,11 +390,7 @@ impl<'a> Region<'a> {
                 members.push(key.clone());
             }
         }
-        let mut groups: Vec<RootsAndMembers> = by_set.into_values().collect();
-        for (_, members) in &mut groups {
-            members.sort();
-        }
-        groups
+        by_set.into_values().collect()
     }
 }
 
