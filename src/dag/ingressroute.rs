@@ -68,19 +68,12 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
         }
     }
     let mut refused = Statuses::new();
-    let mut walked = Vec::new();
-    for (key, route) in roots {
-        let Some(vhost) = route.spec.virtualhost.as_ref() else {
-            continue;
-        };
-        let owners = &fqdn_owners[vhost.fqdn.as_str()];
-        match refusal(key, &vhost.fqdn, owners, options) {
-            Some(reason) => {
-                refused.insert(key.clone(), reason);
-            }
-            None => walked.push((key, route)),
-        }
-    }
+    let walked = split_roots(
+        roots,
+        |fqdn| fqdn_owners[fqdn].clone(),
+        options,
+        &mut refused,
+    );
     Plan {
         ours,
         walked,
@@ -88,11 +81,49 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
     }
 }
 
+/// The roots among `ours` that are walked, oldest first; the others go into `refused` with why.
+/// `owners(fqdn)` gives the roots of our class claiming `fqdn`, oldest first.
+pub(super) fn walked_roots<'a, 'o>(
+    ours: &Ours<'a>,
+    owners: impl Fn(&str) -> Vec<&'o ObjectKey>,
+    options: &DagOptions,
+    refused: &mut Statuses,
+) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
+    let roots = by_age(
+        ours.iter()
+            .map(|(k, r)| (*k, *r))
+            .filter(|(_, r)| r.spec.virtualhost.is_some()),
+    );
+    split_roots(roots, owners, options, refused)
+}
+
+/// `roots` (oldest first) without those refused, which go into `refused` with why.
+fn split_roots<'a, 'o>(
+    roots: Vec<(&'a ObjectKey, &'a IngressRoute)>,
+    owners: impl Fn(&str) -> Vec<&'o ObjectKey>,
+    options: &DagOptions,
+    refused: &mut Statuses,
+) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
+    let mut walked = Vec::new();
+    for (key, route) in roots {
+        let Some(vhost) = route.spec.virtualhost.as_ref() else {
+            continue;
+        };
+        match refusal(key, &vhost.fqdn, &owners(&vhost.fqdn), options) {
+            Some(reason) => {
+                refused.insert(key.clone(), reason);
+            }
+            None => walked.push((key, route)),
+        }
+    }
+    walked
+}
+
 /// Why root `key` is refused without a walk, if it is: `owners` are the roots of our class with its
 /// fqdn, oldest first (the oldest keeps it: a newcomer that claims it too is the one reported, so
 /// adding an IngressRoute never takes a host away from one that was serving it; Contour invalidates
 /// all of them), and only some namespaces may have roots.
-pub(super) fn refusal(
+fn refusal(
     key: &ObjectKey,
     fqdn: &str,
     owners: &[&ObjectKey],
@@ -199,8 +230,18 @@ pub(super) fn status(key: &ObjectKey, found: Option<(Validity, String)>) -> Obje
     }
 }
 
+/// `key`'s IngressRoute in `snapshot`, if it is of our class.
+pub(super) fn our_route<'a>(
+    snapshot: &'a Snapshot,
+    options: &DagOptions,
+    key: &ObjectKey,
+) -> Option<&'a IngressRoute> {
+    let route = snapshot.ingress_routes.get(key)?;
+    is_ours(route, options).then_some(&**route)
+}
+
 /// Whether `r` is of our class.
-pub(super) fn is_ours(r: &IngressRoute, options: &DagOptions) -> bool {
+fn is_ours(r: &IngressRoute, options: &DagOptions) -> bool {
     class::requested_class(r.metadata.annotations.as_ref(), None)
         .is_none_or(|c| c == options.ingress_class_name)
 }

@@ -182,11 +182,7 @@ impl Memo {
     fn route_statuses(&mut self, snapshot: &Snapshot, options: &DagOptions, keys: Vec<ObjectKey>) {
         for key in keys {
             let id = (ObjectKind::IngressRoute, key);
-            let ours = snapshot
-                .ingress_routes
-                .get(&id.1)
-                .is_some_and(|r| ingressroute::is_ours(r, options));
-            if !ours {
+            if ingressroute::our_route(snapshot, options, &id.1).is_none() {
                 self.statuses.remove(&id);
                 continue;
             }

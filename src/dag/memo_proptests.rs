@@ -97,6 +97,20 @@ fn with_endpoints(world: &super::proptests::World, seed: u64) -> Snapshot {
     snapshot
 }
 
+/// A snapshot per world, each after the first a mix of the one before and its world (see [`step`]).
+fn mixed_steps(worlds: &[super::proptests::World], seeds: &[u64]) -> Vec<Snapshot> {
+    let mut snapshots = vec![with_endpoints(&worlds[0], seeds[0])];
+    for (i, world) in worlds.iter().enumerate().skip(1) {
+        let next = step(
+            &snapshots[i - 1],
+            &with_endpoints(world, seeds[i]),
+            seeds[i],
+        );
+        snapshots.push(next);
+    }
+    snapshots
+}
+
 /// Builds each snapshot in turn with one memo and checks it against a build from nothing: the DAG,
 /// the statuses, the Gateway API statuses, and the Envoy resources byte for byte.
 fn memoised_builds_equal_full_builds(snapshots: &[Snapshot]) -> Result<(), TestCaseError> {
@@ -155,11 +169,7 @@ proptest! {
         worlds in prop::collection::vec(world(), 2..6),
         seeds in prop::collection::vec(any::<u64>(), 6),
     ) {
-        let mut snapshots = vec![with_endpoints(&worlds[0], seeds[0])];
-        for (i, world) in worlds.iter().enumerate().skip(1) {
-            let next = step(&snapshots[i - 1], &with_endpoints(world, seeds[i]), seeds[i]);
-            snapshots.push(next);
-        }
+        let snapshots = mixed_steps(&worlds, &seeds);
         memoised_builds_equal_full_builds(&snapshots)?;
     }
 
@@ -170,11 +180,7 @@ proptest! {
         worlds in prop::collection::vec(world(), 2..6),
         seeds in prop::collection::vec(any::<u64>(), 6),
     ) {
-        let mut snapshots = vec![with_endpoints(&worlds[0], seeds[0])];
-        for (i, world) in worlds.iter().enumerate().skip(1) {
-            let next = step(&snapshots[i - 1], &with_endpoints(world, seeds[i]), seeds[i]);
-            snapshots.push(next);
-        }
+        let snapshots = mixed_steps(&worlds, &seeds);
         let options = DagOptions {
             root_namespaces: vec!["a".to_string()],
             limits: crate::dag::DagLimits {

@@ -22,9 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
-use super::build::{by_age, Candidate};
+use super::build::Candidate;
 use super::delegation::Statuses;
-use super::ingressroute::{delegates, is_ours, refusal, walk_roots, Ours};
+use super::ingressroute::{delegates, our_route, walk_roots, walked_roots, Ours};
 use super::reads::{diff_key, recording, Read, Readers};
 use super::{DagOptions, Validity};
 use crate::crd::IngressRoute;
@@ -277,42 +277,13 @@ impl Components {
         ours: &Ours<'a>,
         options: &DagOptions,
     ) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
-        let roots = by_age(
-            ours.iter()
-                .map(|(k, r)| (*k, *r))
-                .filter(|(_, r)| r.spec.virtualhost.is_some()),
-        );
-        let mut walked = Vec::new();
-        for (key, route) in roots {
-            let Some(vhost) = &route.spec.virtualhost else {
-                continue;
-            };
-            let owners: Vec<&ObjectKey> = self
-                .fqdn_roots
-                .get(&vhost.fqdn)
-                .into_iter()
-                .flatten()
-                .map(|(_, k)| k)
-                .collect();
-            match refusal(key, &vhost.fqdn, &owners, options) {
-                Some(reason) => {
-                    self.refused.insert(key.clone(), reason);
-                }
-                None => walked.push((key, route)),
-            }
-        }
-        walked
+        let claims = &self.fqdn_roots;
+        let owners = |fqdn: &str| {
+            let claims = claims.get(fqdn).into_iter().flatten();
+            claims.map(|(_, k)| k).collect()
+        };
+        walked_roots(ours, owners, options, &mut self.refused)
     }
-}
-
-/// `key`'s IngressRoute in `snapshot`, if it is of our class.
-fn our_route<'a>(
-    snapshot: &'a Snapshot,
-    options: &DagOptions,
-    key: &ObjectKey,
-) -> Option<&'a IngressRoute> {
-    let route = snapshot.ingress_routes.get(key)?;
-    is_ours(route, options).then_some(&**route)
 }
 
 /// Whether a walk reads the same of `a` as of `b`: its spec, and its creation time (the order of
