@@ -206,6 +206,12 @@ impl ManifestDir {
         match parse_manifests(&path.display().to_string(), &text) {
             Ok(objects) => {
                 self.errors.remove(path);
+                // The file's unchanged objects stay the snapshot's shared values (one copy, and
+                // the incremental build sees only what changed).
+                let objects = objects
+                    .into_iter()
+                    .map(|o| self.snapshot.held_equal(&o).unwrap_or(o))
+                    .collect();
                 self.replace(path, Some(ParsedFile { digest, objects }));
             }
             Err(e) => {
@@ -265,7 +271,9 @@ impl ManifestDir {
             None => None,
         };
         match winner {
-            Some(object) if self.snapshot.holds(&object) => {}
+            // Mostly the held object itself (a file's objects are shared when read); an equal one
+            // from another file leaves the snapshot as it is too.
+            Some(object) if self.snapshot.held_equal(&object).is_some() => {}
             Some(object) => self.snapshot.insert_at(id.1, object),
             None => {
                 self.holders.remove(&id);

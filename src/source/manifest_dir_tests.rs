@@ -108,6 +108,29 @@ fn an_unchanged_file_gives_the_same_shared_objects() {
     assert!(Arc::ptr_eq(&first.services[&key], &second.services[&key]));
 }
 
+#[test]
+fn an_unchanged_object_of_a_changed_file_stays_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    std::fs::write(&a, format!("{}---\n{}", service("a", 80), service("b", 80))).unwrap();
+    let mut manifests = ManifestDir::new(dir.path());
+    let dirty = manifests.noting();
+    let first = manifests.load().unwrap().snapshot;
+    std::fs::write(&a, format!("{}---\n{}", service("a", 80), service("b", 81))).unwrap();
+    dirty.lock().unwrap().paths.insert(a);
+    let second = manifests.load().unwrap().snapshot;
+    let (ka, kb) = (
+        ObjectKey::new("default", "a"),
+        ObjectKey::new("default", "b"),
+    );
+    assert!(Arc::ptr_eq(&first.services[&ka], &second.services[&ka]));
+    assert!(!Arc::ptr_eq(&first.services[&kb], &second.services[&kb]));
+    assert_eq!(
+        services(&second),
+        [("a".to_string(), 80), ("b".to_string(), 81)]
+    );
+}
+
 /// One step of a random edit session on three files (and one in a subdirectory).
 #[derive(Debug, Clone)]
 enum Edit {

@@ -299,28 +299,49 @@ impl Snapshot {
         }
     }
 
-    /// Whether the snapshot holds this very object (the same shared object, not an equal one).
-    pub fn holds(&self, object: &KubeObject) -> bool {
-        fn same<T>(map: &Objects<T>, key: &ObjectKey, o: &Arc<T>) -> bool {
-            map.get(key).is_some_and(|held| Arc::ptr_eq(held, o))
+    /// The object the snapshot holds at `object`'s key, if it is `object` itself or equal to it: a
+    /// source that reads an unchanged object again (a file re-read for another object's edit) keeps
+    /// that one shared value, so the next snapshot differs from this one only where content did.
+    pub fn held_equal(&self, object: &KubeObject) -> Option<KubeObject> {
+        fn held<T: PartialEq>(
+            map: &Objects<T>,
+            key: &ObjectKey,
+            o: &Arc<T>,
+            wrap: fn(Arc<T>) -> KubeObject,
+        ) -> Option<KubeObject> {
+            let held = map.get(key)?;
+            (Arc::ptr_eq(held, o) || **held == **o).then(|| wrap(Arc::clone(held)))
         }
         let (_, key) = object.id();
         match object {
-            KubeObject::Service(o) => same(&self.services, &key, o),
-            KubeObject::Endpoints(o) => same(&self.endpoints, &key, o),
-            KubeObject::Secret(o) => same(&self.secrets, &key, o),
-            KubeObject::Ingress(o) => same(&self.ingresses, &key, o),
-            KubeObject::IngressClass(o) => same(&self.ingress_classes, &key, o),
-            KubeObject::EndpointSlice(o) => same(&self.endpoint_slices, &key, o),
-            KubeObject::IngressRoute(o) => same(&self.ingress_routes, &key, o),
-            KubeObject::TLSCertificateDelegation(o) => {
-                same(&self.tls_certificate_delegations, &key, o)
+            KubeObject::Service(o) => held(&self.services, &key, o, KubeObject::Service),
+            KubeObject::Endpoints(o) => held(&self.endpoints, &key, o, KubeObject::Endpoints),
+            KubeObject::Secret(o) => held(&self.secrets, &key, o, KubeObject::Secret),
+            KubeObject::Ingress(o) => held(&self.ingresses, &key, o, KubeObject::Ingress),
+            KubeObject::IngressClass(o) => {
+                held(&self.ingress_classes, &key, o, KubeObject::IngressClass)
             }
-            KubeObject::GatewayClass(o) => same(&self.gateway_classes, &key, o),
-            KubeObject::Gateway(o) => same(&self.gateways, &key, o),
-            KubeObject::HttpRoute(o) => same(&self.http_routes, &key, o),
-            KubeObject::ReferenceGrant(o) => same(&self.reference_grants, &key, o),
-            KubeObject::Namespace(o) => same(&self.namespaces, &key, o),
+            KubeObject::EndpointSlice(o) => {
+                held(&self.endpoint_slices, &key, o, KubeObject::EndpointSlice)
+            }
+            KubeObject::IngressRoute(o) => {
+                held(&self.ingress_routes, &key, o, KubeObject::IngressRoute)
+            }
+            KubeObject::TLSCertificateDelegation(o) => held(
+                &self.tls_certificate_delegations,
+                &key,
+                o,
+                KubeObject::TLSCertificateDelegation,
+            ),
+            KubeObject::GatewayClass(o) => {
+                held(&self.gateway_classes, &key, o, KubeObject::GatewayClass)
+            }
+            KubeObject::Gateway(o) => held(&self.gateways, &key, o, KubeObject::Gateway),
+            KubeObject::HttpRoute(o) => held(&self.http_routes, &key, o, KubeObject::HttpRoute),
+            KubeObject::ReferenceGrant(o) => {
+                held(&self.reference_grants, &key, o, KubeObject::ReferenceGrant)
+            }
+            KubeObject::Namespace(o) => held(&self.namespaces, &key, o, KubeObject::Namespace),
         }
     }
 }
