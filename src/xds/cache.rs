@@ -18,7 +18,7 @@ pub struct Resource {
     pub name: String,
     /// The encoded resource (an `Any`'s value).
     pub value: Vec<u8>,
-    /// Hex of the first 8 bytes of SHA-256 over the type URL and the encoded resource.
+    /// Hex of the first 8 bytes of BLAKE3 over the type URL and the encoded resource.
     pub hash: String,
     /// For a cluster that reads its endpoints over EDS, the endpoints' name (its EDS service name):
     /// decoded once here, not per stream per ACK.
@@ -38,13 +38,16 @@ impl PartialEq for Resource {
 impl Eq for Resource {}
 
 impl Resource {
-    /// Hashes a named, packed resource and keeps its encoding.
+    /// Hashes a named, packed resource and keeps its encoding. BLAKE3, not SHA-256: the large
+    /// resources (the RouteConfiguration of every plain-HTTP host, the TLS listener of every secure
+    /// one) are hashed again whole on each change of one of their parts, and BLAKE3 hashed 1 MB 3.6×
+    /// as fast here (6.3 against 1.7 GB/s, SHA-256 with the CPU's SHA extensions).
     pub fn new(name: String, body: Any) -> Self {
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         hasher.update(body.type_url.as_bytes());
-        hasher.update([0]);
+        hasher.update(&[0]);
         hasher.update(&body.value);
-        let hash = hex::encode(&hasher.finalize()[..8]);
+        let hash = hex::encode(&hasher.finalize().as_bytes()[..8]);
         let eds_name = super::cluster_eds::eds_name(&body);
         Resource::hashed(name, body.value, hash, eds_name)
     }
