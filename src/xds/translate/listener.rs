@@ -88,7 +88,7 @@ fn https_listener(config: &ListenerConfig, filter_chains: Vec<FilterChain>) -> L
 /// host encodes one filter chain, not one per TLS host.
 pub(super) fn https_listener_of<'a>(
     config: &ListenerConfig,
-    filter_chains: impl Iterator<Item = &'a Vec<u8>>,
+    filter_chains: impl Iterator<Item = &'a Vec<u8>> + Clone,
 ) -> Any {
     // prost writes the fields in the order they are declared: name and address, then the filter
     // chains, then the rest (the listener filters); the pieces are written in that order.

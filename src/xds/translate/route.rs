@@ -63,7 +63,7 @@ pub fn routes(dag: &Dag) -> Named {
 /// gives for the whole message (a repeated message field is the concatenation of its elements).
 pub(super) fn route_configuration_of<'a>(
     name: &str,
-    virtual_hosts: impl Iterator<Item = &'a Vec<u8>>,
+    virtual_hosts: impl Iterator<Item = &'a Vec<u8>> + Clone,
 ) -> Any {
     // prost writes fields in field-number order: the name (1), the virtual hosts (2), then the
     // rest; the pieces are written in that order.
