@@ -137,7 +137,7 @@ impl<'a> Walker<'a> {
                 }
                 continue;
             };
-            let target = super::ingressroute::delegate_key(delegate, &key.namespace);
+            let target = super::ingressroute::delegate_key(delegate, &key);
             if on_stack.contains(&target) {
                 let mut path: Vec<String> = stack
                     .iter()

@@ -56,11 +56,7 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
         .map(|(k, r)| (k, &**r))
         .filter(|(_, r)| is_ours(r, options))
         .collect();
-    let roots = by_age(
-        ours.iter()
-            .map(|(k, r)| (*k, *r))
-            .filter(|(_, r)| r.spec.virtualhost.is_some()),
-    );
+    let roots = roots_by_age(&ours);
     let mut fqdn_owners: BTreeMap<&str, Vec<&ObjectKey>> = BTreeMap::new();
     for (key, route) in &roots {
         if let Some(vh) = &route.spec.virtualhost {
@@ -70,7 +66,7 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
     let mut refused = Statuses::new();
     let walked = split_roots(
         roots,
-        |fqdn| fqdn_owners[fqdn].clone(),
+        |fqdn| fqdn_owners[fqdn].iter().copied(),
         options,
         &mut refused,
     );
@@ -83,24 +79,34 @@ pub(super) fn plan<'a>(snapshot: &'a Snapshot, options: &DagOptions) -> Plan<'a>
 
 /// The roots among `ours` that are walked, oldest first; the others go into `refused` with why.
 /// `owners(fqdn)` gives the roots of our class claiming `fqdn`, oldest first.
-pub(super) fn walked_roots<'a, 'o>(
+pub(super) fn walked_roots<'a, 'o, O: Owners<'o>>(
     ours: &Ours<'a>,
-    owners: impl Fn(&str) -> Vec<&'o ObjectKey>,
+    owners: impl Fn(&str) -> O,
     options: &DagOptions,
     refused: &mut Statuses,
 ) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
-    let roots = by_age(
+    split_roots(roots_by_age(ours), owners, options, refused)
+}
+
+/// The roots (IngressRoutes with a virtual host) among `ours`, oldest first.
+fn roots_by_age<'a>(ours: &Ours<'a>) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
+    by_age(
         ours.iter()
             .map(|(k, r)| (*k, *r))
             .filter(|(_, r)| r.spec.virtualhost.is_some()),
-    );
-    split_roots(roots, owners, options, refused)
+    )
 }
 
+/// The roots claiming one fqdn, oldest first, as [`walked_roots`] and [`split_roots`] are given
+/// them (borrowed from an index, not collected per root).
+pub(super) trait Owners<'o>: ExactSizeIterator<Item = &'o ObjectKey> + Clone {}
+
+impl<'o, I: ExactSizeIterator<Item = &'o ObjectKey> + Clone> Owners<'o> for I {}
+
 /// `roots` (oldest first) without those refused, which go into `refused` with why.
-fn split_roots<'a, 'o>(
+fn split_roots<'a, 'o, O: Owners<'o>>(
     roots: Vec<(&'a ObjectKey, &'a IngressRoute)>,
-    owners: impl Fn(&str) -> Vec<&'o ObjectKey>,
+    owners: impl Fn(&str) -> O,
     options: &DagOptions,
     refused: &mut Statuses,
 ) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
@@ -109,7 +115,7 @@ fn split_roots<'a, 'o>(
         let Some(vhost) = route.spec.virtualhost.as_ref() else {
             continue;
         };
-        match refusal(key, &vhost.fqdn, &owners(&vhost.fqdn), options) {
+        match refusal(key, &vhost.fqdn, owners(&vhost.fqdn), options) {
             Some(reason) => {
                 refused.insert(key.clone(), reason);
             }
@@ -123,21 +129,22 @@ fn split_roots<'a, 'o>(
 /// fqdn, oldest first (the oldest keeps it: a newcomer that claims it too is the one reported, so
 /// adding an IngressRoute never takes a host away from one that was serving it; Contour invalidates
 /// all of them), and only some namespaces may have roots.
-fn refusal(
+fn refusal<'o>(
     key: &ObjectKey,
     fqdn: &str,
-    owners: &[&ObjectKey],
+    owners: impl Owners<'o>,
     options: &DagOptions,
 ) -> Option<(Validity, String)> {
-    if owners.len() > 1 && owners[0] != key {
-        let names: Vec<String> = owners.iter().map(|k| k.to_string()).collect();
+    let oldest = owners.clone().next();
+    if let Some(oldest) = oldest.filter(|o| owners.len() > 1 && *o != key) {
+        let names: Vec<String> = owners.map(|k| k.to_string()).collect();
         return Some((
             Validity::Invalid,
             format!(
                 "fqdn {:?} is used in multiple IngressRoutes: {}; it stays with {}",
                 fqdn,
                 names.join(", "),
-                owners[0]
+                oldest
             ),
         ));
     }
@@ -200,7 +207,7 @@ pub(super) fn delegates<'a>(
                 .iter()
                 .filter_map(|t| t.delegate.as_ref()),
         )
-        .map(|d| delegate_key(d, &key.namespace))
+        .map(|d| delegate_key(d, key))
 }
 
 /// One status per IngressRoute of our class: what the build found, or orphaned when nothing reached
@@ -530,7 +537,7 @@ fn tcp_proxy_services(
     statuses: &mut BTreeMap<ObjectKey, (Validity, String)>,
 ) -> Result<(Vec<WeightedCluster>, Vec<Cluster>), Vec<String>> {
     if let Some(delegate) = &tcpproxy.delegate {
-        let target = delegate_key(delegate, &key.namespace);
+        let target = delegate_key(delegate, key);
         let child = all
             .get(&target)
             .ok_or_else(|| vec![format!("tcpproxy delegate \"{target}\" not found")])?;
@@ -563,10 +570,15 @@ fn tcp_proxy_services(
         .map_err(|e| vec![format!("tcpproxy: {e}")])
 }
 
-/// The IngressRoute a delegate names: in its own namespace when it gives none.
-pub(super) fn delegate_key(delegate: &crate::crd::Delegate, namespace: &str) -> ObjectKey {
-    ObjectKey::new(
-        delegate.namespace.as_deref().unwrap_or(namespace),
-        &delegate.name,
-    )
+/// The IngressRoute a delegate of IngressRoute `of` names: in `of`'s namespace when it gives none
+/// (that namespace shared, not copied: a root of 10,000 delegations made as many copies per walk).
+pub(super) fn delegate_key(delegate: &crate::crd::Delegate, of: &ObjectKey) -> ObjectKey {
+    let namespace = match delegate.namespace.as_deref() {
+        Some(ns) if ns != &*of.namespace => Arc::from(ns),
+        _ => Arc::clone(&of.namespace),
+    };
+    ObjectKey {
+        namespace,
+        name: Arc::from(delegate.name.as_str()),
+    }
 }

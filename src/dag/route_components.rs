@@ -279,8 +279,8 @@ impl Components {
     ) -> Vec<(&'a ObjectKey, &'a IngressRoute)> {
         let claims = &self.fqdn_roots;
         let owners = |fqdn: &str| {
-            let claims = claims.get(fqdn).into_iter().flatten();
-            claims.map(|(_, k)| k).collect()
+            let claims = claims.get(fqdn).map_or(&[][..], |c| c.as_slice());
+            claims.iter().map(|(_, k)| k)
         };
         walked_roots(ours, owners, options, &mut self.refused)
     }
