@@ -112,17 +112,20 @@ impl Components {
         let region = self.region(snapshot, options, seeds);
         let mut previous = HashMap::new();
         let mut old_roots = HashSet::new();
+        // Where each region key's status came from: refused with why, or a component's walk.
+        let mut before = Vec::with_capacity(region.keys.len());
         for key in &region.keys {
-            self.refused.remove(key);
-            let Some(first) = self.component_of.remove(key) else {
-                continue;
-            };
-            if let Some(c) = self.by_first_root.remove(&first) {
-                self.readers.remove(&first, &c.reads);
-                self.work -= c.work;
-                old_roots.extend(c.roots.iter().cloned());
-                previous.insert(first, c);
+            let refused = self.refused.remove(key);
+            let first = self.component_of.remove(key);
+            if let Some(first) = &first {
+                if let Some(c) = self.by_first_root.remove(first) {
+                    self.readers.remove(first, &c.reads);
+                    self.work -= c.work;
+                    old_roots.extend(c.roots.iter().cloned());
+                    previous.insert(first.clone(), c);
+                }
             }
+            before.push((refused, first));
         }
         // A walk reads only its component's members, all of them in the region.
         let ours: Ours = region
@@ -133,13 +136,16 @@ impl Components {
             .collect();
         let walked = self.plan_roots(&ours, options);
         let mut out = Update::default();
+        // The keys whose status a walk changed (within a component whose oldest root stayed).
+        let mut restated = HashSet::new();
         for (roots, members) in region.grouped(&walked) {
             let root_keys: Vec<ObjectKey> = roots.iter().map(|(k, _)| (*k).clone()).collect();
             let first = root_keys[0].clone();
+            let old = previous.remove(&first);
             // With no member changed, the component's edges are the ones it had, so its walk (which
             // reads only what its roots reach) is too; members that left with a changed IngressRoute
             // were never reached.
-            let mut component = match previous.remove(&first) {
+            let mut component = match old {
                 Some(c)
                     if c.roots == root_keys
                         && !members.iter().any(|m| dirty.contains(m))
@@ -147,7 +153,7 @@ impl Components {
                 {
                     Component { members, ..c }
                 }
-                _ => {
+                old => {
                     out.recomputed += members.len();
                     let ((candidates, statuses, work), reads) = recording(|| {
                         let mut statuses = Statuses::new();
@@ -156,10 +162,13 @@ impl Components {
                         (candidates, statuses, work)
                     });
                     out.candidates.extend(candidates.into_iter().map(Arc::new));
+                    let statuses: Box<[_]> = statuses.into_iter().collect();
+                    let old = old.as_ref().map_or(&[][..], |c| &c.statuses);
+                    restated.extend(differing(old, &statuses).cloned());
                     Component {
                         members,
                         roots: root_keys,
-                        statuses: statuses.into_iter().collect(),
+                        statuses,
                         reads,
                         work,
                     }
@@ -177,8 +186,23 @@ impl Components {
             self.work += component.work;
             self.by_first_root.insert(first, component);
         }
+        // A status may differ where the IngressRoute changed, where it was refused or not before
+        // and now, where it moved to another component (or out of every one), or where its
+        // component's walk says something else of it; for the others (at 10,000 IngressRoutes in
+        // one component, nearly all of them) it is what it was.
+        out.touched = region
+            .keys
+            .into_iter()
+            .zip(before)
+            .filter(|(key, (refused, first))| {
+                dirty.contains(key)
+                    || restated.contains(key)
+                    || refused.as_ref() != self.refused.get(key)
+                    || first.as_ref() != self.component_of.get(key)
+            })
+            .map(|(key, _)| key)
+            .collect();
         out.dropped = old_roots.into_iter().collect();
-        out.touched = region.keys;
         out
     }
 
@@ -284,6 +308,44 @@ impl Components {
         };
         walked_roots(ours, owners, options, &mut self.refused)
     }
+}
+
+/// The keys whose entry differs between two sorted status lists (in one only, or otherwise).
+fn differing<'a>(
+    old: &'a [(ObjectKey, (Validity, String))],
+    new: &'a [(ObjectKey, (Validity, String))],
+) -> impl Iterator<Item = &'a ObjectKey> {
+    let (mut old, mut new) = (old.iter().peekable(), new.iter().peekable());
+    std::iter::from_fn(move || loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return None,
+            (Some((k, _)), None) => {
+                old.next();
+                return Some(k);
+            }
+            (None, Some((k, _))) => {
+                new.next();
+                return Some(k);
+            }
+            (Some((a, sa)), Some((b, sb))) => match a.cmp(b) {
+                std::cmp::Ordering::Less => {
+                    old.next();
+                    return Some(a);
+                }
+                std::cmp::Ordering::Greater => {
+                    new.next();
+                    return Some(b);
+                }
+                std::cmp::Ordering::Equal => {
+                    old.next();
+                    new.next();
+                    if sa != sb {
+                        return Some(a);
+                    }
+                }
+            },
+        }
+    })
 }
 
 /// Whether a walk reads the same of `a` as of `b`: its spec, and its creation time (the order of
