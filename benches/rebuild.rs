@@ -100,8 +100,10 @@ fn main() {
                 setup.elapsed()
             );
             row(n, &snap, mixed::with_one_edit, rounds(n));
+            // Three times the rounds: a change is cheap, and the median then is of a process past
+            // its first few changes (which page-fault fresh memory for the largest resources).
             for (what, edit) in mixed::changes() {
-                changes.push(change_row(n, what, &snap, edit, rounds(n)));
+                changes.push(change_row(n, what, &snap, edit, 3 * rounds(n)));
             }
         }
         println!("\nOne change of each kind on the mixed workload, the pipeline's memoised way (medians):\n");
