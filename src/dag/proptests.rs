@@ -585,7 +585,7 @@ impl World {
         for ((ns, name), kind) in &self.secrets {
             s.secrets.insert(
                 ObjectKey::new(*ns, *name),
-                std::sync::Arc::new(tls_secret(ns, name, *kind)),
+                std::sync::Arc::new(tls_secret(ns, name, *kind).into()),
             );
         }
         if self.delegate_cert {

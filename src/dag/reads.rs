@@ -12,9 +12,7 @@ use foldhash::{HashMap, HashSet, HashSetExt};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
-
-use crate::store::Service;
+use crate::store::{Service, StoredSecret};
 use smallvec::SmallVec;
 
 use crate::crd::TLSCertificateDelegation;
@@ -119,7 +117,7 @@ pub fn service<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<Se
 }
 
 /// The Secret `key`.
-pub fn secret<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<Secret>> {
+pub fn secret<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<StoredSecret>> {
     let found = snapshot.secrets.get(key);
     note(|| Read::Secret(key.clone()));
     found
@@ -170,9 +168,10 @@ mod tests {
             .insert(ObjectKey::new("ns", "a"), Arc::new(svc));
         assert_eq!(changed(&s, &edited), HashSet::from_iter([reads[0].clone()]));
         let mut added = s.clone();
-        added
-            .secrets
-            .insert(ObjectKey::new("ns", "missing"), Arc::new(Secret::default()));
+        added.secrets.insert(
+            ObjectKey::new("ns", "missing"),
+            Arc::new(k8s_openapi::api::core::v1::Secret::default().into()),
+        );
         added.tls_certificate_delegations.insert(
             ObjectKey::new("ns", "d"),
             Arc::new(TLSCertificateDelegation::new("d", Default::default())),

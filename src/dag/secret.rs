@@ -44,8 +44,11 @@ pub fn delegated_tls_secret(
 pub fn tls_secret(snapshot: &Snapshot, key: &ObjectKey) -> Result<TlsSecret, String> {
     let secret = super::reads::secret(snapshot, key)
         .ok_or_else(|| format!("TLS secret \"{key}\" not found"))?;
-    let (cert, private_key) =
-        certificate_and_key(secret).map_err(|e| format!("TLS secret \"{key}\": {e}"))?;
+    let refused = |e: &str| format!("TLS secret \"{key}\": {e}");
+    if let Err(e) = secret.tls_verdict(check) {
+        return Err(refused(e));
+    }
+    let (cert, private_key) = certificate_and_key(secret).map_err(|e| refused(&e))?;
     Ok(TlsSecret {
         name: key.to_string(),
         cert_chain: cert,
@@ -53,6 +56,23 @@ pub fn tls_secret(snapshot: &Snapshot, key: &ObjectKey) -> Result<TlsSecret, Str
     })
 }
 
+/// Whether `secret` holds a certificate and the key that belongs to it, in a form Envoy takes. Its
+/// verdict is kept with the stored Secret ([`crate::store::StoredSecret`]): deriving the public key
+/// is the costly part, and a Secret's bytes don't change under it.
+fn check(secret: &Secret) -> Result<(), String> {
+    let (cert, key) = certificate_and_key(secret)?;
+    let certs = crate::tls::pem::certs("tls.crt", &cert).map_err(|e| e.to_string())?;
+    let private_key = crate::tls::pem::private_key("tls.key", &key).map_err(|e| e.to_string())?;
+    let signing_key = crate::tls::provider()
+        .key_provider
+        .load_private_key(private_key)
+        .map_err(|e| format!("tls.key is not a supported key: {e}"))?;
+    CertifiedKey::new(certs, Arc::clone(&signing_key))
+        .keys_match()
+        .map_err(|e| format!("tls.key does not belong to the certificate in tls.crt ({e})"))
+}
+
+/// The type's and the two fields' presence checked; their bytes.
 fn certificate_and_key(secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
     if let Some(t) = secret.type_.as_deref() {
         if t != "kubernetes.io/tls" {
@@ -77,14 +97,5 @@ fn certificate_and_key(secret: &Secret) -> Result<(Vec<u8>, Vec<u8>), String> {
     };
     let cert = field("tls.crt")?;
     let key = field("tls.key")?;
-    let certs = crate::tls::pem::certs("tls.crt", &cert).map_err(|e| e.to_string())?;
-    let private_key = crate::tls::pem::private_key("tls.key", &key).map_err(|e| e.to_string())?;
-    let signing_key = crate::tls::provider()
-        .key_provider
-        .load_private_key(private_key)
-        .map_err(|e| format!("tls.key is not a supported key: {e}"))?;
-    CertifiedKey::new(certs, Arc::clone(&signing_key))
-        .keys_match()
-        .map_err(|e| format!("tls.key does not belong to the certificate in tls.crt ({e})"))?;
     Ok((cert, key))
 }

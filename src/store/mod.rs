@@ -4,10 +4,11 @@
 
 mod core_reduced;
 mod endpoint_slice;
+mod secret;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
 
@@ -15,6 +16,7 @@ pub use core_reduced::{EndpointAddress, EndpointSubset, Endpoints, Meta, Service
 pub use endpoint_slice::{
     EndpointSlice, SliceConditions, SliceEndpoint, SlicePort, SERVICE_NAME_LABEL,
 };
+pub use secret::StoredSecret;
 
 use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::crd::{IngressRoute, TLSCertificateDelegation};
@@ -51,7 +53,7 @@ impl std::fmt::Display for ObjectKey {
 pub enum KubeObject {
     Service(Arc<Service>),
     Endpoints(Arc<Endpoints>),
-    Secret(Arc<Secret>),
+    Secret(Arc<StoredSecret>),
     Ingress(Arc<Ingress>),
     IngressClass(Arc<IngressClass>),
     EndpointSlice(Arc<EndpointSlice>),
@@ -104,7 +106,9 @@ impl KubeObject {
             }
             ("v1", "Endpoints") => reduced::<k8s_openapi::api::core::v1::Endpoints, _>(value)
                 .map(KubeObject::Endpoints),
-            ("v1", "Secret") => typed(value).map(KubeObject::Secret),
+            ("v1", "Secret") => {
+                reduced::<k8s_openapi::api::core::v1::Secret, _>(value).map(KubeObject::Secret)
+            }
             ("v1", "Namespace") => typed(value).map(KubeObject::Namespace),
             ("networking.k8s.io/v1", "Ingress") => typed(value).map(KubeObject::Ingress),
             ("networking.k8s.io/v1", "IngressClass") => typed(value).map(KubeObject::IngressClass),
@@ -147,7 +151,7 @@ pub type Objects<T> = imbl::OrdMap<ObjectKey, Arc<T>>;
 pub struct Snapshot {
     pub services: Objects<Service>,
     pub endpoints: Objects<Endpoints>,
-    pub secrets: Objects<Secret>,
+    pub secrets: Objects<StoredSecret>,
     pub ingresses: Objects<Ingress>,
     /// Cluster-scoped: the key's namespace is empty.
     pub ingress_classes: Objects<IngressClass>,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
 
-use crate::store::{Endpoints as ReducedEndpoints, Service as ReducedService};
+use crate::store::{Endpoints as ReducedEndpoints, Service as ReducedService, StoredSecret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::discovery::Discovery;
@@ -113,7 +113,8 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         secrets,
         Change::Routing,
         false,
-        secret::reduce
+        |s: Secret| StoredSecret::from(secret::reduce(s)),
+        |o: &StoredSecret| crate::store::key(&o.metadata)
     );
     spawn_typed!(Ingress, "ingresses", ingresses, Change::Routing, false);
     spawn_typed!(
