@@ -11,6 +11,16 @@ use isobar::dag::{self, DagLimits, DagOptions};
 use isobar::source::file::parse_manifests;
 use isobar::store::Snapshot;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+/// Delegation chains and fan-ins at thousands of IngressRoutes: one edit's cost, a Markdown table.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+}
+
 const SERVICE: &str =
     "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: t}\nspec: {ports: [{port: 80}]}\n---\n";
 
@@ -76,6 +86,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    // `--quick` (CI): the first shape, 3 rounds, so the bench keeps building and running.
+    let quick = <Args as clap::Parser>::parse().common.quick;
     let unbounded = DagOptions {
         limits: DagLimits {
             max_delegation_depth: usize::MAX,
@@ -100,8 +112,6 @@ fn main() {
         ("wide fan-in, 1,000 parents".into(), fan_in(1_000)),
         ("wide fan-in, 10,000 parents".into(), fan_in(10_000)),
     ];
-    // `--quick` (CI): the first shape, 3 rounds, so the bench keeps building and running.
-    let quick = std::env::args().any(|a| a == "--quick");
     let (count, rounds) = if quick { (1, 3) } else { (shapes.len(), 11) };
     for (name, yaml) in shapes.into_iter().take(count) {
         let snap = snapshot(&yaml);

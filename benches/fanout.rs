@@ -11,6 +11,8 @@
 //! The isobar binary is `--isobar`, else `$ISOBAR_BIN`, else the one this workspace built. Envoy is
 //! the harness's (`ENVOY_BIN`, `ISOBAR_ENVOY_VERSION`). Figures go in BENCHMARKS.md.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "fanout/envoys.rs"]
 mod envoys;
 #[path = "fanout/manifests.rs"]
@@ -49,63 +51,29 @@ const POLL: Duration = Duration::from_millis(100);
 const MIN_QUIET: Duration = Duration::from_secs(1);
 const MAX_QUIET: Duration = Duration::from_secs(3);
 
-#[derive(Debug)]
+/// Fan-out: one change carried to several real Envoys and ADS probes at N Services, SotW and delta.
+#[derive(Debug, clap::Parser)]
 struct Args {
+    #[command(flatten)]
+    cargo: cli::CargoBench,
+    /// Services of each run.
+    #[arg(long, value_delimiter = ',', value_parser = cli::count, default_value = "2000,10000")]
     services: Vec<usize>,
+    /// ADS flavours measured.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "sotw,delta")]
     modes: Vec<Mode>,
+    /// The isobar binary measured (default: `ISOBAR_BIN`, else the one built with the bench).
+    #[arg(long, default_value_os_t = cli::default_isobar())]
     isobar: PathBuf,
+    /// Printed in the table header (e.g. `before`, `after`).
+    #[arg(long, default_value = "-")]
     label: String,
+    /// Real Envoys connected.
+    #[arg(long, value_parser = cli::count, default_value = "4")]
     envoys: usize,
+    /// ADS probes connected besides the Envoys.
+    #[arg(long, value_parser = cli::count, default_value = "50")]
     probes: usize,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        services: vec![2_000, 10_000],
-        modes: vec![Mode::Sotw, Mode::Delta],
-        isobar: std::env::var_os("ISOBAR_BIN")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_isobar"))),
-        label: "-".into(),
-        envoys: 4,
-        probes: 50,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        // `cargo bench` passes `--bench` to every bench binary.
-        if flag == "--bench" {
-            continue;
-        }
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--services" => {
-                args.services = value
-                    .split(',')
-                    .map(|s| s.trim().replace('_', "").parse())
-                    .collect::<Result<_, _>>()
-                    .with_context(|| format!("--services {value}"))?
-            }
-            "--modes" => {
-                args.modes = value
-                    .split(',')
-                    .map(|m| match m.trim() {
-                        "sotw" => Ok(Mode::Sotw),
-                        "delta" => Ok(Mode::Delta),
-                        other => bail!("unknown mode {other:?} (sotw, delta)"),
-                    })
-                    .collect::<anyhow::Result<_>>()?
-            }
-            "--isobar" => args.isobar = PathBuf::from(value),
-            "--label" => args.label = value,
-            "--envoys" => args.envoys = value.parse().context("--envoys")?,
-            "--probes" => args.probes = value.parse().context("--probes")?,
-            other => bail!(
-                "unknown argument {other:?}; usage: --services N,N --modes sotw,delta [--isobar PATH] [--label L] [--envoys 4] [--probes 50]"
-            ),
-        }
-    }
-    Ok(args)
 }
 
 /// Keeps only the stats the bench reads (xDS subscriptions, the `isobar` cluster, the HTTP
@@ -679,7 +647,7 @@ fn print_tables(args: &Args, rows: &[Row], startups: &[Startup]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = <Args as clap::Parser>::parse();
     let version = default_envoy_version();
     let envoy_bin = tokio::task::spawn_blocking(move || envoy_binary(&version)).await??;
     let envoy_version = reported_version(&envoy_bin);

@@ -26,6 +26,9 @@ use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::from(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: isobar}\nspec: {controllerName: isobar.dev/gateway-controller}\n---\n\
@@ -172,19 +175,26 @@ fn status_pass(snap: &Snapshot, rounds: usize) -> (Duration, Duration) {
     (median(cold), median(warm))
 }
 
+/// The Gateway API path's cost at N HTTPRoutes (and as many Ingresses): a Markdown table.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Sizes to measure (default 100,1000,5000; 50 with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
+    sizes: Option<Vec<usize>>,
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let args: Vec<String> = std::env::args().collect();
-    let given: Option<Vec<usize>> = args
-        .iter()
-        .position(|a| a == "--sizes")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
-    let sizes: Vec<usize> = match given {
-        Some(s) => s,
-        None if quick => vec![50],
-        None => vec![100, 1_000, 5_000],
-    };
+    let args = <Args as clap::Parser>::parse();
+    let quick = args.common.quick;
+    let sizes = args.sizes.unwrap_or_else(|| {
+        if quick {
+            vec![50]
+        } else {
+            vec![100, 1_000, 5_000]
+        }
+    });
     let config = ListenerConfig::default();
     println!("| HTTPRoutes (+ as many Ingresses) | full: DAG build | translate + cache | one HTTPRoute changed: DAG | translate + cache | one Ingress changed: DAG | translate + cache |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");

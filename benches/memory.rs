@@ -16,6 +16,9 @@ use isobar::source::manifest_dir::ManifestDir;
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// The system allocator, counting the bytes live.
 struct Counting;
 
@@ -122,23 +125,25 @@ fn row(size: usize) -> String {
     )
 }
 
+/// Bytes held by each stage of the pipeline at N Ingresses (a counting allocator): a Markdown table.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Sizes to measure (default 1000,10000; 100 with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
+    sizes: Option<Vec<usize>>,
+}
+
 fn main() {
-    let mut sizes = vec![1_000, 10_000];
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bench" => {}
-            "--quick" => sizes = vec![100],
-            "--sizes" => {
-                let value = args.next().expect("--sizes needs a list, e.g. 1000,10000");
-                sizes = value
-                    .split(',')
-                    .map(|s| s.trim().parse().expect("--sizes: numbers"))
-                    .collect();
-            }
-            other => panic!("unknown argument {other:?}: --sizes N,M or --quick"),
+    let args = <Args as clap::Parser>::parse();
+    let sizes = args.sizes.unwrap_or_else(|| {
+        if args.common.quick {
+            vec![100]
+        } else {
+            vec![1_000, 10_000]
         }
-    }
+    });
     println!(
         "| Ingresses (+ Services + Endpoints) | manifests + snapshot MiB | incremental DAG (memo, DAG, statuses) MiB | translation memo + xDS cache MiB | fingerprints MiB | total MiB | full build's DAG + statuses MiB |"
     );

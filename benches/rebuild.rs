@@ -14,6 +14,8 @@ use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "rebuild/mixed.rs"]
 mod mixed;
 
@@ -51,27 +53,36 @@ fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
     mixed::with_path_moved(snap, ObjectKey::new("ns0", "i0"), round)
 }
 
+/// Rebuild cost at N objects (DAG build, translation, cache update), full and memoised: a Markdown table.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Sizes to measure (default 1000,10000,50000; 100 with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
+    sizes: Option<Vec<usize>>,
+    /// Only this table.
+    #[arg(long, value_enum)]
+    workload: Option<Workload>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    Plain,
+    Mixed,
+}
+
 fn main() {
-    // `--quick` (CI): small sizes, few rounds, so the bench keeps building and running.
-    let quick = std::env::args().any(|a| a == "--quick");
-    // `--sizes 1000,10000`: other sizes.
-    let args: Vec<String> = std::env::args().collect();
-    let given: Option<Vec<usize>> = args
-        .iter()
-        .position(|a| a == "--sizes")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
-    let sizes: Vec<usize> = match given {
-        Some(s) => s,
-        None if quick => vec![100],
-        None => vec![1_000, 10_000, 50_000],
-    };
-    // `--workload plain` or `--workload mixed`: only that table.
-    let workload = args
-        .iter()
-        .position(|a| a == "--workload")
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str);
+    let args = <Args as clap::Parser>::parse();
+    let quick = args.common.quick;
+    let sizes = args.sizes.unwrap_or_else(|| {
+        if quick {
+            vec![100]
+        } else {
+            vec![1_000, 10_000, 50_000]
+        }
+    });
+    let workload = args.workload;
     let rounds = |n: usize| {
         if quick {
             3
@@ -81,14 +92,14 @@ fn main() {
             21
         }
     };
-    if workload != Some("mixed") {
+    if workload != Some(Workload::Mixed) {
         println!("Plain: N Ingresses, each with its own Service, Endpoints and host.\n");
         header("Ingresses");
         for &n in &sizes {
             row(n, &snapshot(n), with_one_edit, rounds(n));
         }
     }
-    if workload != Some("plain") {
+    if workload != Some(Workload::Plain) {
         println!("\nMixed (benches/rebuild/mixed.rs): N units of a Service with an EndpointSlice and one of a TLS Ingress, a plain Ingress, a root IngressRoute delegating to a child, an Ingress with annotations.\n");
         header("units");
         let mut changes = Vec::new();

@@ -18,6 +18,8 @@
 
 #[path = "scale/args.rs"]
 mod args;
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "scale/file_run.rs"]
 mod file_run;
 #[path = "scale/fixture.rs"]

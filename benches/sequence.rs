@@ -24,6 +24,9 @@ use isobar::xds::cache::{CacheDiff, XdsCache};
 use isobar::xds::sequence::Sequence;
 use isobar::xds::type_url;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// An EDS cluster named `name`; `round` varies its content.
 fn cluster(name: &str, round: usize) -> Any {
     let c = Cluster {
@@ -133,20 +136,26 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// One change carried to one connected client (the per-stream sequence's work): a Markdown table.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Sizes to measure (default 1000,10000; 100 with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
+    sizes: Option<Vec<usize>>,
+}
+
 fn main() {
-    // `--quick` (CI): small sizes, few rounds, so the bench keeps building and running.
-    let quick = std::env::args().any(|a| a == "--quick");
-    let args: Vec<String> = std::env::args().collect();
-    let given: Option<Vec<usize>> = args
-        .iter()
-        .position(|a| a == "--sizes")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
-    let sizes = match given {
-        Some(s) => s,
-        None if quick => vec![100],
-        None => vec![1_000, 10_000],
-    };
+    let args = <Args as clap::Parser>::parse();
+    let quick = args.common.quick;
+    let sizes = args.sizes.unwrap_or_else(|| {
+        if quick {
+            vec![100]
+        } else {
+            vec![1_000, 10_000]
+        }
+    });
     let rounds = if quick { 5 } else { 101 };
     println!("| clusters + assignments | ADS | updates per change | per change (median) | per step (median) |");
     println!("|---:|---|---:|---:|---:|");

@@ -31,6 +31,9 @@ use isobar_harness::kube_stack::{
 use isobar_harness::ports::free_port;
 use serde_json::{json, Value};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// The namespace of the bench's objects.
 const NAMESPACE: &str = "scale";
 /// Objects created at once (each request is its own HTTPS connection in the harness client).
@@ -43,62 +46,48 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 const SECRET_BYTES: usize = 4096;
 const INGRESS_ROUTES: &str = "/apis/contour.heptio.com/v1beta1/namespaces/scale/ingressroutes";
 
-#[derive(Debug)]
+/// Status at scale: how long a freshly started isobar takes to write N IngressRoute statuses on a
+/// real kube-apiserver, and its RSS then.
+#[derive(Debug, clap::Parser)]
 struct Args {
+    #[command(flatten)]
+    cargo: cli::CargoBench,
+    /// IngressRoutes (each with its Service and EndpointSlice).
+    #[arg(long, value_parser = cli::count, default_value = "3000")]
     routes: usize,
+    /// Unrelated 4 KiB Opaque Secrets.
+    #[arg(long, value_parser = cli::count, default_value = "0")]
     secrets: usize,
+    /// Runs of each isobar.
+    #[arg(long, value_parser = cli::count, default_value = "3")]
     runs: usize,
-    /// `(label, binary)`.
+    /// `[LABEL=]PATH`, repeatable: runs alternate between the binaries (default: `ISOBAR_BIN`, else
+    /// the one built with the bench).
+    #[arg(long = "isobar", value_name = "[LABEL=]PATH", value_parser = labelled_binary)]
     isobars: Vec<(String, PathBuf)>,
+    /// An `isobar serve` argument, as `--isobar-arg=--flag=value` (repeatable).
+    #[arg(long = "isobar-arg", value_name = "ARG", allow_hyphen_values = true)]
     isobar_args: Vec<String>,
     /// Where each run's isobar log is copied, if anywhere.
+    #[arg(long)]
     keep_logs: Option<PathBuf>,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        routes: 3_000,
-        secrets: 0,
-        runs: 3,
-        isobars: Vec::new(),
-        isobar_args: Vec::new(),
-        keep_logs: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        // `cargo bench` passes `--bench` to every bench binary.
-        if arg == "--bench" {
-            continue;
-        }
-        // `--isobar-arg=--flag=value`: isobar's own flags start with `--` too.
-        if let Some(isobar_arg) = arg.strip_prefix("--isobar-arg=") {
-            args.isobar_args.push(isobar_arg.to_string());
-            continue;
-        }
-        let value = it.next().with_context(|| format!("{arg} needs a value"))?;
-        let number = |v: &str| v.replace('_', "").parse::<usize>();
-        match arg.as_str() {
-            "--routes" => args.routes = number(&value).context("--routes")?,
-            "--secrets" => args.secrets = number(&value).context("--secrets")?,
-            "--runs" => args.runs = number(&value).context("--runs")?,
-            "--isobar" => args.isobars.push(match value.split_once('=') {
-                Some((label, path)) => (label.to_string(), PathBuf::from(path)),
-                None => ("isobar".to_string(), PathBuf::from(value)),
-            }),
-            "--keep-logs" => args.keep_logs = Some(PathBuf::from(value)),
-            other => bail!(
-                "unknown argument {other:?}; usage: [--routes N] [--secrets N] [--runs N] [--isobar [LABEL=]PATH ...] [--keep-logs DIR] [--isobar-arg=ARG ...]"
-            ),
-        }
-    }
+/// `LABEL=PATH` or `PATH` (labelled `isobar`).
+fn labelled_binary(value: &str) -> Result<(String, PathBuf), String> {
+    Ok(match value.split_once('=') {
+        Some((label, path)) => (label.to_string(), PathBuf::from(path)),
+        None => ("isobar".to_string(), PathBuf::from(value)),
+    })
+}
+
+fn parse_args() -> Args {
+    let mut args = <Args as clap::Parser>::parse();
     if args.isobars.is_empty() {
-        let path = std::env::var_os("ISOBAR_BIN")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_isobar")));
-        args.isobars.push(("isobar".to_string(), path));
+        args.isobars
+            .push(("isobar".to_string(), cli::default_isobar()));
     }
-    Ok(args)
+    args
 }
 
 /// POSTs every object to `collection`, `CREATE_CONCURRENCY` at a time.
@@ -318,7 +307,7 @@ fn print_table(args: &Args, rows: &[Vec<Measured>]) {
 // The API server's processes die with the thread that spawned them: keep everything on this one.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = parse_args();
     let binaries: Vec<String> = args
         .isobars
         .iter()

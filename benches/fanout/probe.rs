@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 const IDLE: Duration = Duration::from_secs(3600);
 
 /// Which ADS flavour a probe (and the Envoys) speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// State of the world (`StreamAggregatedResources`).
     Sotw,

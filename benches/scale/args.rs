@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 /// Which workloads run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +31,7 @@ pub struct Args {
     pub changes: usize,
     /// `isobar serve` arguments appended verbatim (`--isobar-arg`, repeatable).
     pub isobar_args: Vec<String>,
-    pub quick: bool,
 }
-
-const USAGE: &str =
-    "usage: [--isobar PATH] [--label L] [--sizes 1000,10000] [--ingressroutes 3000] \
-    [--secrets 10000] [--only file|kube] [--samples N] [--isobar-arg ARG]... [--quick]";
 
 impl Args {
     /// The samples for a workload of `objects` objects.
@@ -46,80 +41,71 @@ impl Args {
     }
 }
 
-fn count_list(value: &str, flag: &str) -> anyhow::Result<Vec<usize>> {
-    value
-        .split(',')
-        .map(|s| s.trim().replace('_', "").parse())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{flag} {value}"))
+/// The command line (clap); [`parse`] resolves it into [`Args`].
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "Scale, end to end: a real Envoy and a real API server around the isobar binary \
+                   under test, at thousands of objects (a Markdown table)."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: crate::cli::Common,
+    /// The isobar binary measured (default: `ISOBAR_BIN`, else the one built with the bench).
+    #[arg(long, default_value_os_t = crate::cli::default_isobar())]
+    isobar: PathBuf,
+    /// Printed in the table header (e.g. `before`, `after`).
+    #[arg(long, default_value = "-")]
+    label: String,
+    /// Ingresses of each file-source run (default 1000,10000; 50 with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = crate::cli::count)]
+    sizes: Option<Vec<usize>>,
+    /// IngressRoutes present before isobar starts, kube run (default 3000; 50 with --quick).
+    #[arg(long, value_parser = crate::cli::count)]
+    ingressroutes: Option<usize>,
+    /// Unrelated Secrets present before isobar starts, kube run (default 10000; 50 with --quick).
+    #[arg(long, value_parser = crate::cli::count)]
+    secrets: Option<usize>,
+    /// Only this workload.
+    #[arg(long, value_enum)]
+    only: Option<Workload>,
+    /// Latency samples per workload (default 30 below 5,000 objects, 20 from there; 3 with --quick).
+    #[arg(long, value_parser = crate::cli::count)]
+    samples: Option<usize>,
+    /// An `isobar serve` argument appended verbatim (repeatable).
+    #[arg(long = "isobar-arg", value_name = "ARG", allow_hyphen_values = true)]
+    isobar_args: Vec<String>,
 }
 
-fn count(value: &str, flag: &str) -> anyhow::Result<usize> {
-    value
-        .replace('_', "")
-        .parse()
-        .with_context(|| format!("{flag} {value}"))
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Workload {
+    File,
+    Kube,
 }
 
 pub fn parse() -> anyhow::Result<Args> {
-    let mut args = Args {
-        isobar: std::env::var_os("ISOBAR_BIN")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_isobar"))),
-        label: "-".into(),
-        sizes: vec![1_000, 10_000],
-        ingressroutes: 3_000,
-        secrets: 10_000,
-        only: Only::Both,
-        samples: None,
-        changes: 30,
-        isobar_args: Vec::new(),
-        quick: false,
+    let cli = <Cli as clap::Parser>::parse();
+    let quick = cli.common.quick;
+    // Small enough for CI to keep the bench building and working in well under a minute.
+    let (sizes, ingressroutes, secrets, samples, changes) = if quick {
+        (vec![50], 50, 50, Some(3), 3)
+    } else {
+        (vec![1_000, 10_000], 3_000, 10_000, None, 30)
     };
-    // Explicit sizes win over --quick's, whatever their order.
-    let (mut sizes, mut ingressroutes, mut secrets) = (None, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            // `cargo bench` passes `--bench` to every bench binary.
-            "--bench" => continue,
-            "--quick" => {
-                args.quick = true;
-                continue;
-            }
-            _ => {}
-        }
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--isobar" => args.isobar = PathBuf::from(value),
-            "--label" => args.label = value,
-            "--sizes" => sizes = Some(count_list(&value, &flag)?),
-            "--ingressroutes" => ingressroutes = Some(count(&value, &flag)?),
-            "--secrets" => secrets = Some(count(&value, &flag)?),
-            "--samples" => args.samples = Some(count(&value, &flag)?),
-            "--isobar-arg" => args.isobar_args.push(value),
-            "--only" => {
-                args.only = match value.as_str() {
-                    "file" => Only::File,
-                    "kube" => Only::Kube,
-                    other => bail!("--only {other:?}: file or kube"),
-                }
-            }
-            other => bail!("unknown argument {other:?}; {USAGE}"),
-        }
-    }
-    if args.quick {
-        // Small enough for CI to keep the bench building and working in well under a minute.
-        args.sizes = vec![50];
-        args.ingressroutes = 50;
-        args.secrets = 50;
-        args.samples = args.samples.or(Some(3));
-        args.changes = 3;
-    }
-    args.sizes = sizes.unwrap_or(args.sizes);
-    args.ingressroutes = ingressroutes.unwrap_or(args.ingressroutes);
-    args.secrets = secrets.unwrap_or(args.secrets);
+    let args = Args {
+        isobar: cli.isobar,
+        label: cli.label,
+        sizes: cli.sizes.unwrap_or(sizes),
+        ingressroutes: cli.ingressroutes.unwrap_or(ingressroutes),
+        secrets: cli.secrets.unwrap_or(secrets),
+        only: match cli.only {
+            None => Only::Both,
+            Some(Workload::File) => Only::File,
+            Some(Workload::Kube) => Only::Kube,
+        },
+        samples: cli.samples.or(samples),
+        changes,
+        isobar_args: cli.isobar_args,
+    };
     if args.samples == Some(0) {
         bail!("--samples must be at least 1");
     }
