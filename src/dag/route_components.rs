@@ -25,10 +25,10 @@ use std::sync::Arc;
 use super::build::Candidate;
 use super::delegation::Statuses;
 use super::ingressroute::{delegates, our_route, walk_roots, walked_roots, Ours};
-use super::reads::{diff_key, recording, Read, Readers};
+use super::reads::{recording, Read, Readers};
 use super::{DagOptions, Validity};
 use crate::crd::IngressRoute;
-use crate::store::{ObjectKey, Snapshot};
+use crate::store::{diff_key, ObjectKey, Snapshot};
 
 /// The components as of the last update, and the indexes that find what a change touches.
 #[derive(Debug, Default)]
@@ -218,7 +218,7 @@ impl Components {
         let mut dirty = HashSet::new();
         let mut seeds = Vec::new();
         for d in seen.ingress_routes.diff(&snapshot.ingress_routes) {
-            let key = diff_key(d);
+            let key = diff_key(&d);
             let old = our_route(seen, options, key);
             let new = our_route(snapshot, options, key);
             let same = match (old, new) {
@@ -315,36 +315,10 @@ fn differing<'a>(
     old: &'a [(ObjectKey, (Validity, String))],
     new: &'a [(ObjectKey, (Validity, String))],
 ) -> impl Iterator<Item = &'a ObjectKey> {
-    let (mut old, mut new) = (old.iter().peekable(), new.iter().peekable());
-    std::iter::from_fn(move || loop {
-        match (old.peek(), new.peek()) {
-            (None, None) => return None,
-            (Some((k, _)), None) => {
-                old.next();
-                return Some(k);
-            }
-            (None, Some((k, _))) => {
-                new.next();
-                return Some(k);
-            }
-            (Some((a, sa)), Some((b, sb))) => match a.cmp(b) {
-                std::cmp::Ordering::Less => {
-                    old.next();
-                    return Some(a);
-                }
-                std::cmp::Ordering::Greater => {
-                    new.next();
-                    return Some(b);
-                }
-                std::cmp::Ordering::Equal => {
-                    old.next();
-                    new.next();
-                    if sa != sb {
-                        return Some(a);
-                    }
-                }
-            },
-        }
+    use itertools::EitherOrBoth::{Both, Left, Right};
+    itertools::merge_join_by(old, new, |(a, _), (b, _)| a.cmp(b)).filter_map(|e| match e {
+        Left((k, _)) | Right((k, _)) => Some(k),
+        Both((k, a), (_, b)) => (a != b).then_some(k),
     })
 }
 

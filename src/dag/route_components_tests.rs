@@ -197,3 +197,26 @@ fn roots_outside_the_root_namespaces_are_refused_without_a_walk() {
     );
     assert_eq!(step_with(&mut memo, &world, &options), 0);
 }
+
+#[test]
+fn differing_names_keys_in_one_list_only_and_keys_whose_status_changed() {
+    use crate::dag::Validity;
+    use crate::store::ObjectKey;
+    let entry =
+        |name: &str, v: Validity, why: &str| (ObjectKey::new("n", name), (v, why.to_string()));
+    let old = [
+        entry("a", Validity::Valid, "ok"),
+        entry("b", Validity::Valid, "ok"),
+        entry("c", Validity::Invalid, "bad port"),
+        entry("e", Validity::Orphaned, "no root"),
+    ];
+    let new = [
+        entry("b", Validity::Valid, "ok"),
+        entry("c", Validity::Invalid, "bad path"),
+        entry("d", Validity::Valid, "ok"),
+        entry("e", Validity::Orphaned, "no root"),
+    ];
+    let names: Vec<&str> = super::differing(&old, &new).map(|k| &*k.name).collect();
+    assert_eq!(names, ["a", "c", "d"]);
+    assert_eq!(super::differing(&new, &new).count(), 0);
+}
