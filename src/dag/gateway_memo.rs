@@ -17,8 +17,8 @@ use std::sync::Arc;
 use super::assembly::Assembly;
 use super::gateway::program::{frame, host_routes, route_program, ProgramFrame, RouteProgram};
 use super::gateway::status::{GatewayApiStatus, GatewayOptions};
-use super::reads::{diff_key, recording, Read, Readers};
-use crate::store::{ObjectKey, Snapshot};
+use super::reads::{recording, Read, Readers};
+use crate::store::{diff_key, ObjectKey, Snapshot};
 
 /// An Envoy listener's name and one of its hosts.
 type Place = (String, String);
@@ -63,7 +63,7 @@ impl GatewayMemo {
         let mut stale: BTreeSet<ObjectKey> = before
             .http_routes
             .diff(&snapshot.http_routes)
-            .map(|d| diff_key(d).clone())
+            .map(|d| diff_key(&d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
         let (mut touched, mut computed) = (BTreeSet::new(), 0);

@@ -117,7 +117,7 @@ impl Memo {
             .seen
             .ingresses
             .diff(&snapshot.ingresses)
-            .map(|d| reads::diff_key(d).clone())
+            .map(|d| crate::store::diff_key(&d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
         let mut changes = Vec::new();

@@ -16,7 +16,7 @@ use crate::store::{Service, StoredSecret};
 use smallvec::SmallVec;
 
 use crate::crd::TLSCertificateDelegation;
-use crate::store::{ObjectKey, Snapshot};
+use crate::store::{diff_key, ObjectKey, Snapshot};
 
 /// One read: what was looked at (whether or not it was there).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,14 +32,14 @@ pub enum Read {
 /// snapshots' maps share what is unchanged).
 pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
     let mut reads = HashSet::new();
-    let services = before.services.diff(&after.services).map(diff_key);
+    let services = before.services.diff(&after.services).map(|d| diff_key(&d));
     reads.extend(services.map(|k| Read::Service(k.clone())));
-    let secrets = before.secrets.diff(&after.secrets).map(diff_key);
+    let secrets = before.secrets.diff(&after.secrets).map(|d| diff_key(&d));
     reads.extend(secrets.map(|k| Read::Secret(k.clone())));
     let delegations = before
         .tls_certificate_delegations
         .diff(&after.tls_certificate_delegations)
-        .map(diff_key);
+        .map(|d| diff_key(&d));
     reads.extend(delegations.map(|k| Read::Delegations(k.namespace.to_string())));
     reads
 }
@@ -77,15 +77,6 @@ impl Readers {
     /// The objects that made any of `reads`.
     pub fn of<'a>(&'a self, reads: &'a HashSet<Read>) -> impl Iterator<Item = &'a ObjectKey> {
         reads.iter().filter_map(|r| self.0.get(r)).flatten()
-    }
-}
-
-/// The key of an entry a diff between two snapshots' maps visits.
-pub(super) fn diff_key<'a, V>(d: imbl::ordmap::DiffItem<'a, 'a, ObjectKey, V>) -> &'a ObjectKey {
-    use imbl::ordmap::DiffItem;
-    match d {
-        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
-        DiffItem::Update { new: (k, _), .. } => k,
     }
 }
 

@@ -146,6 +146,16 @@ const GATEWAY_V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
 /// differs. The objects are shared (`Arc`): an object whose pointer is unchanged is unchanged.
 pub type Objects<T> = imbl::OrdMap<ObjectKey, Arc<T>>;
 
+/// The key of an entry a diff between two persistent maps visits (added, removed or updated): the
+/// DAG's memo diffs snapshots' maps with it, the translation's memo the DAG's.
+pub fn diff_key<'a, K, V>(d: &imbl::ordmap::DiffItem<'a, 'a, K, V>) -> &'a K {
+    use imbl::ordmap::DiffItem;
+    match d {
+        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
+        DiffItem::Update { new: (k, _), .. } => k,
+    }
+}
+
 /// Every object isobar acts on, keyed for deterministic iteration.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {

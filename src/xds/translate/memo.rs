@@ -19,7 +19,7 @@ use super::listener::{https_listener_of, listeners_with, same_filter_chain, tls_
 use super::secret::secret;
 use super::{cluster, endpoint, route, ListenerConfig};
 use crate::dag::{self, Dag};
-use crate::store::{EndpointSlice, ObjectKey, Snapshot};
+use crate::store::{diff_key, EndpointSlice, ObjectKey, Snapshot};
 use crate::xds::cache::{CacheDiff, CacheSnapshot};
 use crate::xds::type_url;
 
@@ -100,14 +100,6 @@ fn before_after<'a, K, V>(d: DiffItem<'a, 'a, K, V>) -> (Option<&'a V>, Option<&
             new: (_, new),
         } => (Some(old), Some(new)),
         DiffItem::Remove(_, old) => (Some(old), None),
-    }
-}
-
-/// The key of an entry a diff visits.
-fn diff_key<'a, K, V>(d: &DiffItem<'a, 'a, K, V>) -> &'a K {
-    match d {
-        DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
-        DiffItem::Update { new: (k, _), .. } => k,
     }
 }
 
