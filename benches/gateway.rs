@@ -175,26 +175,18 @@ fn status_pass(snap: &Snapshot, rounds: usize) -> (Duration, Duration) {
     (median(cold), median(warm))
 }
 
-/// The Gateway API path's cost at N HTTPRoutes (and as many Ingresses): a Markdown table.
+/// The Gateway API path's cost at N HTTPRoutes (and as many Ingresses; default 100,1000,5000): a Markdown
+/// table.
 #[derive(Debug, clap::Parser)]
 struct Args {
     #[command(flatten)]
-    common: cli::Common,
-    /// Sizes to measure (default 100,1000,5000; 50 with --quick).
-    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
-    sizes: Option<Vec<usize>>,
+    sizes: cli::Sizes,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let quick = args.common.quick;
-    let sizes = args.sizes.unwrap_or_else(|| {
-        if quick {
-            vec![50]
-        } else {
-            vec![100, 1_000, 5_000]
-        }
-    });
+    let quick = args.sizes.common.quick;
+    let sizes = args.sizes.or(&[100, 1_000, 5_000], &[50]);
     let config = ListenerConfig::default();
     println!("| HTTPRoutes (+ as many Ingresses) | full: DAG build | translate + cache | one HTTPRoute changed: DAG | translate + cache | one Ingress changed: DAG | translate + cache |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");

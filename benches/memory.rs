@@ -125,25 +125,17 @@ fn row(size: usize) -> String {
     )
 }
 
-/// Bytes held by each stage of the pipeline at N Ingresses (a counting allocator): a Markdown table.
+/// Bytes held by each stage of the pipeline at N Ingresses (a counting allocator; default 1000,10000): a
+/// Markdown table.
 #[derive(Debug, clap::Parser)]
 struct Args {
     #[command(flatten)]
-    common: cli::Common,
-    /// Sizes to measure (default 1000,10000; 100 with --quick).
-    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
-    sizes: Option<Vec<usize>>,
+    sizes: cli::Sizes,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let sizes = args.sizes.unwrap_or_else(|| {
-        if args.common.quick {
-            vec![100]
-        } else {
-            vec![1_000, 10_000]
-        }
-    });
+    let sizes = args.sizes.or(&[1_000, 10_000], &[100]);
     println!(
         "| Ingresses (+ Services + Endpoints) | manifests + snapshot MiB | incremental DAG (memo, DAG, statuses) MiB | translation memo + xDS cache MiB | fingerprints MiB | total MiB | full build's DAG + statuses MiB |"
     );

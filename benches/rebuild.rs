@@ -53,14 +53,12 @@ fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
     mixed::with_path_moved(snap, ObjectKey::new("ns0", "i0"), round)
 }
 
-/// Rebuild cost at N objects (DAG build, translation, cache update), full and memoised: a Markdown table.
+/// Rebuild cost at N objects (DAG build, translation, cache update), full and memoised (default
+/// 1000,10000,50000): a Markdown table.
 #[derive(Debug, clap::Parser)]
 struct Args {
     #[command(flatten)]
-    common: cli::Common,
-    /// Sizes to measure (default 1000,10000,50000; 100 with --quick).
-    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
-    sizes: Option<Vec<usize>>,
+    sizes: cli::Sizes,
     /// Only this table.
     #[arg(long, value_enum)]
     workload: Option<Workload>,
@@ -74,14 +72,8 @@ enum Workload {
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let quick = args.common.quick;
-    let sizes = args.sizes.unwrap_or_else(|| {
-        if quick {
-            vec![100]
-        } else {
-            vec![1_000, 10_000, 50_000]
-        }
-    });
+    let quick = args.sizes.common.quick;
+    let sizes = args.sizes.or(&[1_000, 10_000, 50_000], &[100]);
     let workload = args.workload;
     let rounds = |n: usize| {
         if quick {

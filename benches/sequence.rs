@@ -136,26 +136,18 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// One change carried to one connected client (the per-stream sequence's work): a Markdown table.
+/// One change carried to one connected client, the per-stream sequence's work (default 1000,10000
+/// clusters): a Markdown table.
 #[derive(Debug, clap::Parser)]
 struct Args {
     #[command(flatten)]
-    common: cli::Common,
-    /// Sizes to measure (default 1000,10000; 100 with --quick).
-    #[arg(long, value_delimiter = ',', value_parser = cli::count)]
-    sizes: Option<Vec<usize>>,
+    sizes: cli::Sizes,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let quick = args.common.quick;
-    let sizes = args.sizes.unwrap_or_else(|| {
-        if quick {
-            vec![100]
-        } else {
-            vec![1_000, 10_000]
-        }
-    });
+    let quick = args.sizes.common.quick;
+    let sizes = args.sizes.or(&[1_000, 10_000], &[100]);
     let rounds = if quick { 5 } else { 101 };
     println!("| clusters + assignments | ADS | updates per change | per change (median) | per step (median) |");
     println!("|---:|---|---:|---:|---:|");

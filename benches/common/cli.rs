@@ -24,6 +24,27 @@ pub struct CargoBench {
     bench: bool,
 }
 
+/// `--quick`, and the `--sizes` of a bench measured at several sizes (`#[command(flatten)]`).
+#[derive(Debug, clap::Args)]
+pub struct Sizes {
+    #[command(flatten)]
+    pub common: Common,
+    /// Sizes to measure, e.g. 1000,10000 (default: the bench's own; small ones with --quick).
+    #[arg(long = "sizes", value_name = "SIZES", value_delimiter = ',', value_parser = count)]
+    given: Option<Vec<usize>>,
+}
+
+impl Sizes {
+    /// The sizes given, else `quick` with `--quick`, else `full`.
+    pub fn or(&self, full: &[usize], quick: &[usize]) -> Vec<usize> {
+        match &self.given {
+            Some(given) => given.clone(),
+            None if self.common.quick => quick.to_vec(),
+            None => full.to_vec(),
+        }
+    }
+}
+
 /// A count such as `10000` or `10_000`.
 pub fn count(value: &str) -> Result<usize, String> {
     value
