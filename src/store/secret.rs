@@ -1,7 +1,8 @@
 //! A Secret as the snapshot holds it: the Kubernetes object, and room for the verdict on its TLS
 //! certificate and key. Checking that a key belongs to its certificate derives the public key from
-//! the private one (a P-256 scalar multiplication, ~15 µs); done per TLS reference per build, it was
-//! a quarter of a full build of 2,500 TLS Ingresses. The verdict is worked out at most once per
+//! the private one (a P-256 scalar multiplication; about 17 µs per Secret on the project's machine);
+//! done per TLS reference per build, it was a quarter of the rebuild bench's mixed full DAG build at
+//! 10,000 units (2,500 TLS Ingresses, BENCHMARKS.md). The verdict is worked out at most once per
 //! version of the Secret, by whichever build asks first: a changed Secret arrives as a new value
 //! with an empty slot, so a verdict never outlives the bytes it was worked out from, and every
 //! snapshot sharing this value shares its verdict.
