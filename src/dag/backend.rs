@@ -9,7 +9,7 @@ use k8s_openapi::api::networking::v1::IngressBackend;
 use super::annotations::Annotations;
 use super::cluster_name::cluster_name;
 use super::{Cluster, Limits, UpstreamProtocol, UpstreamSettings};
-use crate::store::{ObjectKey, Snapshot};
+use crate::store::Snapshot;
 
 /// The cluster an Ingress backend leads to, or why it leads nowhere.
 pub fn resolve(
@@ -46,9 +46,9 @@ pub fn resolve_port(
     name: Option<&str>,
     route: UpstreamSettings,
 ) -> Result<Cluster, String> {
-    let key = ObjectKey::new(namespace, service);
-    let service = super::reads::service(snapshot, &key)
-        .ok_or_else(|| format!("service \"{key}\" not found"))?;
+    let Some((key, service)) = super::reads::service_named(snapshot, namespace, service) else {
+        return Err(format!("service \"{namespace}/{service}\" not found"));
+    };
     let port = find_port(service, number, name).ok_or_else(|| match (number, name) {
         (Some(n), _) => format!("service \"{key}\" has no port {n}"),
         (None, Some(n)) => format!("service \"{key}\" has no port named {n:?}"),
@@ -71,26 +71,25 @@ pub fn resolve_port(
         limits: service_settings.1,
         ..route
     };
-    let port_id = port
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| port.port.to_string());
+    let port_name = port.name.as_deref().filter(|n| !n.is_empty());
     let name = cluster_name(&key.namespace, &key.name, port.port, &settings);
     // Envoy warms a new cluster until an EDS response names its service, and it asks again only when
     // the set of names it subscribes to changes: a second cluster of the same Service port (other
     // settings) sharing the first one's EDS name would wait for endpoints that never come. So only
     // the plain cluster of a port uses the port's name; any other uses its own cluster name.
     let eds_name = if settings == UpstreamSettings::default() {
-        format!("{}/{}/{}", key.namespace, key.name, port_id)
+        match port_name {
+            Some(port) => format!("{}/{}/{port}", key.namespace, key.name),
+            None => format!("{}/{}/{}", key.namespace, key.name, port.port),
+        }
     } else {
         name.clone()
     };
     Ok(Cluster {
         name,
         eds_name,
-        service: key,
-        port_name: port.name.clone().filter(|n| !n.is_empty()),
+        service: key.clone(),
+        port_name: port_name.map(str::to_string),
         port: port.port,
         settings,
     })

@@ -2,11 +2,11 @@
 //! TLSCertificateDelegations), so a memoised contribution is computed again exactly when one of those
 //! changes.
 //!
-//! The DAG code reads those objects only through [`service`], [`secret`] and [`delegations_in`]; while
-//! [`recording`] runs a closure on this thread, they note each object read (or looked for and not
-//! found). A thread local, rather than a recorder passed through every function, because the reads
-//! happen deep in backend and secret resolution that the full build shares unchanged; the builder is
-//! one thread.
+//! The DAG code reads those objects only through [`service`], [`service_named`], [`secret`] and
+//! [`delegations_in`]; while [`recording`] runs a closure on this thread, they note each object read
+//! (or looked for and not found). A thread local, rather than a recorder passed through every
+//! function, because the reads happen deep in backend and secret resolution that the full build
+//! shares unchanged; the builder is one thread.
 
 use foldhash::{HashMap, HashSet, HashSetExt};
 use std::cell::RefCell;
@@ -16,7 +16,7 @@ use crate::store::{Service, StoredSecret};
 use smallvec::SmallVec;
 
 use crate::crd::TLSCertificateDelegation;
-use crate::store::{diff_key, ObjectKey, Snapshot};
+use crate::store::{diff_key, KeyRef, ObjectKey, Snapshot};
 
 /// One read: what was looked at (whether or not it was there).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -107,6 +107,19 @@ pub fn service<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<Se
     found
 }
 
+/// The Service `namespace/name`, with the snapshot's key for it (shared, not built anew).
+pub fn service_named<'a>(
+    snapshot: &'a Snapshot,
+    namespace: &str,
+    name: &str,
+) -> Option<(&'a ObjectKey, &'a Arc<Service>)> {
+    let found = snapshot.services.get_key_value(&KeyRef { namespace, name });
+    note(|| {
+        Read::Service(found.map_or_else(|| ObjectKey::new(namespace, name), |(k, _)| k.clone()))
+    });
+    found
+}
+
 /// The Secret `key`.
 pub fn secret<'a>(snapshot: &'a Snapshot, key: &ObjectKey) -> Option<&'a Arc<StoredSecret>> {
     let found = snapshot.secrets.get(key);
@@ -170,6 +183,26 @@ mod tests {
         assert_eq!(
             changed(&s, &added),
             HashSet::from_iter([reads[1].clone(), reads[2].clone()])
+        );
+    }
+
+    #[test]
+    fn a_service_looked_up_by_name_is_noted_as_by_key_found_or_not() {
+        let s = snapshot_with_service("a");
+        let ((found, missing), reads) = recording(|| {
+            (
+                service_named(&s, "ns", "a").map(|(k, _)| k.clone()),
+                service_named(&s, "ns", "b").is_some(),
+            )
+        });
+        assert_eq!(found, Some(ObjectKey::new("ns", "a")));
+        assert!(!missing);
+        assert_eq!(
+            reads,
+            [
+                Read::Service(ObjectKey::new("ns", "a")),
+                Read::Service(ObjectKey::new("ns", "b"))
+            ]
         );
     }
 

@@ -40,6 +40,27 @@ impl ObjectKey {
     }
 }
 
+/// An object's namespace and name, borrowed: a snapshot's maps are searched with it without building
+/// an [`ObjectKey`] (two allocations), as every backend a build resolves would otherwise do.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// Ordered as [`ObjectKey`] is (namespace, then name), so a search with either finds the same entry.
+impl equivalent::Comparable<ObjectKey> for KeyRef<'_> {
+    fn compare(&self, key: &ObjectKey) -> std::cmp::Ordering {
+        (self.namespace, self.name).cmp(&(&*key.namespace, &*key.name))
+    }
+}
+
+impl equivalent::Equivalent<ObjectKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &ObjectKey) -> bool {
+        self.namespace == &*key.namespace && self.name == &*key.name
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -356,6 +377,35 @@ impl Snapshot {
                 held(&self.reference_grants, &key, o, KubeObject::ReferenceGrant)
             }
             KubeObject::Namespace(o) => held(&self.namespaces, &key, o, KubeObject::Namespace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_key_finds_what_the_owned_key_finds() {
+        // Neighbours that a comparison of "namespace/name" text would order differently.
+        let keys = [
+            ("a", "b"),
+            ("a", "b-c"),
+            ("a-b", ""),
+            ("ab", "a"),
+            ("b", ""),
+        ];
+        let map: imbl::OrdMap<ObjectKey, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (ns, n))| (ObjectKey::new(ns, n), i))
+            .collect();
+        for (namespace, name) in keys.into_iter().chain([("a", "c"), ("", "a"), ("c", "")]) {
+            assert_eq!(
+                map.get_key_value(&KeyRef { namespace, name }),
+                map.get_key_value(&ObjectKey::new(namespace, name)),
+                "{namespace}/{name}"
+            );
         }
     }
 }
