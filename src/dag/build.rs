@@ -1,7 +1,7 @@
 //! The DAG builder: objects in, routing model and statuses out.
 
 use foldhash::{HashMap, HashMapExt};
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -176,15 +176,17 @@ impl Contribution {
         route: Route,
         clusters: Vec<Cluster>,
     ) -> Result<(), String> {
-        match self.routes.get(&(host.to_string(), route.path.clone())) {
-            Some(existing) if existing.clusters != route.clusters => Err(format!(
-                "path {:?} on host {host:?} is given twice with different backends",
-                route.path.path()
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.routes
-                    .insert((host.to_string(), route.path.clone()), Arc::new(route));
+        // One key and one lookup per route: this runs for every route of every object a build reads.
+        match self.routes.entry((host.to_string(), route.path.clone())) {
+            btree_map::Entry::Occupied(existing) if existing.get().clusters != route.clusters => {
+                Err(format!(
+                    "path {:?} on host {host:?} is given twice with different backends",
+                    route.path.path()
+                ))
+            }
+            btree_map::Entry::Occupied(_) => Ok(()),
+            btree_map::Entry::Vacant(place) => {
+                place.insert(Arc::new(route));
                 self.clusters.extend(clusters.into_iter().map(Arc::new));
                 Ok(())
             }
