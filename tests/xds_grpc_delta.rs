@@ -50,7 +50,7 @@ fn cache_versions(server: &Server, type_url: &str, names: &[&str]) -> BTreeMap<S
     current
         .resources(type_url, &names)
         .iter()
-        .map(|r| (r.name.clone(), r.hash.clone()))
+        .map(|r| (r.name.clone(), r.hash.to_string()))
         .collect()
 }
 
@@ -135,7 +135,7 @@ async fn an_endpoint_change_sends_that_assignment_only() {
             ),
             resources: vec![DeltaResource {
                 name: "shop/api/9000".into(),
-                version: changed.hash.clone(),
+                version: changed.hash.to_string(),
                 resource: Some(changed.any(type_url::ENDPOINT)),
                 ..Default::default()
             }],

@@ -63,7 +63,7 @@ impl Wire for Delta {
                 .iter()
                 .map(|r| DeltaResource {
                     name: r.name.clone(),
-                    version: r.hash.clone(),
+                    version: r.hash.to_string(),
                     resource: Some(r.any(update.type_url)),
                     ..Default::default()
                 })

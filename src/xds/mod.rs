@@ -2,6 +2,7 @@
 
 pub mod cache;
 mod cluster_eds;
+pub mod content_hash;
 mod delta;
 pub mod limits;
 pub(crate) mod report;

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use imbl::ordmap::DiffItem;
 
 use super::cache::{CacheSnapshot, Resource, TypeMap, Version};
+use super::content_hash::ContentHash;
 use super::type_url;
 
 /// Where a stream is in carrying one snapshot to the client.
@@ -883,7 +884,7 @@ fn placeholder(name: &str, version: &str) -> Arc<Resource> {
     Arc::new(Resource::hashed(
         name.to_string(),
         Vec::new(),
-        version.to_string(),
+        ContentHash::of_version(version),
         None,
     ))
 }

@@ -144,7 +144,7 @@ fn seen<'a>(
 ) -> Vec<(String, String, Vec<u8>)> {
     resources
         .into_iter()
-        .map(|r| (r.name.clone(), r.hash.clone(), r.value.clone()))
+        .map(|r| (r.name.clone(), r.hash.to_string(), r.value.clone()))
         .collect()
 }
 
@@ -209,7 +209,7 @@ fn agree(delta: bool, ops: &[Op]) -> Result<(), TestCaseError> {
                             let hash = current
                                 .get(t, NAMES[i])
                                 .filter(|_| fresh)
-                                .map_or("outdated".to_string(), |r| r.hash.clone());
+                                .map_or("outdated".to_string(), |r| r.hash.to_string());
                             (name(i), hash)
                         })
                         .collect();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::super::cache::{self, version_of, CacheSnapshot, Resource};
+use super::super::content_hash::ContentHash;
 use super::super::type_url;
 use super::{Answer, Resumed, Stage, Subscription};
 
@@ -544,7 +545,7 @@ fn placeholder(name: &str, version: &str) -> Arc<Resource> {
     Arc::new(Resource::hashed(
         name.to_string(),
         Vec::new(),
-        version.to_string(),
+        ContentHash::of_version(version),
         None,
     ))
 }

@@ -286,7 +286,7 @@ fn delta_initial_versions_that_match_are_not_sent_and_unknown_names_are_removed(
     let cache = XdsCache::new();
     cache.set(config(&[("a", "1"), ("b", "1")], "a"));
     let snapshot = cache.current();
-    let hash = |t: &str, n: &str| snapshot.get(t, n).unwrap().hash.clone();
+    let hash = |t: &str, n: &str| snapshot.get(t, n).unwrap().hash.to_string();
     let mut seq = Sequence::new(cache.current());
     let initial: BTreeMap<String, String> = [
         ("a".to_string(), hash(type_url::CLUSTER, "a")),
