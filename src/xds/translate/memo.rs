@@ -341,9 +341,12 @@ impl TranslationMemo {
         {
             let key = diff_key(&d).clone();
             let (old, new) = before_after(d);
+            // The slice's namespace is its Service's: shared, not copied.
             let service_of = |s: &EndpointSlice| {
-                s.service_name()
-                    .map(|name| ObjectKey::new(&key.namespace, name))
+                s.service_name().map(|name| ObjectKey {
+                    namespace: Arc::clone(&key.namespace),
+                    name: Arc::from(name),
+                })
             };
             if let Some(service) = old.and_then(|s| service_of(s)) {
                 if let Some(slices) = self.slices.get_mut(&service) {
@@ -380,10 +383,10 @@ impl TranslationMemo {
                 continue;
             };
             self.recomputed += 1;
-            let slices: Vec<Arc<EndpointSlice>> = self
+            let slices: Vec<&EndpointSlice> = self
                 .slices
                 .get(&c.service)
-                .map(|s| s.values().cloned().collect())
+                .map(|s| s.values().map(|s| &**s).collect())
                 .unwrap_or_default();
             let endpoints = snapshot.endpoints.get(&c.service);
             let addresses = endpoint::addresses_of(&slices, endpoints.map(|e| e.as_ref()), c);
