@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
+use itertools::{EitherOrBoth, Itertools};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -232,24 +233,42 @@ impl CacheDiff {
         diff
     }
 
-    /// Adds what turns `current`'s resources of `type_url` into exactly `named`.
+    /// Adds what turns `current`'s resources of `type_url` into exactly `named` (of two with one
+    /// name, the later).
+    ///
+    /// The new resources are a sorted list, not a map: the map is built once, when the diff is
+    /// applied. Building one here as well, for a full rebuild at 10,000 Ingresses, was 20,000 more
+    /// inserts into a persistent map and as many names copied.
     pub fn replace(&mut self, current: &CacheSnapshot, type_url: &'static str, named: Named) {
-        let new: TypeMap = named
+        let mut new: Vec<Arc<Resource>> = named
             .into_iter()
-            .map(|(name, body)| (name.clone(), Arc::new(Resource::new(name, body))))
+            .map(|(name, body)| Arc::new(Resource::new(name, body)))
             .collect();
+        // Stable, so of equal names the later stays later; `dedup_by` keeps the first of a run, so
+        // each later one is swapped into its place before the earlier is dropped.
+        new.sort_by(|a, b| a.name.cmp(&b.name));
+        new.dedup_by(|later, kept| {
+            let same = later.name == kept.name;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         let entry = self.types.entry(type_url).or_default();
-        if let Some(old) = current.all(type_url) {
-            entry
-                .removals
-                .extend(old.keys().filter(|n| !new.contains_key(*n)).cloned());
-            entry.upserts.extend(
-                new.into_iter()
-                    .filter(|(n, r)| old.get(n).is_none_or(|o| o.hash != r.hash))
-                    .map(|(_, r)| r),
-            );
-        } else {
-            entry.upserts.extend(new.values().cloned());
+        let Some(old) = current.all(type_url) else {
+            entry.upserts.extend(new);
+            return;
+        };
+        for pair in old
+            .iter()
+            .merge_join_by(new, |(name, _), r| name.as_str().cmp(&r.name))
+        {
+            match pair {
+                EitherOrBoth::Left((name, _)) => entry.removals.push(name.clone()),
+                EitherOrBoth::Right(r) => entry.upserts.push(r),
+                EitherOrBoth::Both((_, o), r) if o.hash != r.hash => entry.upserts.push(r),
+                EitherOrBoth::Both(..) => {}
+            }
         }
     }
 
@@ -368,6 +387,55 @@ mod tests {
         assert_eq!(cache.current().generation, generation);
         assert!(cache.set([(type_url::CLUSTER, vec![("a".into(), any(b"2"))])]));
         assert_eq!(cache.current().generation, generation + 1);
+    }
+
+    #[test]
+    fn set_replaces_a_type_whole_the_later_of_two_names_counting() {
+        let cache = XdsCache::new();
+        let named = |pairs: &[(&str, &[u8])]| -> Named {
+            pairs.iter().map(|(n, v)| (n.to_string(), any(v))).collect()
+        };
+        cache.set([(
+            type_url::CLUSTER,
+            named(&[("b", b"1"), ("a", b"1"), ("c", b"1"), ("b", b"2")]),
+        )]);
+        let first = cache.current();
+        let held = |s: &CacheSnapshot| -> Vec<(String, Vec<u8>)> {
+            s.all(type_url::CLUSTER)
+                .unwrap()
+                .values()
+                .map(|r| (r.name.clone(), r.value.clone()))
+                .collect()
+        };
+        let expect = |pairs: &[(&str, &[u8])]| -> Vec<(String, Vec<u8>)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            held(&first),
+            expect(&[("a", b"1"), ("b", b"2"), ("c", b"1")])
+        );
+        // `a` unchanged (the same resource stays), `b` gone, `c` changed, `d` new.
+        cache.set([(
+            type_url::CLUSTER,
+            named(&[("d", b"1"), ("c", b"2"), ("a", b"1")]),
+        )]);
+        let second = cache.current();
+        assert_eq!(
+            held(&second),
+            expect(&[("a", b"1"), ("c", b"2"), ("d", b"1")])
+        );
+        assert!(Arc::ptr_eq(
+            second.get(type_url::CLUSTER, "a").unwrap(),
+            first.get(type_url::CLUSTER, "a").unwrap()
+        ));
+        // Of two with one name the later counts here too: the earlier `c` would be a change.
+        assert!(!cache.set([(
+            type_url::CLUSTER,
+            named(&[("c", b"9"), ("a", b"1"), ("c", b"2"), ("d", b"1")]),
+        )]));
     }
 
     #[test]
