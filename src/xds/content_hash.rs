@@ -25,8 +25,14 @@ impl ContentHash {
     /// isobar never hashed: a hash of the text under a different domain, so it equals no hash
     /// isobar makes except by a 64-bit collision, as two contents' hashes could.
     pub fn of_version(version: &str) -> Self {
+        // Only the text `hex` writes: `hex::decode` also reads upper-case digits, and an upper-case
+        // version is text isobar never wrote (compared as text, it matched no hash of ours).
+        let ours = version.len() == 16
+            && version
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         let mut bytes = [0; 8];
-        if version.len() == 16 && hex::decode_to_slice(version, &mut bytes).is_ok() {
+        if ours && hex::decode_to_slice(version, &mut bytes).is_ok() {
             return ContentHash(bytes);
         }
         let mut hasher = blake3::Hasher::new_derive_key("isobar foreign resource version");
@@ -89,6 +95,12 @@ mod tests {
         assert_eq!(outdated, ContentHash::of_version("outdated"));
         assert_ne!(outdated, ContentHash::of_version("whatever"));
         assert_ne!(outdated, ContentHash::of("outdated", b""));
+        // Our hash in upper case is foreign: isobar writes lower case only.
+        let ours = ContentHash::of("type.googleapis.com/x", b"body");
+        assert_ne!(
+            ContentHash::of_version(&ours.to_string().to_uppercase()),
+            ours
+        );
         // Sixteen characters that are not all hex digits are foreign too.
         assert_ne!(
             ContentHash::of_version("0123456789abcdeg"),
