@@ -7,7 +7,7 @@ use crate::store::Service;
 use k8s_openapi::api::networking::v1::IngressBackend;
 
 use super::annotations::Annotations;
-use super::cluster_name::cluster_name;
+use super::cluster_name::{cluster_name, service_port_name};
 use super::{Cluster, Limits, UpstreamProtocol, UpstreamSettings};
 use crate::store::Snapshot;
 
@@ -76,14 +76,13 @@ pub fn resolve_port(
     // Envoy warms a new cluster until an EDS response names its service, and it asks again only when
     // the set of names it subscribes to changes: a second cluster of the same Service port (other
     // settings) sharing the first one's EDS name would wait for endpoints that never come. So only
-    // the plain cluster of a port uses the port's name; any other uses its own cluster name.
-    let eds_name = if settings == UpstreamSettings::default() {
-        match port_name {
-            Some(port) => format!("{}/{}/{port}", key.namespace, key.name),
-            None => format!("{}/{}/{}", key.namespace, key.name, port.port),
+    // the plain cluster of a port uses the port's name (an unnamed port's number: then it is the
+    // cluster's name too); any other uses its own cluster name.
+    let eds_name = match port_name {
+        Some(port) if settings == UpstreamSettings::default() => {
+            service_port_name(&key.namespace, &key.name, port, 0)
         }
-    } else {
-        name.clone()
+        _ => name.clone(),
     };
     Ok(Cluster {
         name,

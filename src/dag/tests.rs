@@ -129,6 +129,46 @@ fn default_backend_serves_the_star_host() {
     assert_eq!(dag.clusters["t/web/80"].eds_name, "t/web/http");
 }
 
+/// A plain cluster reads its port's EDS name (the port's name if it has one); a cluster with other
+/// settings reads its own name, so it never waits on another cluster's endpoints.
+#[test]
+fn a_cluster_s_eds_name_is_its_port_s_or_its_own() {
+    let grpc = "apiVersion: v1\nkind: Service\nmetadata: {name: grpc, namespace: t, annotations: {projectcontour.io/upstream-protocol.h2: \"http\"}}\nspec: {ports: [{name: http, port: 80}]}\n---\n";
+    let (dag, statuses) = build_yaml(&format!(
+        "{grpc}{}{}",
+        ingress(
+            "a",
+            &rule(
+                "a.example.com",
+                "/",
+                "Prefix",
+                "{name: api, port: {number: 9000}}"
+            )
+        ),
+        ingress(
+            "g",
+            &rule(
+                "g.example.com",
+                "/",
+                "Prefix",
+                "{name: grpc, port: {name: http}}"
+            )
+        ),
+    ));
+    assert!(
+        statuses.iter().all(|s| s.validity == Validity::Valid),
+        "{statuses:?}"
+    );
+    assert_eq!(dag.clusters["t/api/9000"].eds_name, "t/api/9000");
+    let (name, h2) = dag
+        .clusters
+        .iter()
+        .find(|(name, _)| name.starts_with("t/grpc/80/"))
+        .expect("the h2 cluster");
+    assert_eq!(name.len(), "t/grpc/80/".len() + 10, "{name}");
+    assert_eq!(h2.eds_name, *name);
+}
+
 #[test]
 fn an_invalid_ingress_leaves_the_others_untouched() {
     let valid = ingress("good", &rule("a.example.com", "/", "Prefix", WEB));
