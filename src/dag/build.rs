@@ -161,10 +161,15 @@ impl Contribution {
         }
     }
 
-    /// The contribution as it is kept between builds: without the spare room its collections grew
-    /// (a `Vec` of clusters grows to room for four, and most contributions have one).
+    /// The contribution as it is kept between builds: each cluster once, and without the spare room
+    /// its collections grew (a `Vec` of clusters grows to room for four, and most contributions have
+    /// one).
     pub fn finished(mut self) -> Self {
         self.routes.seal();
+        // Every route brings its cluster, and an Ingress's paths mostly lead to one Service port. A
+        // cluster's name is derived from all of its settings, so one name is one cluster.
+        self.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        self.clusters.dedup_by(|a, b| a.name == b.name);
         self.clusters.shrink_to_fit();
         self
     }

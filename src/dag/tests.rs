@@ -169,6 +169,28 @@ fn a_cluster_s_eds_name_is_its_port_s_or_its_own() {
     assert_eq!(h2.eds_name, *name);
 }
 
+/// Routes to one Service port (by number and by name) share one cluster, which the contribution (kept
+/// between builds) holds once.
+#[test]
+fn a_contribution_holds_each_cluster_once() {
+    let paths = "[{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}, {path: /a, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}, {path: /b, pathType: Prefix, backend: {service: {name: api, port: {number: 9000}}}}]";
+    let snap = snapshot(&ingress(
+        "i",
+        &format!("{{rules: [{{host: a.example.com, http: {{paths: {paths}}}}}]}}"),
+    ));
+    let key = crate::store::ObjectKey::new("t", "i");
+    let object = snap.ingresses.get(&key).expect("the Ingress");
+    let candidate = ingress::candidate(&snap, &DagOptions::default(), &key, object).expect("ours");
+    let (contribution, _) = candidate.contribution.expect("valid");
+    assert_eq!(contribution.routes.len(), 3);
+    let names: Vec<&str> = contribution
+        .clusters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["t/api/9000", "t/web/80"]);
+}
+
 #[test]
 fn an_invalid_ingress_leaves_the_others_untouched() {
     let valid = ingress("good", &rule("a.example.com", "/", "Prefix", WEB));
