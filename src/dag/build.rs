@@ -166,8 +166,8 @@ impl Contribution {
     /// one).
     pub fn finished(mut self) -> Self {
         self.routes.seal();
-        // Every route brings its cluster, and an Ingress's paths mostly lead to one Service port. A
-        // cluster's name is derived from all of its settings, so one name is one cluster.
+        // Every route brings its cluster, and several paths of an Ingress often lead to one Service
+        // port. A cluster's name is derived from all of its settings, so one name is one cluster.
         self.clusters.sort_by(|a, b| a.name.cmp(&b.name));
         self.clusters.dedup_by(|a, b| a.name == b.name);
         self.clusters.shrink_to_fit();
