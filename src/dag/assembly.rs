@@ -195,8 +195,9 @@ impl Assembly {
 
     /// One user more for `cluster` (the Gateway API program's routes count here too).
     pub(super) fn use_cluster(&mut self, cluster: &Arc<Cluster>) {
-        // Looked up before an entry is made, so only a cluster's first use copies its name (in the
-        // rebuild bench, every other use is of a cluster already held).
+        // Looked up before an entry is made, so only a cluster's first use copies its name (a
+        // contribution holds each cluster once; further uses come from other objects and Gateway
+        // routes leading to the same Service port).
         if let Some(users) = self.cluster_users.get_mut(&cluster.name) {
             *users += 1;
             return;
