@@ -14,6 +14,10 @@ use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 
+// Timed on the allocator the isobar binary runs on.
+#[global_allocator]
+static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+
 #[path = "common/cli.rs"]
 mod cli;
 #[path = "rebuild/mixed.rs"]

@@ -4,11 +4,14 @@
 # Endpoints) and kubectl (its built-in kustomize renders deploy/ for tests/e2e_kube_deploy.rs; those
 # tests need kubectl >= 1.21), and Chromium with chromedriver (tests/e2e_operator_page.rs drives the
 # operator page in headless Chromium), and a Docker-compatible engine (ci/setup-containers.sh: podman +
-# runc serving the Docker API, for tests/e2e_containers.rs). Idempotent; uses the machine's configured
-# package sources.
+# runc serving the Docker API, for tests/e2e_containers.rs), and a C compiler with make (the
+# jemalloc allocator is built from C source with its own configure and make). Idempotent; uses the
+# machine's configured package sources.
 set -euo pipefail
 need_apt=()
 command -v cargo >/dev/null || { echo "cargo is missing: install the Rust toolchain (rustup) first" >&2; exit 1; }
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v ip >/dev/null || need_apt+=(iproute2)

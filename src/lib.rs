@@ -9,6 +9,7 @@
 //! ([`ops`]) and `isobar diff`.
 
 pub mod admin;
+pub mod allocator;
 pub mod bootstrap;
 pub mod cli;
 pub mod controller;

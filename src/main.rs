@@ -1,5 +1,8 @@
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+
 fn main() -> std::process::ExitCode {
     let cli = isobar::cli::Cli::parse();
     isobar::cli::init_tracing(cli.log_format, &cli.log_level);
