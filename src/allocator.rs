@@ -11,8 +11,9 @@
 /// The allocator the isobar binary runs on.
 pub use tikv_jemallocator::Jemalloc as Global;
 
-/// jemalloc's `MALLCTL_ARENAS_ALL`: an arena index that names every arena.
-const ALL_ARENAS: &std::ffi::CStr = c"arena.4096.purge";
+/// The mallctl that purges every arena: 4096 is jemalloc's `MALLCTL_ARENAS_ALL`, the arena index
+/// that names them all.
+const PURGE_ALL_ARENAS: &std::ffi::CStr = c"arena.4096.purge";
 
 /// Returns free memory to the kernel: jemalloc's dirty pages in every arena (which it would
 /// otherwise give back only as later allocations let its decay run), and glibc's free chunks (what
@@ -23,7 +24,7 @@ pub fn release_free_pages() -> bool {
     // may be called from any thread and takes jemalloc's own locks.
     let purged = unsafe {
         tikv_jemalloc_sys::mallctl(
-            ALL_ARENAS.as_ptr(),
+            PURGE_ALL_ARENAS.as_ptr(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
