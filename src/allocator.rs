@@ -3,10 +3,11 @@
 //!
 //! isobar's work is allocation-heavy: a rebuild at 10,000 Ingresses makes and drops hundreds of
 //! thousands of small strings, `Arc`s and encoded buffers. Against glibc's malloc, jemalloc took a
-//! full rebuild to ~0.86× the time, a one-Ingress change to ~0.9×, and isobar's resident memory at
-//! 10,000 Ingresses from 91 to 86 MiB (BENCHMARKS.md, "The allocator"). The isobar binary and the
-//! benches that time production work name [`Global`] as their `#[global_allocator]`; the library
-//! doesn't, so a bench can count allocations with an allocator of its own (`benches/memory.rs`).
+//! full rebuild to 0.84–0.88× the time, a one-Ingress change to 0.84–0.86×, and isobar's resident
+//! memory at 10,000 Ingresses from 91 to 86 MiB (BENCHMARKS.md, "The allocator"). The isobar binary
+//! and the benches that time production work name [`Global`] as their `#[global_allocator]`; the
+//! library doesn't, so a bench can count allocations with an allocator of its own
+//! (`benches/memory.rs`).
 
 /// The allocator the isobar binary runs on.
 pub use tikv_jemallocator::Jemalloc as Global;
