@@ -21,6 +21,7 @@ pub mod heap_trim;
 pub mod isolation;
 pub mod latency;
 pub mod ops;
+pub mod parallel;
 pub mod pipeline;
 pub mod source;
 pub mod status;

@@ -21,7 +21,9 @@ use super::gateway_memo::GatewayMemo;
 use super::reads::{self, recording, Read, Readers};
 use super::route_components::Components;
 use super::{ingress, ingressroute, Dag, DagOptions, ObjectKind, StatusMap};
+use crate::parallel;
 use crate::store::{ObjectKey, Snapshot};
+use k8s_openapi::api::networking::v1::Ingress;
 
 /// What [`build_memoised`] keeps between builds.
 #[derive(Debug, Default)]
@@ -120,16 +122,26 @@ impl Memo {
             .map(|d| crate::store::diff_key(&d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
+        let stale: Vec<(ObjectKey, Option<&Arc<Ingress>>)> = stale
+            .into_iter()
+            .map(|key| {
+                let object = snapshot.ingresses.get(&key);
+                (key, object)
+            })
+            .collect();
+        // The candidates are computed apart from each other (on the build threads for a large
+        // batch), each recording what it read; the memo is updated in key order below.
+        let computed = parallel::map(&stale, |(key, object)| {
+            object.map(|object| recording(|| ingress::candidate(snapshot, options, key, object)))
+        });
         let mut changes = Vec::new();
-        for key in stale {
+        for ((key, _), computed) in stale.into_iter().zip(computed) {
             let old = self.ingresses.remove(&key).and_then(|(candidate, reads)| {
                 self.readers.remove(&key, &reads);
                 candidate
             });
-            let new = snapshot.ingresses.get(&key).and_then(|object| {
+            let new = computed.and_then(|(candidate, reads)| {
                 self.recomputed += 1;
-                let (candidate, reads) =
-                    recording(|| ingress::candidate(snapshot, options, &key, object));
                 let reads = self.readers.add(&key, reads);
                 let candidate = candidate.map(Arc::new);
                 self.ingresses

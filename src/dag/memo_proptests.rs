@@ -312,3 +312,74 @@ fn an_edited_http_route_or_its_service_recomputes_that_route_only() {
         &crate::dag::gateway::status::gateway_api_status(&snapshot, &options.gateway)
     );
 }
+
+/// `n` Ingresses on fewer hosts (some hosts shared, some routes conflicting), some naming a Service
+/// that isn't there, on Services with Endpoints or EndpointSlices at address `ip_last`.
+fn large_snapshot(n: usize, services: usize, ip_last: u8, path: &str) -> Snapshot {
+    let mut yaml = String::new();
+    for i in 0..services {
+        let ns = i % 5;
+        yaml += &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: n{ns}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\n"
+        );
+        yaml += &if i % 2 == 0 {
+            format!(
+                "apiVersion: v1\nkind: Endpoints\nmetadata: {{name: s{i}, namespace: n{ns}}}\n\
+                 subsets: [{{addresses: [{{ip: 10.1.{}.{ip_last}}}], ports: [{{name: http, port: 8080}}]}}]\n---\n",
+                i % 250
+            )
+        } else {
+            format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                 metadata: {{name: s{i}-a, namespace: n{ns}, labels: {{kubernetes.io/service-name: s{i}}}}}\n\
+                 addressType: IPv4\nendpoints: [{{addresses: [10.2.{}.{ip_last}], conditions: {{ready: true}}}}]\n\
+                 ports: [{{name: http, port: 8080}}]\n---\n",
+                i % 250
+            )
+        };
+    }
+    for i in 0..n {
+        let (ns, host) = (i % 5, i % (n * 6 / 7));
+        // Every 37th names a Service that doesn't exist; the rest alternate port number and name.
+        let service = if i % 37 == 0 {
+            services + i
+        } else {
+            (i / 5) * 5 % services + ns
+        };
+        let port = if i % 2 == 0 {
+            "{number: 80}"
+        } else {
+            "{name: http}"
+        };
+        yaml += &format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: i{i}, namespace: n{ns}}}\n\
+             spec: {{rules: [{{host: h{host}.example.com, http: {{paths: [\
+             {{path: {path}, pathType: Prefix, backend: {{service: {{name: s{service}, port: {port}}}}}}}]}}}}]}}\n---\n"
+        );
+    }
+    let mut snapshot = Snapshot::default();
+    for o in crate::source::file::parse_manifests("large.yaml", &yaml).expect("parses") {
+        snapshot.insert(o);
+    }
+    snapshot
+}
+
+/// Batches large enough for the build threads (`crate::parallel`): a first build of 700 Ingresses,
+/// then every Ingress's path and every Service's addresses changed while 300 Ingresses go, then
+/// everything gone. Each build equals a build from nothing, resources byte for byte.
+#[test]
+fn builds_of_batches_on_the_build_threads_equal_full_builds() {
+    let first = large_snapshot(700, 400, 1, "/");
+    let mut second = large_snapshot(700, 400, 2, "/v2");
+    for i in (0..700).step_by(7).chain((1..700).step_by(3)).take(300) {
+        second.remove(
+            crate::store::StoreKind::Ingress,
+            &ObjectKey::new(format!("n{}", i % 5), format!("i{i}")),
+        );
+    }
+    assert!(first.ingresses.len() >= 2 * crate::parallel::MIN_BATCH);
+    assert!(second.ingresses.len() >= crate::parallel::MIN_BATCH);
+    assert!(first.services.len() >= crate::parallel::MIN_BATCH);
+    let snapshots = [first, second, Snapshot::default()];
+    memoised_builds_equal_full_builds(&snapshots).expect("memoised builds equal full builds");
+}

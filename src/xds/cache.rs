@@ -212,8 +212,16 @@ struct TypeDiff {
 impl CacheDiff {
     /// Adds or replaces a resource.
     pub fn upsert(&mut self, type_url: &'static str, name: String, body: Any) {
-        let r = Arc::new(Resource::new(name, body));
-        self.types.entry(type_url).or_default().upserts.push(r);
+        self.upsert_resource(type_url, Resource::new(name, body));
+    }
+
+    /// Adds or replaces a resource already encoded and hashed (on a build thread).
+    pub fn upsert_resource(&mut self, type_url: &'static str, r: Resource) {
+        self.types
+            .entry(type_url)
+            .or_default()
+            .upserts
+            .push(Arc::new(r));
     }
 
     /// Removes a resource (absent names are ignored).

@@ -19,8 +19,9 @@ use super::listener::{https_listener_of, listeners_with, same_filter_chain, tls_
 use super::secret::secret;
 use super::{cluster, endpoint, route, ListenerConfig};
 use crate::dag::{self, Dag};
+use crate::parallel;
 use crate::store::{diff_key, EndpointSlice, ObjectKey, Snapshot};
-use crate::xds::cache::{CacheDiff, CacheSnapshot};
+use crate::xds::cache::{CacheDiff, CacheSnapshot, Resource};
 use crate::xds::type_url;
 
 /// What [`translate_changes`] keeps between builds.
@@ -63,21 +64,25 @@ struct EdsUsers {
 /// Brings `encodings` (host → its `VirtualHost` encoding) up to date with the hosts a diff visits,
 /// encoding the added and changed ones with `encode`. Returns whether any host changed and how many
 /// were encoded.
-fn encode_hosts<'a, V: 'a>(
+fn encode_hosts<'a, V: Sync + 'a>(
     encodings: &mut BTreeMap<String, Vec<u8>>,
     hosts: impl Iterator<Item = DiffItem<'a, 'a, String, V>>,
-    encode: impl Fn(&str, &V) -> Vec<u8>,
+    encode: impl Fn(&str, &V) -> Vec<u8> + Sync + Send,
 ) -> (bool, usize) {
-    let (mut changed, mut encoded) = (false, 0);
-    for d in hosts {
-        changed = true;
-        match d {
-            DiffItem::Add(host, v) | DiffItem::Update { new: (host, v), .. } => {
+    let hosts: Vec<_> = hosts.collect();
+    let encoded_hosts = parallel::map(&hosts, |d| match d {
+        DiffItem::Add(host, v) | DiffItem::Update { new: (host, v), .. } => Some(encode(host, v)),
+        DiffItem::Remove(..) => None,
+    });
+    let (changed, mut encoded) = (!hosts.is_empty(), 0);
+    for (d, encoding) in hosts.into_iter().zip(encoded_hosts) {
+        match (d, encoding) {
+            (DiffItem::Add(host, _) | DiffItem::Update { new: (host, _), .. }, Some(e)) => {
                 encoded += 1;
-                encodings.insert(host.clone(), encode(host, v));
+                encodings.insert(host.clone(), e);
             }
-            DiffItem::Remove(host, _) => {
-                encodings.remove(host);
+            (d, _) => {
+                encodings.remove(diff_key(&d));
             }
         }
     }
@@ -270,19 +275,23 @@ impl TranslationMemo {
     /// `stale`.
     fn clusters(&mut self, dag: &Dag, diff: &mut CacheDiff, stale: &mut BTreeSet<String>) {
         let last = self.dag.clusters.clone();
-        for d in last.diff(&dag.clusters) {
+        let changed: Vec<_> = last.diff(&dag.clusters).collect();
+        // Translated, encoded and hashed apart from each other (on the build threads for many).
+        let resources = parallel::map(&changed, |d| match d {
+            DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. } => {
+                Some(Resource::new(c.name.clone(), pack_any(cluster::cluster(c))))
+            }
+            DiffItem::Remove(..) => None,
+        });
+        for (d, resource) in changed.into_iter().zip(resources) {
             if let DiffItem::Update { old: (_, old), .. } | DiffItem::Remove(_, old) = &d {
                 self.forget_user(old);
                 stale.insert(old.eds_name.clone());
             }
-            match d {
-                DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. } => {
+            match (d, resource) {
+                (DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. }, Some(resource)) => {
                     self.recomputed += 1;
-                    diff.upsert(
-                        type_url::CLUSTER,
-                        c.name.clone(),
-                        pack_any(cluster::cluster(c)),
-                    );
+                    diff.upsert_resource(type_url::CLUSTER, resource);
                     self.eds_users
                         .entry(c.eds_name.clone())
                         .and_modify(|users| {
@@ -299,7 +308,7 @@ impl TranslationMemo {
                     );
                     stale.insert(c.eds_name.clone());
                 }
-                DiffItem::Remove(name, _) => diff.remove(type_url::CLUSTER, name.clone()),
+                (d, _) => diff.remove(type_url::CLUSTER, diff_key(&d).clone()),
             }
         }
     }
@@ -374,15 +383,12 @@ impl TranslationMemo {
                     .cloned(),
             );
         }
-        for eds_name in stale {
+        let stale: Vec<String> = stale.into_iter().collect();
+        // Computed, encoded and hashed apart from each other (on the build threads for many).
+        let assignments = parallel::map(&stale, |eds_name| {
             // Several clusters share an EDS name only if they are the same Service port: any of them
             // gives the same addresses.
-            let cluster = self.eds_users.get(&eds_name).map(|users| &users.cluster);
-            let Some(c) = cluster else {
-                diff.remove(type_url::ENDPOINT, eds_name);
-                continue;
-            };
-            self.recomputed += 1;
+            let c = &self.eds_users.get(eds_name)?.cluster;
             let slices: Vec<&EndpointSlice> = self
                 .slices
                 .get(&c.service)
@@ -390,11 +396,19 @@ impl TranslationMemo {
                 .unwrap_or_default();
             let endpoints = snapshot.endpoints.get(&c.service);
             let addresses = endpoint::addresses_of(&slices, endpoints.map(|e| e.as_ref()), c);
-            diff.upsert(
-                type_url::ENDPOINT,
+            Some(Resource::new(
                 eds_name.clone(),
-                pack_any(endpoint::load_assignment(&eds_name, addresses)),
-            );
+                pack_any(endpoint::load_assignment(eds_name, addresses)),
+            ))
+        });
+        for (eds_name, assignment) in stale.into_iter().zip(assignments) {
+            match assignment {
+                Some(resource) => {
+                    self.recomputed += 1;
+                    diff.upsert_resource(type_url::ENDPOINT, resource);
+                }
+                None => diff.remove(type_url::ENDPOINT, eds_name),
+            }
         }
         self.snapshot = snapshot.clone();
     }

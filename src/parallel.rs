@@ -1,0 +1,88 @@
+//! The build's other cores: a pool of build threads (rayon), one per core the process may use, for
+//! batches of independent items large enough to pay for handing them over — the first build, a
+//! relist, a Service that many Ingresses use. A batch smaller than [`MIN_BATCH`] (a change to one
+//! object, the common case) runs on the calling thread, as does everything when the process may use
+//! one core. What runs here computes values only; the memos are updated on the calling thread, in
+//! the order the sequential build used.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// The fewest items a batch spreads over the pool with; below it the hand-over costs more than it saves.
+pub const MIN_BATCH: usize = 256;
+
+/// At most this many build threads, however many cores there are: the batches are a few thousand
+/// items, not enough to keep many more busy.
+const MAX_THREADS: usize = 8;
+
+/// The build threads, started on first use; `None` with a single core (or if none could start).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        // The cores the process may use: its CPU affinity and its cgroup's CPU quota (a pod's limit:
+        // `deploy/`'s limit of one CPU starts no pool, as more threads would only be throttled).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores.min(MAX_THREADS))
+            .thread_name(|i| format!("isobar-build-{i}"))
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "no build threads; building on one core"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// `f` of every item, in the items' order: on the build threads for a batch of at least
+/// [`MIN_BATCH`], on the calling thread otherwise.
+pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    match pool() {
+        Some(pool) if items.len() >= MIN_BATCH => {
+            pool.install(|| items.par_iter().map(f).collect())
+        }
+        _ => items.iter().map(f).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_batch_keeps_the_items_order_and_runs_on_the_build_threads() {
+        let items: Vec<usize> = (0..MIN_BATCH * 4).collect();
+        let out = map(&items, |i| {
+            let name = std::thread::current().name().map(str::to_string);
+            (*i * 2, name)
+        });
+        assert_eq!(
+            out.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
+        let on_pool = out
+            .iter()
+            .filter(|(_, n)| n.as_deref().is_some_and(|n| n.starts_with("isobar-build-")))
+            .count();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores >= 2 {
+            assert_eq!(
+                on_pool,
+                items.len(),
+                "every item of a large batch on a build thread"
+            );
+        } else {
+            assert_eq!(on_pool, 0, "one core: no build threads");
+        }
+    }
+
+    #[test]
+    fn a_small_batch_runs_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let items: Vec<usize> = (0..MIN_BATCH - 1).collect();
+        let threads = map(&items, |_| std::thread::current().id());
+        assert!(threads.iter().all(|t| *t == caller));
+    }
+}
