@@ -11,9 +11,8 @@ use isobar::dag::{self, DagLimits, DagOptions};
 use isobar::source::file::parse_manifests;
 use isobar::store::Snapshot;
 
-// Timed on the allocator the isobar binary runs on.
-#[global_allocator]
-static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;

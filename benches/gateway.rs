@@ -26,9 +26,8 @@ use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff;
 
-// Timed on the allocator the isobar binary runs on.
-#[global_allocator]
-static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;

@@ -14,9 +14,8 @@ use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
 
-// Timed on the allocator the isobar binary runs on.
-#[global_allocator]
-static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;

@@ -24,9 +24,8 @@ use isobar::xds::cache::{CacheDiff, XdsCache};
 use isobar::xds::sequence::Sequence;
 use isobar::xds::type_url;
 
-// Timed on the allocator the isobar binary runs on.
-#[global_allocator]
-static GLOBAL: isobar::allocator::Global = isobar::allocator::Global;
+#[path = "common/allocator.rs"]
+mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;
