@@ -77,11 +77,11 @@ pub async fn run(
         if decision.tick(activity) {
             let started = Instant::now();
             let before = resident_pages();
-            let released = tokio::task::spawn_blocking(crate::allocator::release_free_pages)
+            let jemalloc_purged = tokio::task::spawn_blocking(crate::allocator::release_free_pages)
                 .await
                 .unwrap_or(false);
             tracing::debug!(
-                released,
+                jemalloc_purged,
                 resident_pages_before = before,
                 resident_pages_after = resident_pages(),
                 took = ?started.elapsed(),
