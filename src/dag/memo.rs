@@ -23,7 +23,6 @@ use super::route_components::Components;
 use super::{ingress, ingressroute, Dag, DagOptions, ObjectKind, StatusMap};
 use crate::parallel;
 use crate::store::{ObjectKey, Snapshot};
-use k8s_openapi::api::networking::v1::Ingress;
 
 /// What [`build_memoised`] keeps between builds.
 #[derive(Debug, Default)]
@@ -122,20 +121,17 @@ impl Memo {
             .map(|d| crate::store::diff_key(&d).clone())
             .collect();
         stale.extend(self.readers.of(changed_reads).cloned());
-        let stale: Vec<(ObjectKey, Option<&Arc<Ingress>>)> = stale
-            .into_iter()
-            .map(|key| {
-                let object = snapshot.ingresses.get(&key);
-                (key, object)
-            })
-            .collect();
+        let stale: Vec<ObjectKey> = stale.into_iter().collect();
         // The candidates are computed apart from each other (on the build threads for a large
         // batch), each recording what it read; the memo is updated in key order below.
-        let computed = parallel::map(&stale, |(key, object)| {
-            object.map(|object| recording(|| ingress::candidate(snapshot, options, key, object)))
+        let computed = parallel::map(&stale, |key| {
+            let object = snapshot.ingresses.get(key)?;
+            Some(recording(|| {
+                ingress::candidate(snapshot, options, key, object)
+            }))
         });
         let mut changes = Vec::new();
-        for ((key, _), computed) in stale.into_iter().zip(computed) {
+        for (key, computed) in stale.into_iter().zip(computed) {
             let old = self.ingresses.remove(&key).and_then(|(candidate, reads)| {
                 self.readers.remove(&key, &reads);
                 candidate

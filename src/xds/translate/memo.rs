@@ -70,19 +70,19 @@ fn encode_hosts<'a, V: Sync + 'a>(
     encode: impl Fn(&str, &V) -> Vec<u8> + Sync + Send,
 ) -> (bool, usize) {
     let hosts: Vec<_> = hosts.collect();
-    let encoded_hosts = parallel::map(&hosts, |d| match d {
-        DiffItem::Add(host, v) | DiffItem::Update { new: (host, v), .. } => Some(encode(host, v)),
-        DiffItem::Remove(..) => None,
+    let encoded_hosts = parallel::map(&hosts, |d| {
+        after(d).map(|v| encode(diff_key::<String, V>(d), v))
     });
     let (changed, mut encoded) = (!hosts.is_empty(), 0);
     for (d, encoding) in hosts.into_iter().zip(encoded_hosts) {
-        match (d, encoding) {
-            (DiffItem::Add(host, _) | DiffItem::Update { new: (host, _), .. }, Some(e)) => {
+        let host = diff_key(&d);
+        match encoding {
+            Some(e) => {
                 encoded += 1;
                 encodings.insert(host.clone(), e);
             }
-            (d, _) => {
-                encodings.remove(diff_key(&d));
+            None => {
+                encodings.remove(host);
             }
         }
     }
@@ -93,6 +93,14 @@ fn encode_hosts<'a, V: Sync + 'a>(
 fn insert_sorted(list: &mut SmallVec<[String; 1]>, item: &str) {
     if let Err(at) = list.binary_search_by(|x| x.as_str().cmp(item)) {
         list.insert(at, item.to_string());
+    }
+}
+
+/// An entry a diff visits, as it is (`None`: removed).
+fn after<'a, K, V>(d: &DiffItem<'a, 'a, K, V>) -> Option<&'a V> {
+    match d {
+        DiffItem::Add(_, new) | DiffItem::Update { new: (_, new), .. } => Some(new),
+        DiffItem::Remove(..) => None,
     }
 }
 
@@ -277,19 +285,22 @@ impl TranslationMemo {
         let last = self.dag.clusters.clone();
         let changed: Vec<_> = last.diff(&dag.clusters).collect();
         // Translated, encoded and hashed apart from each other (on the build threads for many).
-        let resources = parallel::map(&changed, |d| match d {
-            DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. } => {
-                Some(Resource::new(c.name.clone(), pack_any(cluster::cluster(c))))
-            }
-            DiffItem::Remove(..) => None,
+        let resources = parallel::map(&changed, |d| {
+            after(d).map(|c| {
+                (
+                    c,
+                    Resource::new(c.name.clone(), pack_any(cluster::cluster(c))),
+                )
+            })
         });
         for (d, resource) in changed.into_iter().zip(resources) {
-            if let DiffItem::Update { old: (_, old), .. } | DiffItem::Remove(_, old) = &d {
+            let name = diff_key(&d);
+            if let (Some(old), _) = before_after(d) {
                 self.forget_user(old);
                 stale.insert(old.eds_name.clone());
             }
-            match (d, resource) {
-                (DiffItem::Add(_, c) | DiffItem::Update { new: (_, c), .. }, Some(resource)) => {
+            match resource {
+                Some((c, resource)) => {
                     self.recomputed += 1;
                     diff.upsert_resource(type_url::CLUSTER, resource);
                     self.eds_users
@@ -308,7 +319,7 @@ impl TranslationMemo {
                     );
                     stale.insert(c.eds_name.clone());
                 }
-                (d, _) => diff.remove(type_url::CLUSTER, diff_key(&d).clone()),
+                None => diff.remove(type_url::CLUSTER, name.clone()),
             }
         }
     }
