@@ -16,6 +16,9 @@ mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/pure.rs"]
+mod pure;
+use pure::median;
 
 /// Delegation chains and fan-ins at thousands of IngressRoutes: one edit's cost, a Markdown table.
 #[derive(Debug, clap::Parser)]
@@ -75,19 +78,6 @@ fn fan_in(n: usize) -> String {
     yaml
 }
 
-fn snapshot(yaml: &str) -> Snapshot {
-    let mut s = Snapshot::default();
-    for o in parse_manifests("bench.yaml", yaml).expect("generated YAML parses") {
-        s.insert(o);
-    }
-    s
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn main() {
     // `--quick` (CI): the first shape, 3 rounds, so the bench keeps building and running.
     let quick = <Args as clap::Parser>::parse().common.quick;
@@ -117,7 +107,7 @@ fn main() {
     ];
     let (count, rounds) = if quick { (1, 3) } else { (shapes.len(), 11) };
     for (name, yaml) in shapes.into_iter().take(count) {
-        let snap = snapshot(&yaml);
+        let snap = pure::snapshot_of(&yaml);
         let objects = snap.ingress_routes.len();
         let mut samples = Vec::new();
         let mut work = 0;

@@ -18,7 +18,6 @@ use isobar::dag::gateway::status::{
     gateway_api_status, GatewayOptions, DEFAULT_GATEWAY_CONTROLLER_NAME,
 };
 use isobar::dag::{self, DagOptions, Memo};
-use isobar::source::file::parse_manifests;
 use isobar::status::gateway::{gateway_writes, GatewayStatusWrite, SettledRoutes};
 use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
@@ -31,6 +30,9 @@ mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/pure.rs"]
+mod pure;
+use pure::median;
 
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::from(
@@ -51,16 +53,7 @@ fn snapshot(n: usize) -> Snapshot {
              {{path: /, pathType: Prefix, backend: {{service: {{name: s{i}, port: {{number: 80}}}}}}}}]}}}}]}}\n---\n"
         ));
     }
-    let mut s = Snapshot::default();
-    for o in parse_manifests("bench.yaml", &yaml).expect("generated YAML parses") {
-        s.insert(o);
-    }
-    s
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+    pure::snapshot_of(&yaml)
 }
 
 /// The snapshot with HTTPRoute `ns0/r0`'s Exact path moved, as a store holds it.
@@ -77,20 +70,7 @@ fn with_route_edit(snap: &Snapshot, round: usize) -> Snapshot {
 
 /// The snapshot with Ingress `ns0/i0`'s path moved.
 fn with_ingress_edit(snap: &Snapshot, round: usize) -> Snapshot {
-    let mut next = snap.clone();
-    let key = ObjectKey::new("ns0", "i0");
-    let mut ingress = (*next.ingresses[&key]).clone();
-    if let Some(path) = ingress
-        .spec
-        .as_mut()
-        .and_then(|s| s.rules.as_mut())
-        .and_then(|r| r[0].http.as_mut())
-        .map(|h| &mut h.paths[0])
-    {
-        path.path = Some(format!("/v{round}"));
-    }
-    next.ingresses.insert(key, Arc::new(ingress));
-    next
+    pure::with_ingress_path(snap, ObjectKey::new("ns0", "i0"), 0, format!("/v{round}"))
 }
 
 /// Memoised rebuilds of `edit(snap, round)`, one per round, from memos warm with `snap`: the

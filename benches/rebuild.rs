@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use isobar::dag::{self, DagOptions, Memo, StatusMap, Validity};
-use isobar::source::file::parse_manifests;
 use isobar::store::{ObjectKey, Snapshot};
 use isobar::xds::cache::XdsCache;
 use isobar::xds::translate::{self, ListenerConfig, TranslationMemo};
@@ -21,6 +20,9 @@ mod allocator;
 mod cli;
 #[path = "rebuild/mixed.rs"]
 mod mixed;
+#[path = "common/pure.rs"]
+mod pure;
+use pure::median;
 
 fn snapshot(n: usize) -> Snapshot {
     let mut yaml = String::new();
@@ -38,22 +40,13 @@ fn snapshot(n: usize) -> Snapshot {
             i % 50
         ));
     }
-    let mut s = Snapshot::default();
-    for o in parse_manifests("bench.yaml", &yaml).expect("generated YAML parses") {
-        s.insert(o);
-    }
-    s
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+    pure::snapshot_of(&yaml)
 }
 
 /// The snapshot with Ingress `ns0/i0` edited (its Exact path moved), as a store holds it: one new
 /// object, every other one shared.
 fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
-    mixed::with_path_moved(snap, ObjectKey::new("ns0", "i0"), round)
+    pure::with_ingress_path(snap, ObjectKey::new("ns0", "i0"), 1, format!("/api{round}"))
 }
 
 /// Rebuild cost at N objects (DAG build, translation, cache update), full and memoised (default

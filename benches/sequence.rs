@@ -11,7 +11,7 @@
 //! 1000,10000` for others). Figures go in BENCHMARKS.md.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -29,6 +29,9 @@ mod allocator;
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/pure.rs"]
+mod pure;
+use pure::median;
 
 /// An EDS cluster named `name`; `round` varies its content.
 fn cluster(name: &str, round: usize) -> Any {
@@ -132,11 +135,6 @@ fn client(cache: &XdsCache, n: usize, delta: bool) -> Sequence {
     }
     settle(&mut seq);
     seq
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 /// One change carried to one connected client, the per-stream sequence's work (default 1000,10000

@@ -9,10 +9,9 @@
 //! * `i % 4 == 2`: a root IngressRoute delegating `/api` to a child IngressRoute;
 //! * `i % 4 == 3`: an Ingress with a request timeout and retries (annotations).
 
-use std::sync::Arc;
-
-use isobar::source::file::parse_manifests;
 use isobar::store::{ObjectKey, Snapshot};
+
+use crate::pure::{snapshot_of, with_ingress_path, with_objects};
 
 /// The objects of `n` units (every one valid: the bench asserts it).
 pub fn snapshot(n: usize) -> Snapshot {
@@ -20,11 +19,7 @@ pub fn snapshot(n: usize) -> Snapshot {
     for i in 0..n {
         unit(&mut yaml, i);
     }
-    let mut s = Snapshot::default();
-    for o in parse_manifests("mixed.yaml", &yaml).expect("generated YAML parses") {
-        s.insert(o);
-    }
-    s
+    snapshot_of(&yaml)
 }
 
 /// The namespace of unit `i`.
@@ -100,25 +95,12 @@ fn tls_secret(namespace: &str, name: &str, host: &str) -> String {
 /// The snapshot with the plain Ingress of unit 1 edited (its Exact path moved), as a store holds
 /// it: one new object, every other one shared.
 pub fn with_one_edit(snap: &Snapshot, round: usize) -> Snapshot {
-    with_path_moved(snap, ObjectKey::new(namespace(1), "i1"), round)
-}
-
-/// The snapshot with Ingress `key`'s second path of its first rule at `/api{round}`: one new
-/// object, every other one shared.
-pub fn with_path_moved(snap: &Snapshot, key: ObjectKey, round: usize) -> Snapshot {
-    let mut next = snap.clone();
-    let mut ingress = (*next.ingresses[&key]).clone();
-    if let Some(path) = ingress
-        .spec
-        .as_mut()
-        .and_then(|s| s.rules.as_mut())
-        .and_then(|r| r[0].http.as_mut())
-        .map(|h| &mut h.paths[1])
-    {
-        path.path = Some(format!("/api{round}"));
-    }
-    next.ingresses.insert(key, Arc::new(ingress));
-    next
+    with_ingress_path(
+        snap,
+        ObjectKey::new(namespace(1), "i1"),
+        1,
+        format!("/api{round}"),
+    )
 }
 
 /// `edit(base, round)`: the snapshot of round `round`, one change away from round `round - 1`'s
@@ -158,13 +140,13 @@ fn with_tls_ingresses_added(base: &Snapshot, round: usize) -> Snapshot {
             )
         })
         .collect();
-    with(base, &yaml)
+    with_objects(base, &yaml)
 }
 
 /// `base` with unit 2's child IngressRoute routing `/api/v{round}` instead of `/api`.
 fn with_child_edited(base: &Snapshot, round: usize) -> Snapshot {
     let ns = namespace(2);
-    with(
+    with_objects(
         base,
         &format!(
             "apiVersion: contour.heptio.com/v1beta1\nkind: IngressRoute\nmetadata: {{name: c2, namespace: {ns}}}\n\
@@ -177,7 +159,7 @@ fn with_child_edited(base: &Snapshot, round: usize) -> Snapshot {
 fn with_slice_edited(base: &Snapshot, round: usize) -> Snapshot {
     let ns = namespace(5);
     let (a, b) = (round / 250 % 250, round % 250);
-    with(
+    with_objects(
         base,
         &format!(
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
@@ -190,14 +172,5 @@ fn with_slice_edited(base: &Snapshot, round: usize) -> Snapshot {
 
 /// `base` with unit 0's Secret holding a new certificate (one generated per round).
 fn with_secret_renewed(base: &Snapshot, _round: usize) -> Snapshot {
-    with(base, &tls_secret(&namespace(0), "tls0", "h0.example.com"))
-}
-
-/// `base` with the objects of `yaml` added or replacing theirs.
-fn with(base: &Snapshot, yaml: &str) -> Snapshot {
-    let mut next = base.clone();
-    for o in parse_manifests("change.yaml", yaml).expect("generated YAML parses") {
-        next.insert(o);
-    }
-    next
+    with_objects(base, &tls_secret(&namespace(0), "tls0", "h0.example.com"))
 }
