@@ -23,6 +23,8 @@ pub mod latency;
 pub mod ops;
 pub mod parallel;
 pub mod pipeline;
+#[cfg(test)]
+mod proptest_cases;
 pub mod source;
 pub mod status;
 pub mod store;

@@ -164,7 +164,7 @@ fn unbounded() -> DagOptions {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::proptest_cases::or(64), ..ProptestConfig::default() })]
 
     /// Work grows with objects + routes, whatever the shape: at most 4 units per route and object
     /// (the old recursive walk needed k^n for a fan-out chain).

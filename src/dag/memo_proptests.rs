@@ -162,7 +162,7 @@ fn memoised_builds_equal_full_builds_with(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::proptest_cases::or(200), ..ProptestConfig::default() })]
 
     #[test]
     fn incremental_builds_equal_full_builds(

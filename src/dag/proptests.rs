@@ -739,7 +739,7 @@ fn routes_kept(before: &Dag, after: &Dag) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: crate::proptest_cases::or(256), ..ProptestConfig::default() })]
 
     #[test]
     fn every_object_of_our_class_gets_exactly_one_status_and_no_other_does(world in world()) {

@@ -235,7 +235,7 @@ fn read_from_nothing(root: &Path, last_good: &mut BTreeMap<PathBuf, String>) -> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases::or(64)))]
 
     /// After any edits, a directory kept up to date from noted paths holds what reading every file from
     /// nothing gives, errors included (a broken file's last good objects stay in both).

@@ -263,7 +263,7 @@ fn agree(delta: bool, ops: &[Op]) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(512),
+        cases: crate::proptest_cases::or(512),
         ..ProptestConfig::default()
     })]
 
