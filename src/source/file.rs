@@ -12,41 +12,48 @@ use crate::{Error, Result};
 pub fn parse_manifests(file: &str, text: &str) -> Result<Vec<KubeObject>> {
     let mut objects = Vec::new();
     for (start_line, document) in split_documents(text) {
-        let value: serde_json::Value = match serde_yaml_ng::from_str(document) {
-            Ok(v) => v,
-            Err(e) => {
-                let line = e.location().map_or(0, |l| l.line().saturating_sub(1));
-                return Err(Error::Manifest {
-                    file: file.to_string(),
-                    line: start_line + line,
-                    message: e.to_string(),
-                });
-            }
-        };
-        if value.is_null() {
-            continue;
-        }
-        if !value.is_object() {
-            return Err(Error::Manifest {
-                file: file.to_string(),
-                line: start_line,
-                message: "document is not a mapping (a Kubernetes object)".to_string(),
-            });
-        }
-        if value.get("kind").and_then(|k| k.as_str()) == Some("List") {
-            for item in value
-                .get("items")
-                .and_then(|i| i.as_array())
-                .into_iter()
-                .flatten()
-            {
-                objects.extend(interpret(file, start_line, item.clone())?);
-            }
-            continue;
-        }
-        objects.extend(interpret(file, start_line, value)?);
+        objects.extend(parse_document(file, start_line, document)?);
     }
     Ok(objects)
+}
+
+/// Parses one document of a file (it starts at line `start_line`): no object (empty, or a kind
+/// isobar doesn't act on), one, or a `List`'s items.
+pub fn parse_document(file: &str, start_line: usize, document: &str) -> Result<Vec<KubeObject>> {
+    let value: serde_json::Value = match serde_yaml_ng::from_str(document) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.location().map_or(0, |l| l.line().saturating_sub(1));
+            return Err(Error::Manifest {
+                file: file.to_string(),
+                line: start_line + line,
+                message: e.to_string(),
+            });
+        }
+    };
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    if !value.is_object() {
+        return Err(Error::Manifest {
+            file: file.to_string(),
+            line: start_line,
+            message: "document is not a mapping (a Kubernetes object)".to_string(),
+        });
+    }
+    if value.get("kind").and_then(|k| k.as_str()) == Some("List") {
+        let mut objects = Vec::new();
+        for item in value
+            .get("items")
+            .and_then(|i| i.as_array())
+            .into_iter()
+            .flatten()
+        {
+            objects.extend(interpret(file, start_line, item.clone())?);
+        }
+        return Ok(objects);
+    }
+    Ok(interpret(file, start_line, value)?.into_iter().collect())
 }
 
 fn interpret(file: &str, line: usize, value: serde_json::Value) -> Result<Option<KubeObject>> {
@@ -71,7 +78,7 @@ fn interpret(file: &str, line: usize, value: serde_json::Value) -> Result<Option
 }
 
 /// Splits a YAML stream at `---` lines; yields each document with its 1-based first line.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
+pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut start_line = 1;

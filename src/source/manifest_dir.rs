@@ -1,6 +1,7 @@
 //! A directory of manifests as a snapshot kept up to date file by file: with a watcher attached, a
-//! load reads only the files the watcher named since the last one, so an edit costs what the edited
-//! file costs, not what the directory holds. Without a watcher (`isobar check`), or when the watcher
+//! load reads only the files the watcher named since the last one, and parses only their documents
+//! whose text changed ([`super::documents`]), so an edit costs reading the edited file and parsing
+//! the edited documents, not what the directory holds. Without a watcher (`isobar check`), or when the watcher
 //! lost track (an overflow, a directory moved), the whole directory is read again; either way the
 //! snapshot is the one reading every file in path order would give.
 
@@ -10,7 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use smallvec::SmallVec;
 
-use super::file::{is_hidden, is_manifest_name, manifest_files, parse_manifests};
+use super::documents::{digest, ParsedFile, Touched};
+use super::file::{is_hidden, is_manifest_name, manifest_files};
 use super::Change;
 use crate::pipeline::Signal;
 use crate::store::{KubeObject, ObjectKey, Snapshot, StoreKind};
@@ -36,21 +38,6 @@ pub struct ManifestDir {
 
 /// The files holding one object.
 type Holders = SmallVec<[Arc<Path>; 1]>;
-
-/// A digest of a file's text and the objects it parsed into. A file whose text is unchanged is not
-/// parsed again and gives the same (shared) objects, so the incremental build sees them unchanged.
-/// The digest stands in for the text: holding every file's text would cost as much memory again as
-/// the directory's size.
-#[derive(Debug, Clone)]
-struct ParsedFile {
-    digest: [u8; 32],
-    objects: Vec<KubeObject>,
-}
-
-fn digest(text: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).into()
-}
 
 /// Paths the watcher reported, or that it lost track and the directory must be read whole.
 #[derive(Debug, Default)]
@@ -199,20 +186,20 @@ impl ManifestDir {
             }
         };
         let digest = digest(&text);
-        if self.files.get(path).is_some_and(|p| p.digest == digest) {
+        let previous = self.files.get(path);
+        if previous.is_some_and(|p| p.digest == digest) {
             self.errors.remove(path);
             return;
         }
-        match parse_manifests(&path.display().to_string(), &text) {
-            Ok(objects) => {
+        // The file's unchanged objects stay the snapshot's shared values (one copy, and the
+        // incremental build sees only what changed).
+        let snapshot = &self.snapshot;
+        let share = |o: KubeObject| snapshot.held_equal(&o).unwrap_or(o);
+        let name = path.display().to_string();
+        match ParsedFile::parse(&name, &text, digest, previous, share) {
+            Ok((parsed, touched)) => {
                 self.errors.remove(path);
-                // The file's unchanged objects stay the snapshot's shared values (one copy, and
-                // the incremental build sees only what changed).
-                let objects = objects
-                    .into_iter()
-                    .map(|o| self.snapshot.held_equal(&o).unwrap_or(o))
-                    .collect();
-                self.replace(path, Some(ParsedFile { digest, objects }));
+                self.replace(path, Some(parsed), touched);
             }
             Err(e) => {
                 self.errors.insert(path.to_path_buf(), Arc::new(e));
@@ -222,38 +209,48 @@ impl ManifestDir {
 
     fn forget(&mut self, path: &Path) {
         self.errors.remove(path);
-        self.replace(path, None);
+        self.replace(path, None, Touched::All);
     }
 
-    /// Puts `parsed` in place of what `path` held, and the objects either one names in the snapshot
-    /// as the files now give them.
-    fn replace(&mut self, path: &Path, parsed: Option<ParsedFile>) {
-        let old = self.files.remove(path);
-        let shared: Arc<Path> = Arc::from(path);
-        // Each object the file held or holds, with what the file now gives for it: its last
-        // document naming it. Collected in one pass: looking each up in the file again would be
-        // quadratic in the file's length.
-        let mut touched: BTreeMap<(StoreKind, ObjectKey), Option<KubeObject>> = BTreeMap::new();
-        for object in old.iter().flat_map(|p| &p.objects) {
-            let id = object.id();
-            if let Some(holders) = self.holders.get_mut(&id) {
-                holders.retain(|p| **p != *path);
+    /// Puts `parsed` in place of what `path` held, and the `touched` objects in the snapshot as the
+    /// files now give them (what the file gives for any other object is unchanged).
+    fn replace(&mut self, path: &Path, parsed: Option<ParsedFile>, touched: Touched) {
+        // The file's path as its objects' holders share it.
+        let (shared, old) = match self.files.remove_entry(path) {
+            Some((shared, old)) => (shared, Some(old)),
+            None => (Arc::from(path), None),
+        };
+        let touched: Vec<&KubeObject> = match &touched {
+            Touched::All => old.iter().chain(&parsed).flat_map(|p| &p.objects).collect(),
+            Touched::Objects(objects) => objects.iter().collect(),
+        };
+        let mut given: HashMap<(StoreKind, ObjectKey), Option<KubeObject>> =
+            touched.into_iter().map(|o| (o.id(), None)).collect();
+        // What the file gives for each: its last document naming it, the first seen from the
+        // file's end. One pass: looking each up in the file would be quadratic in its length.
+        let mut missing = given.len();
+        for object in parsed.iter().flat_map(|p| p.objects.iter().rev()) {
+            if missing == 0 {
+                break;
             }
-            touched.insert(id, None);
-        }
-        for object in parsed.iter().flat_map(|p| &p.objects) {
-            let id = object.id();
-            let holders = self.holders.entry(id.clone()).or_default();
-            if let Err(at) = holders.binary_search_by(|p| (**p).cmp(path)) {
-                holders.insert(at, Arc::clone(&shared));
+            if let Some(slot @ None) = given.get_mut(&object.id()) {
+                *slot = Some(object.clone());
+                missing -= 1;
             }
-            touched.insert(id, Some(object.clone()));
         }
         if let Some(parsed) = parsed {
-            self.files.insert(shared, parsed);
+            self.files.insert(Arc::clone(&shared), parsed);
         }
-        for (id, given) in touched {
-            self.settle(id, path, given);
+        for (id, object) in given {
+            let holders = self.holders.entry(id.clone()).or_default();
+            match (&object, holders.binary_search_by(|p| (**p).cmp(path))) {
+                (Some(_), Err(at)) => holders.insert(at, Arc::clone(&shared)),
+                (None, Ok(at)) => {
+                    holders.remove(at);
+                }
+                _ => {}
+            }
+            self.settle(id, path, object);
         }
     }
 

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::source::file::parse_manifests;
 
 const GOOD: &str =
     "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 80\n";
@@ -134,11 +135,17 @@ fn an_unchanged_object_of_a_changed_file_stays_shared() {
 /// One step of a random edit session on three files (and one in a subdirectory).
 #[derive(Debug, Clone)]
 enum Edit {
-    /// Writes services `names` (with `port`) into file `file`.
+    /// Writes services `names` (with `port`) into file `file`, with a document that does not parse
+    /// at `broken` (if it is within them).
     Write {
         file: usize,
         names: Vec<u8>,
         port: u16,
+        broken: Option<usize>,
+    },
+    /// Writes file `file`'s documents in the reverse order (a file that is not there stays so).
+    Reverse {
+        file: usize,
     },
     /// Writes text that does not parse.
     Break {
@@ -161,10 +168,11 @@ enum Edit {
 const FILES: [&str; 4] = ["a.yaml", "b.yml", "c.json", "sub/d.yaml"];
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let names = prop::collection::vec(0u8..4, 0..3);
+    let names = prop::collection::vec(0u8..4, 0..6);
     prop_oneof![
-        4 => (0..FILES.len(), names.clone(), 1u16..4)
-            .prop_map(|(file, names, port)| Edit::Write { file, names, port }),
+        4 => (0..FILES.len(), names.clone(), 1u16..4, prop::option::weighted(0.2, 0..6usize))
+            .prop_map(|(file, names, port, broken)| Edit::Write { file, names, port, broken }),
+        1 => (0..FILES.len()).prop_map(|file| Edit::Reverse { file }),
         1 => (0..FILES.len()).prop_map(|file| Edit::Break { file }),
         1 => (0..FILES.len()).prop_map(|file| Edit::Remove { file }),
         1 => (0..FILES.len(), 0..FILES.len()).prop_map(|(from, to)| Edit::Rename { from, to }),
@@ -175,18 +183,35 @@ fn edit() -> impl Strategy<Value = Edit> {
 /// Applies `edit` under `root`; the paths a watcher would name.
 fn apply(root: &Path, edit: &Edit) -> Vec<PathBuf> {
     let path = |f: usize| root.join(FILES[f]);
-    let text = |names: &[u8], port: u16| -> String {
+    let documents = |names: &[u8], port: u16| -> Vec<String> {
         // Each document its own port: a name given twice in one file differs, and the last wins.
         names
             .iter()
             .enumerate()
             .map(|(i, n)| service(&format!("s{n}"), port + 10 * i as u16))
-            .collect::<Vec<_>>()
-            .join("---\n")
+            .collect()
     };
+    let text = |names: &[u8], port: u16| documents(names, port).join("---\n");
     match edit {
-        Edit::Write { file, names, port } => {
-            std::fs::write(path(*file), text(names, *port)).unwrap();
+        Edit::Write {
+            file,
+            names,
+            port,
+            broken,
+        } => {
+            let mut documents = documents(names, *port);
+            if let Some(at) = broken.filter(|at| *at <= documents.len()) {
+                documents.insert(at, "kind: [\n".to_string());
+            }
+            std::fs::write(path(*file), documents.join("---\n")).unwrap();
+            vec![path(*file)]
+        }
+        Edit::Reverse { file } => {
+            if let Ok(text) = std::fs::read_to_string(path(*file)) {
+                let mut documents: Vec<&str> = text.split("---\n").collect();
+                documents.reverse();
+                std::fs::write(path(*file), documents.join("---\n")).unwrap();
+            }
             vec![path(*file)]
         }
         Edit::Break { file } => {

@@ -1,6 +1,7 @@
 //! Sources turn the outside world into a [`Snapshot`](crate::store::Snapshot): a directory of YAML
 //! ([`file`]) or a Kubernetes API server ([`kube`]). After the source there is one code path.
 
+mod documents;
 pub mod file;
 pub mod kube;
 pub mod manifest_dir;
