@@ -44,7 +44,15 @@ type Holders = SmallVec<[Arc<Path>; 1]>;
 struct Dirty {
     paths: BTreeSet<PathBuf>,
     rescan: bool,
+    /// Files being written in place: modified and not yet closed. Read before the writer closes
+    /// them, they may be empty or cut short (a shell's `>` truncates first), which would take their
+    /// objects' routes away until the next read; they are read once closed.
+    writing: BTreeSet<PathBuf>,
 }
+
+/// Whether the watcher tells when a file written to is closed (inotify does): only then does a
+/// modified file wait for its writer to close it.
+const CLOSE_IS_SEEN: bool = cfg!(target_os = "linux");
 
 /// The outcome of reading the directory.
 #[derive(Debug)]
@@ -91,7 +99,6 @@ impl ManifestDir {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let relevant = match event {
-                    Ok(e) if e.kind.is_access() => false,
                     Ok(e) => note(&noted, &root, &e),
                     Err(_) => {
                         noted.lock().unwrap_or_else(PoisonError::into_inner).rescan = true;
@@ -116,7 +123,8 @@ impl ManifestDir {
         let noted = match &self.dirty {
             Some(dirty) => {
                 let mut d = dirty.lock().unwrap_or_else(PoisonError::into_inner);
-                let Dirty { paths, rescan } = std::mem::take(&mut *d);
+                // Files still being written stay noted as such.
+                let (paths, rescan) = (std::mem::take(&mut d.paths), std::mem::take(&mut d.rescan));
                 // The first load reads everything, which covers what was noted so far.
                 (self.scanned && !rescan).then_some(paths)
             }
@@ -282,16 +290,39 @@ impl ManifestDir {
 
 /// Notes the paths of a watcher's event; whether it may change anything.
 fn note(dirty: &Mutex<Dirty>, root: &Path, event: &notify::Event) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
     let mut d = dirty.lock().unwrap_or_else(PoisonError::into_inner);
     if event.need_rescan() || event.paths.is_empty() {
         d.rescan = true;
         return true;
     }
+    let closed = matches!(
+        event.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+    );
+    // Opened, closed after reading: changes nothing.
+    if event.kind.is_access() && !closed {
+        return false;
+    }
+    let written = matches!(event.kind, EventKind::Modify(ModifyKind::Data(_)));
+    // Gone or renamed: read now, whoever was writing it.
+    let moved =
+        event.kind.is_remove() || matches!(event.kind, EventKind::Modify(ModifyKind::Name(_)));
     let mut relevant = false;
     for path in &event.paths {
         match watched(root, path) {
             Watched::Ignored => {}
+            Watched::File if CLOSE_IS_SEEN && !closed && !moved => {
+                if written {
+                    d.writing.insert(path.clone());
+                }
+                if !d.writing.contains(path) {
+                    d.paths.insert(path.clone());
+                    relevant = true;
+                }
+            }
             Watched::File | Watched::Other => {
+                d.writing.remove(path);
                 d.paths.insert(path.clone());
                 relevant = true;
             }

@@ -132,6 +132,47 @@ fn an_unchanged_object_of_a_changed_file_stays_shared() {
     );
 }
 
+/// A file written in place (truncated, then written) is read once its writer closes it: read in
+/// between, it would be empty or cut short and take its objects' routes away. (The real watcher:
+/// inotify tells when a file written to is closed.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_written_in_place_is_read_once_its_writer_closes_it() {
+    use std::io::Write;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    std::fs::write(&a, service("a", 80)).unwrap();
+    let mut manifests = ManifestDir::new(dir.path());
+    let _watcher = manifests
+        .watch(Arc::new(crate::pipeline::Signal::default()))
+        .unwrap();
+    manifests.load().unwrap();
+    let dirty = Arc::clone(manifests.dirty.as_ref().unwrap());
+    let noted = |what: &str, check: &dyn Fn(&Dirty) -> bool| {
+        isobar_harness::wait_for(Duration::from_secs(10), what, || {
+            check(&dirty.lock().unwrap()).then_some(())
+        })
+        .unwrap()
+    };
+
+    // Truncated, nothing written yet, still open: the watcher saw it modified.
+    let mut file = std::fs::File::create(&a).unwrap();
+    noted("a.yaml noted as being written", &|d| d.writing.contains(&a));
+    let loaded = manifests.load().unwrap();
+    assert_eq!(services(&loaded.snapshot), [("a".to_string(), 80)]);
+    assert!(loaded.errors.is_empty());
+
+    file.write_all(service("a", 81).as_bytes()).unwrap();
+    drop(file);
+    noted("a.yaml noted once closed", &|d| {
+        d.paths.contains(&a) && d.writing.is_empty()
+    });
+    let loaded = manifests.load().unwrap();
+    assert_eq!(services(&loaded.snapshot), [("a".to_string(), 81)]);
+}
+
 /// One step of a random edit session on three files (and one in a subdirectory).
 #[derive(Debug, Clone)]
 enum Edit {
