@@ -339,6 +339,14 @@ fn watched(root: &Path, path: &Path) -> Watched {
     if relative.as_os_str().is_empty() {
         return Watched::Other;
     }
+    // A ConfigMap's or Secret's volume (kubelet's atomic writer) swaps new content in by renaming
+    // a hidden `..data` symlink that its visible files point through: no event names those files.
+    if relative
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with(".."))
+    {
+        return Watched::Other;
+    }
     if relative.components().any(|c| is_hidden(c.as_os_str())) {
         return Watched::Ignored;
     }

@@ -173,6 +173,42 @@ fn a_file_written_in_place_is_read_once_its_writer_closes_it() {
     assert_eq!(services(&loaded.snapshot), [("a".to_string(), 81)]);
 }
 
+/// A ConfigMap mounted as the directory: kubelet writes each version into a hidden directory and
+/// swaps a hidden `..data` symlink to it, through which the visible files point. The swap is seen.
+#[test]
+fn a_config_map_volume_s_new_version_is_read() {
+    use std::os::unix::fs::symlink;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let version = |name: &str, port: u16| {
+        std::fs::create_dir(root.join(name)).unwrap();
+        std::fs::write(root.join(name).join("m.yaml"), service("a", port)).unwrap();
+    };
+    version("..v1", 80);
+    symlink("..v1", root.join("..data")).unwrap();
+    symlink("..data/m.yaml", root.join("m.yaml")).unwrap();
+    let mut manifests = ManifestDir::new(root);
+    let _watcher = manifests
+        .watch(Arc::new(crate::pipeline::Signal::default()))
+        .unwrap();
+    let loaded = manifests.load().unwrap();
+    assert_eq!(services(&loaded.snapshot), [("a".to_string(), 80)]);
+    let dirty = Arc::clone(manifests.dirty.as_ref().unwrap());
+
+    version("..v2", 81);
+    symlink("..v2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    isobar_harness::wait_for(Duration::from_secs(10), "the swap noted", || {
+        let d = dirty.lock().unwrap();
+        d.paths.contains(&root.join("..data")).then_some(())
+    })
+    .unwrap();
+    let loaded = manifests.load().unwrap();
+    assert_eq!(services(&loaded.snapshot), [("a".to_string(), 81)]);
+}
+
 /// One step of a random edit session on three files (and one in a subdirectory).
 #[derive(Debug, Clone)]
 enum Edit {
