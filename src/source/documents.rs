@@ -10,12 +10,11 @@ use super::file::{parse_document, split_documents};
 use crate::store::KubeObject;
 use crate::Result;
 
-/// A file's text as parsed: the digest of the whole text, each document's digest, and the objects
-/// the documents gave. The digests stand in for the text: holding every file's text would cost as
-/// much memory again as the directory's size.
+/// A file's text as parsed: each document's digest and the objects the documents gave. The digests
+/// stand in for the text: holding every file's text would cost as much memory again as the
+/// directory's size. The same digests in the same order are the same file.
 #[derive(Debug, Clone)]
 pub struct ParsedFile {
-    pub digest: [u8; 32],
     /// In file order.
     documents: Vec<Document>,
     /// Every document's objects, in file order.
@@ -41,26 +40,29 @@ pub enum Touched {
     Objects(Vec<KubeObject>),
 }
 
-/// SHA-256 of a text.
-pub fn digest(text: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).into()
-}
-
 impl ParsedFile {
-    /// Parses `text` (whose digest is `digest`; `file` names it in errors): the documents whose text
-    /// `previous` held too give the objects they gave then; every other one is parsed, and each
-    /// object it gives passes through `share` (which may return an equal object already held). The
-    /// first document that does not parse, in file order, is the error.
+    /// Parses `text` (`file` names it in errors): the documents whose text `previous` held too give
+    /// the objects they gave then; every other one is parsed, and each object it gives passes
+    /// through `share` (which may return an equal object already held). `None`: the text has
+    /// `previous`'s documents in `previous`'s order, so it gives what it gave. The first document
+    /// that does not parse, in file order, is the error.
     pub fn parse(
         file: &str,
         text: &str,
-        digest: [u8; 32],
         previous: Option<&ParsedFile>,
         share: impl Fn(KubeObject) -> KubeObject,
-    ) -> Result<(ParsedFile, Touched)> {
+    ) -> Result<Option<(ParsedFile, Touched)>> {
         let documents = split_documents(text);
-        let digests: Vec<[u8; 16]> = documents.iter().map(|(_, d)| half(d)).collect();
+        // Each document's text is hashed once: these digests also tell an unchanged file.
+        let digests: Vec<[u8; 16]> = documents.iter().map(|(_, d)| digest(d)).collect();
+        if previous.is_some_and(|p| {
+            p.documents
+                .iter()
+                .map(|d| d.digest)
+                .eq(digests.iter().copied())
+        }) {
+            return Ok(None);
+        }
         // The previous documents by digest, the first of equal ones (they gave equal objects).
         let before: HashMap<[u8; 16], usize> = previous
             .into_iter()
@@ -79,8 +81,13 @@ impl ParsedFile {
         })
         .into_iter();
 
+        // What the file gives for an object is its last document naming it: documents kept but
+        // reordered may change that for objects of neither the fresh nor the gone documents, so then
+        // (and on a first read) every object counts and no list of them is kept.
+        let in_order = reused.iter().flatten().is_sorted_by(|a, b| a < b);
+        let listed = previous.is_some() && in_order;
+
         let mut out = ParsedFile {
-            digest,
             documents: Vec::with_capacity(digests.len()),
             objects: Vec::new(),
         };
@@ -93,7 +100,9 @@ impl ParsedFile {
                 _ => {
                     let objects = parsed.next().expect("one parse per fresh document")?;
                     for object in objects.into_iter().map(&share) {
-                        touched.push(object.clone());
+                        if listed {
+                            touched.push(object.clone());
+                        }
                         out.objects.push(object);
                     }
                 }
@@ -104,16 +113,8 @@ impl ParsedFile {
             });
         }
 
-        // What the file gives for an object is its last document naming it: documents kept but
-        // reordered may change that for objects of neither kind above, so then every object counts.
-        let in_order = reused
-            .iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .all(|w| w[0] < w[1]);
         let touched = match previous {
-            Some(previous) if in_order => {
+            Some(previous) if listed => {
                 let mut kept = vec![false; previous.documents.len()];
                 for index in reused.iter().flatten() {
                     kept[*index] = true;
@@ -125,7 +126,7 @@ impl ParsedFile {
             }
             _ => Touched::All,
         };
-        Ok((out, touched))
+        Ok(Some((out, touched)))
     }
 
     /// The objects document `index` gave.
@@ -135,10 +136,12 @@ impl ParsedFile {
     }
 }
 
-/// The first half of a document's digest: 128 bits tell a changed text from an unchanged one.
-fn half(document: &str) -> [u8; 16] {
+/// The first half of SHA-256 over a document's text: 128 bits tell a changed text from an unchanged
+/// one.
+fn digest(document: &str) -> [u8; 16] {
+    use sha2::Digest;
     let mut out = [0; 16];
-    out.copy_from_slice(&digest(document)[..16]);
+    out.copy_from_slice(&sha2::Sha256::digest(document.as_bytes())[..16]);
     out
 }
 
@@ -154,7 +157,7 @@ mod tests {
     }
 
     fn parse(text: &str, previous: Option<&ParsedFile>) -> Result<(ParsedFile, Touched)> {
-        ParsedFile::parse("f.yaml", text, digest(text), previous, |o| o)
+        ParsedFile::parse("f.yaml", text, previous, |o| o).map(|p| p.expect("a changed file"))
     }
 
     fn names(objects: &[KubeObject]) -> Vec<String> {
@@ -198,6 +201,24 @@ mod tests {
         };
         assert_eq!(names(&touched), ["b"]);
         assert!(same(&second.objects[2], &first.objects[1]));
+    }
+
+    #[test]
+    fn the_same_documents_in_the_same_order_are_the_same_file() {
+        let (first, _) = parse(&[service("a", 80), service("b", 80)].join("---\n"), None).unwrap();
+        // A comment on a separator line is no document's text.
+        let again = [service("a", 80), service("b", 80)].join("--- # b\n");
+        assert!(ParsedFile::parse("f.yaml", &again, Some(&first), |o| o)
+            .unwrap()
+            .is_none());
+        let swapped = [service("b", 80), service("a", 80)].join("---\n");
+        assert!(ParsedFile::parse("f.yaml", &swapped, Some(&first), |o| o)
+            .unwrap()
+            .is_some());
+        let fewer = service("a", 80);
+        assert!(ParsedFile::parse("f.yaml", &fewer, Some(&first), |o| o)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! A directory of manifests as a snapshot kept up to date file by file: with a watcher attached, a
 //! load reads only the files the watcher named since the last one, and parses only their documents
 //! whose text changed ([`super::documents`]), so an edit costs reading the edited file and parsing
-//! the edited documents, not what the directory holds. Without a watcher (`isobar check`), or when the watcher
-//! lost track (an overflow, a directory moved), the whole directory is read again; either way the
-//! snapshot is the one reading every file in path order would give.
+//! the edited documents, not what the directory holds. Without a watcher (`isobar check`), or when
+//! the watcher lost track (an overflow, a directory moved), the whole directory is read again;
+//! either way the snapshot is the one reading every file in path order would give.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use smallvec::SmallVec;
 
-use super::documents::{digest, ParsedFile, Touched};
+use super::documents::{ParsedFile, Touched};
 use super::file::{is_hidden, is_manifest_name, manifest_files};
 use super::Change;
 use crate::pipeline::Signal;
@@ -193,19 +193,17 @@ impl ManifestDir {
                 return;
             }
         };
-        let digest = digest(&text);
-        let previous = self.files.get(path);
-        if previous.is_some_and(|p| p.digest == digest) {
-            self.errors.remove(path);
-            return;
-        }
         // The file's unchanged objects stay the snapshot's shared values (one copy, and the
         // incremental build sees only what changed).
         let snapshot = &self.snapshot;
         let share = |o: KubeObject| snapshot.held_equal(&o).unwrap_or(o);
         let name = path.display().to_string();
-        match ParsedFile::parse(&name, &text, digest, previous, share) {
-            Ok((parsed, touched)) => {
+        match ParsedFile::parse(&name, &text, self.files.get(path), share) {
+            // Unchanged since it last parsed (or back to that after a bad edit).
+            Ok(None) => {
+                self.errors.remove(path);
+            }
+            Ok(Some((parsed, touched))) => {
                 self.errors.remove(path);
                 self.replace(path, Some(parsed), touched);
             }
@@ -228,24 +226,38 @@ impl ManifestDir {
             Some((shared, old)) => (shared, Some(old)),
             None => (Arc::from(path), None),
         };
-        let touched: Vec<&KubeObject> = match &touched {
-            Touched::All => old.iter().chain(&parsed).flat_map(|p| &p.objects).collect(),
-            Touched::Objects(objects) => objects.iter().collect(),
+        // What the file gives for each touched object: its last document naming it, the first seen
+        // from the file's end. One pass: looking each up in the file would be quadratic in its length.
+        let from_end = parsed.iter().flat_map(|p| p.objects.iter().rev());
+        let given: HashMap<(StoreKind, ObjectKey), Option<KubeObject>> = match &touched {
+            Touched::All => {
+                // Every object the file gives, then those it gave and no longer does.
+                let mut given = HashMap::new();
+                for object in from_end {
+                    given
+                        .entry(object.id())
+                        .or_insert_with(|| Some(object.clone()));
+                }
+                for object in old.iter().flat_map(|p| &p.objects) {
+                    given.entry(object.id()).or_insert(None);
+                }
+                given
+            }
+            Touched::Objects(objects) => {
+                let mut given: HashMap<_, _> = objects.iter().map(|o| (o.id(), None)).collect();
+                let mut missing = given.len();
+                for object in from_end {
+                    if missing == 0 {
+                        break;
+                    }
+                    if let Some(slot @ None) = given.get_mut(&object.id()) {
+                        *slot = Some(object.clone());
+                        missing -= 1;
+                    }
+                }
+                given
+            }
         };
-        let mut given: HashMap<(StoreKind, ObjectKey), Option<KubeObject>> =
-            touched.into_iter().map(|o| (o.id(), None)).collect();
-        // What the file gives for each: its last document naming it, the first seen from the
-        // file's end. One pass: looking each up in the file would be quadratic in its length.
-        let mut missing = given.len();
-        for object in parsed.iter().flat_map(|p| p.objects.iter().rev()) {
-            if missing == 0 {
-                break;
-            }
-            if let Some(slot @ None) = given.get_mut(&object.id()) {
-                *slot = Some(object.clone());
-                missing -= 1;
-            }
-        }
         if let Some(parsed) = parsed {
             self.files.insert(Arc::clone(&shared), parsed);
         }
