@@ -158,18 +158,12 @@ fn status_pass(snap: &Snapshot, rounds: usize) -> (Duration, Duration) {
     (median(cold), median(warm))
 }
 
-/// The Gateway API path's cost at N HTTPRoutes (and as many Ingresses; default 100,1000,5000): a Markdown
-/// table.
-#[derive(Debug, clap::Parser)]
-struct Args {
-    #[command(flatten)]
-    sizes: cli::Sizes,
-}
-
 fn main() {
-    let args = <Args as clap::Parser>::parse();
-    let quick = args.sizes.common.quick;
-    let sizes = args.sizes.or(&[100, 1_000, 5_000], &[50]);
+    let sizes = cli::sizes_only(
+        "The Gateway API path's cost at N HTTPRoutes (and as many Ingresses; default 100,1000,5000): a Markdown table.",
+    );
+    let quick = sizes.common.quick;
+    let sizes = sizes.or(&[100, 1_000, 5_000], &[50]);
     let config = ListenerConfig::default();
     println!("| HTTPRoutes (+ as many Ingresses) | full: DAG build | translate + cache | one HTTPRoute changed: DAG | translate + cache | one Ingress changed: DAG | translate + cache |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");

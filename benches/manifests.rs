@@ -74,16 +74,12 @@ fn write_chunk(dir: &Path, n: usize, layout: Layout, chunk: usize, edited: Optio
     std::fs::write(dir.join(format!("m{chunk:04}.yaml")), yaml).expect("writing a manifest");
 }
 
-#[derive(Debug, clap::Parser)]
-struct Args {
-    #[command(flatten)]
-    sizes: cli::Sizes,
-}
-
 fn main() {
-    let args = <Args as clap::Parser>::parse();
-    let quick = args.sizes.common.quick;
-    let sizes = args.sizes.or(&[1_000, 10_000, 50_000], &[300]);
+    let sizes = cli::sizes_only(
+        "The file source's cost at N units (a Service, its Endpoints and an Ingress each; default 1000,10000,50000): the first load, a load after one Ingress was edited, a load with nothing changed. A Markdown table.",
+    );
+    let quick = sizes.common.quick;
+    let sizes = sizes.or(&[1_000, 10_000, 50_000], &[300]);
     let rounds = if quick { 3 } else { 9 };
     println!("| units (objects) | layout | first load | one Ingress edited | nothing changed |");
     println!("|---:|---|---:|---:|---:|");

@@ -125,17 +125,11 @@ fn row(size: usize) -> String {
     )
 }
 
-/// Bytes held by each stage of the pipeline at N Ingresses (a counting allocator; default 1000,10000): a
-/// Markdown table.
-#[derive(Debug, clap::Parser)]
-struct Args {
-    #[command(flatten)]
-    sizes: cli::Sizes,
-}
-
 fn main() {
-    let args = <Args as clap::Parser>::parse();
-    let sizes = args.sizes.or(&[1_000, 10_000], &[100]);
+    let sizes = cli::sizes_only(
+        "Bytes held by each stage of the pipeline at N Ingresses (a counting allocator; default 1000,10000): a Markdown table.",
+    );
+    let sizes = sizes.or(&[1_000, 10_000], &[100]);
     println!(
         "| Ingresses (+ Services + Endpoints) | manifests + snapshot MiB | incremental DAG (memo, DAG, statuses) MiB | translation memo + xDS cache MiB | fingerprints MiB | total MiB | full build's DAG + statuses MiB |"
     );

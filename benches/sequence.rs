@@ -137,18 +137,12 @@ fn client(cache: &XdsCache, n: usize, delta: bool) -> Sequence {
     seq
 }
 
-/// One change carried to one connected client, the per-stream sequence's work (default 1000,10000
-/// clusters): a Markdown table.
-#[derive(Debug, clap::Parser)]
-struct Args {
-    #[command(flatten)]
-    sizes: cli::Sizes,
-}
-
 fn main() {
-    let args = <Args as clap::Parser>::parse();
-    let quick = args.sizes.common.quick;
-    let sizes = args.sizes.or(&[1_000, 10_000], &[100]);
+    let sizes = cli::sizes_only(
+        "One change carried to one connected client, the per-stream sequence's work (default 1000,10000 clusters): a Markdown table.",
+    );
+    let quick = sizes.common.quick;
+    let sizes = sizes.or(&[1_000, 10_000], &[100]);
     let rounds = if quick { 5 } else { 101 };
     println!("| clusters + assignments | ADS | updates per change | per change (median) | per step (median) |");
     println!("|---:|---|---:|---:|---:|");

@@ -45,6 +45,14 @@ impl Sizes {
     }
 }
 
+/// The command line of a bench that takes only `--quick` and `--sizes`; `about` is its `--help`.
+pub fn sizes_only(about: &'static str) -> Sizes {
+    use clap::{Args as _, FromArgMatches as _};
+    // `about` after the flags: they bring their struct's own.
+    let command = Sizes::augment_args(clap::Command::new(env!("CARGO_CRATE_NAME"))).about(about);
+    Sizes::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 /// A count such as `10000` or `10_000`.
 pub fn count(value: &str) -> Result<usize, String> {
     value
