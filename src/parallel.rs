@@ -1,6 +1,7 @@
 //! The build's other cores: a pool of build threads (rayon), one per core the process may use, for
 //! batches of independent items large enough to pay for handing them over — the first build, a
-//! relist, a Service that many Ingresses use. A batch smaller than [`MIN_BATCH`] (a change to one
+//! relist, a Service that many Ingresses use, and the full rebuild (the reference path, which
+//! `isobar check` and `isobar diff` run). A batch smaller than [`MIN_BATCH`] (a change to one
 //! object, the common case) runs on the calling thread, as does everything when the process may use
 //! one core. What runs here computes values only; the memos are updated on the calling thread, in
 //! the order the sequential build used.
@@ -47,17 +48,49 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> 
     }
 }
 
+/// [`map`] for a batch the function takes by value (each item moved into its result).
+pub fn map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    match pool() {
+        Some(pool) if items.len() >= MIN_BATCH => {
+            pool.install(|| items.into_par_iter().map(f).collect())
+        }
+        _ => items.into_iter().map(f).collect(),
+    }
+}
+
+/// `a()` and `b()`: on two build threads for a `large` pair of independent parts of one build (a
+/// whole translation's routes and its clusters), one after the other on the calling thread
+/// otherwise. Either part may [`map`] on the same pool.
+pub fn join<A: Send, B: Send>(
+    large: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    match pool() {
+        Some(pool) if large => pool.install(|| rayon::join(a, b)),
+        _ => (a(), b()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_large_batch_keeps_the_items_order_and_runs_on_the_build_threads() {
+    /// The item doubled, and the name of the thread that doubled it.
+    fn doubled_where(i: usize) -> (usize, Option<String>) {
+        (i * 2, std::thread::current().name().map(str::to_string))
+    }
+
+    #[rstest::rstest]
+    fn a_large_batch_keeps_the_items_order_and_runs_on_the_build_threads(
+        #[values(false, true)] owned: bool,
+    ) {
         let items: Vec<usize> = (0..MIN_BATCH * 4).collect();
-        let out = map(&items, |i| {
-            let name = std::thread::current().name().map(str::to_string);
-            (*i * 2, name)
-        });
+        let out = if owned {
+            map_owned(items.clone(), doubled_where)
+        } else {
+            map(&items, |i| doubled_where(*i))
+        };
         assert_eq!(
             out.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
             items.iter().map(|i| i * 2).collect::<Vec<_>>()
@@ -84,5 +117,31 @@ mod tests {
         let items: Vec<usize> = (0..MIN_BATCH - 1).collect();
         let threads = map(&items, |_| std::thread::current().id());
         assert!(threads.iter().all(|t| *t == caller));
+        let threads = map_owned(items, |_| std::thread::current().id());
+        assert!(threads.iter().all(|t| *t == caller));
+        let (a, b) = join(
+            false,
+            || std::thread::current().id(),
+            || std::thread::current().id(),
+        );
+        assert_eq!(
+            (a, b),
+            (caller, caller),
+            "a small pair on the calling thread"
+        );
+    }
+
+    #[test]
+    fn a_large_pair_runs_both_parts_on_the_build_threads() {
+        let (a, b) = join(true, || doubled_where(1), || doubled_where(2));
+        assert_eq!((a.0, b.0), (2, 4), "each part's own result, in order");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let on_pool =
+            |n: &Option<String>| n.as_deref().is_some_and(|n| n.starts_with("isobar-build-"));
+        assert_eq!(
+            (on_pool(&a.1), on_pool(&b.1)),
+            (cores >= 2, cores >= 2),
+            "both parts on build threads when there are any"
+        );
     }
 }

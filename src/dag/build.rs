@@ -31,11 +31,14 @@ pub fn build_counting_work(
     options: &DagOptions,
 ) -> (Dag, Vec<ObjectStatus>, u64) {
     let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
-    let mut candidates: Vec<Candidate> = snapshot
-        .ingresses
-        .iter()
-        .filter_map(|(key, object)| ingress::candidate(snapshot, options, key, object))
-        .collect();
+    // Each Ingress's candidate stands alone (on the build threads, for many).
+    let ingresses: Vec<_> = snapshot.ingresses.iter().collect();
+    let mut candidates: Vec<Candidate> = crate::parallel::map(&ingresses, |(key, object)| {
+        ingress::candidate(snapshot, options, key, object)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let (routes, mut route_statuses, walk_work) = ingressroute::candidates(snapshot, options);
     candidates.extend(routes);
     builder.work += walk_work;

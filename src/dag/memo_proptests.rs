@@ -366,7 +366,8 @@ fn large_snapshot(n: usize, services: usize, ip_last: u8, path: &str) -> Snapsho
 
 /// Batches large enough for the build threads (`crate::parallel`): a first build of 700 Ingresses,
 /// then every Ingress's path and every Service's addresses changed while 300 Ingresses go, then
-/// everything gone. Each build equals a build from nothing, resources byte for byte.
+/// everything gone. Each build equals a build from nothing, resources byte for byte (the full build
+/// spreads its Ingresses' candidates and its translation over the build threads too, each its own way).
 #[test]
 fn builds_of_batches_on_the_build_threads_equal_full_builds() {
     let first = large_snapshot(700, 400, 1, "/");

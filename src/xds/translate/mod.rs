@@ -89,11 +89,19 @@ impl Resources {
 
 /// Translates the whole DAG; endpoints come from the snapshot's Endpoints for the DAG's clusters.
 pub fn translate(dag: &Dag, snapshot: &Snapshot, config: &ListenerConfig) -> Resources {
+    // The routes, clusters and endpoints are the bulk, and independent of each other: on the build
+    // threads for many hosts or clusters.
+    let large = dag.virtual_hosts.len().max(dag.clusters.len()) >= crate::parallel::MIN_BATCH;
+    let (routes, (clusters, endpoints)) = crate::parallel::join(
+        large,
+        || routes(dag),
+        || crate::parallel::join(large, || clusters(dag), || endpoints(dag, snapshot)),
+    );
     Resources {
         listeners: listeners(dag, config),
-        routes: routes(dag),
-        clusters: clusters(dag),
-        endpoints: endpoints(dag, snapshot),
+        routes,
+        clusters,
+        endpoints,
         secrets: secrets(dag),
     }
 }
