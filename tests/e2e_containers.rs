@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use isobar_harness::container::image::{self, ImageRef};
@@ -27,7 +25,7 @@ use isobar_harness::process::ChildProcess;
 use isobar_harness::wait_for_async;
 use isobar_harness::xds_client::{ads_first_response, XdsClientTls, LISTENER_TYPE};
 
-use common::load::{start_load, LoadBounds};
+use common::load::{Load, LoadBounds};
 use common::{ingress_yaml, Fixture, CONVERGE};
 
 /// What the isobar image may weigh at most: a static-ish binary and glibc, nothing else.
@@ -398,27 +396,21 @@ async fn the_split_model_runs_as_containers_and_survives_an_isobar_restart() {
     .unwrap_or_else(|e| panic!("{e}\n{}", tails()));
 
     // Restart isobar's container under load: Envoy keeps serving what it has, then reconnects.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let load = start_load(
+    let load = Load::start(
         envoy_addr,
         format!("web.example.com:{envoy_http}"),
         "web",
-        Arc::clone(&stop),
-        Arc::clone(&sent),
         LoadBounds {
             period: Duration::from_millis(10),
             max_time: Duration::from_secs(120),
             max_requests: 100_000,
         },
     );
-    wait_for_async(Duration::from_secs(10), "the load to flow", || async {
-        Ok((sent.load(Ordering::Relaxed) >= 50).then_some(()))
-    })
-    .await
-    .unwrap();
+    load.wait_sent(50, Duration::from_secs(10), "the load to flow")
+        .await
+        .unwrap();
     let pid_before = serve.pid();
-    let before_restart = sent.load(Ordering::Relaxed);
+    let before_restart = load.sent();
     // The restart blocks (stop with its grace period, then start); `block_in_place` hands the
     // load to the other worker meanwhile, so requests keep going while isobar is down.
     tokio::task::block_in_place(|| serve.restart_container())
@@ -439,16 +431,15 @@ async fn the_split_model_runs_as_containers_and_survives_an_isobar_restart() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", tails()));
-    let after_restart = sent.load(Ordering::Relaxed);
-    wait_for_async(
+    let after_restart = load.sent();
+    load.wait_sent(
+        after_restart + 200,
         Duration::from_secs(10),
         "more load after the restart",
-        || async { Ok((sent.load(Ordering::Relaxed) >= after_restart + 200).then_some(())) },
     )
     .await
     .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    let report = load.await.unwrap();
+    let report = load.finish().await;
     eprintln!(
         "isobar container restart under load: {} requests, {} of them between the stop and Envoy's reconnect, {} failed",
         report.sent,
@@ -460,7 +451,7 @@ async fn the_split_model_runs_as_containers_and_survives_an_isobar_restart() {
         after_restart > before_restart,
         "no request was sent while isobar's container restarted: the check proves nothing"
     );
-    assert_eq!(report.failed, 0, "{:?}\n{}", report.first_failures, tails());
+    report.assert_none_failed("across isobar's container restart", &tails());
     drop(envoy_container);
     drop(serve);
 }

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobar_harness::http::{send, RequestSpec};
 use isobar_harness::{wait_for_async, KubeStack};
 
 use common::kube::{apply, ingress, isobar_log, lb_ingress, start_kube_stack};
-use common::load::{start_load, LoadBounds};
+use common::load::{Load, LoadBounds};
 use common::{debug_xds, get, wait_routed_to};
 
 /// Deadline for isobar to converge after an outage: kube-rs watchers retry with an exponential
@@ -146,23 +144,16 @@ async fn isobar_restart_under_load_fails_no_request() {
     wait_envoy_acked(&ks).await;
     let envoy_pid = ks.stack.envoy.pid();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let load = start_load(
-        ks.stack.http_addr(),
-        host.clone(),
-        "a",
-        Arc::clone(&stop),
-        Arc::clone(&sent),
-        LOAD,
-    );
-    wait_for_async(Duration::from_secs(10), "the load to flow", || async {
-        Ok((sent.load(Ordering::Relaxed) >= LOAD_BEFORE_RESTART).then_some(()))
-    })
+    let load = Load::start(ks.stack.http_addr(), host.clone(), "a", LOAD);
+    load.wait_sent(
+        LOAD_BEFORE_RESTART,
+        Duration::from_secs(10),
+        "the load to flow",
+    )
     .await
     .expect("load loop");
 
-    let before_restart = sent.load(Ordering::Relaxed);
+    let before_restart = load.sent();
     let restart_started = Instant::now();
     ks.stack
         .restart_isobar()
@@ -171,7 +162,7 @@ async fn isobar_restart_under_load_fails_no_request() {
     // The new process has the Envoy stream back, with everything ACKed.
     let xds = wait_envoy_acked(&ks).await;
     let reconnected = restart_started.elapsed();
-    let during_restart = sent.load(Ordering::Relaxed) - before_restart;
+    let during_restart = load.sent() - before_restart;
 
     // And it converges: a change made after the restart is applied.
     let new_host = ks.host("after");
@@ -179,31 +170,22 @@ async fn isobar_restart_under_load_fails_no_request() {
     wait_routed_to(&ks.stack, &new_host, "/", "b").await;
     let converged = restart_started.elapsed();
     // Keep the load on the new isobar's configuration for a while too.
-    wait_for_async(
+    load.wait_sent(
+        before_restart + LOAD_AFTER_RESTART,
         LOAD_MAX_TIME,
         "the load loop to send its requests",
-        || async {
-            let n = sent.load(Ordering::Relaxed);
-            Ok((n >= LOAD_AFTER_RESTART + before_restart || load.is_finished()).then_some(()))
-        },
     )
     .await
     .expect("load loop");
 
-    stop.store(true, Ordering::Relaxed);
-    let report = load.await.expect("load task");
+    let report = load.finish().await;
     println!(
         "isobar restart under load: {} requests sent ({during_restart} between the kill and the new stream's ACKs), {} failed; reconnected+ACKed after {reconnected:?}, converged after {converged:?}",
         report.sent, report.failed
     );
-    assert_eq!(
-        report.failed,
-        0,
-        "{} of {} requests failed across the isobar restart; first: {:#?}\nisobar /debug/xds: {xds}\n{}",
-        report.failed,
-        report.sent,
-        report.first_failures,
-        ks.log_tails(40)
+    report.assert_none_failed(
+        "across the isobar restart",
+        &format!("isobar /debug/xds: {xds}\n{}", ks.log_tails(40)),
     );
     assert!(
         during_restart > 0,

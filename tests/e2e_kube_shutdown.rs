@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobar_harness::{wait_for_async, KubeStack};
 
 use common::kube::{apply, ingress, isobar_log, lb_ingress, start_kube_stack, STATUS};
-use common::load::{start_load, LoadBounds};
+use common::load::{Load, LoadBounds};
 use common::wait_routed_to;
 
 /// What a graceful shutdown may take, from SIGTERM to the process being reaped.
@@ -80,24 +78,13 @@ async fn sigterm_releases_the_lease_and_exits_fast_while_envoy_keeps_serving() {
     wait_lease_held_by(&ks, first, Duration::from_secs(30)).await;
     let envoy_pid = ks.stack.envoy.pid();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let load = start_load(
-        ks.stack.http_addr(),
-        host.clone(),
-        "a",
-        Arc::clone(&stop),
-        Arc::clone(&sent),
-        LOAD,
-    );
-    wait_for_async(Duration::from_secs(10), "the load to flow", || async {
-        Ok((sent.load(Ordering::Relaxed) >= LOAD_BEFORE).then_some(()))
-    })
-    .await
-    .expect("load loop");
+    let load = Load::start(ks.stack.http_addr(), host.clone(), "a", LOAD);
+    load.wait_sent(LOAD_BEFORE, Duration::from_secs(10), "the load to flow")
+        .await
+        .expect("load loop");
 
     // SIGTERM with Envoy's ADS stream open: a graceful exit, timed from the signal.
-    let before_signal = sent.load(Ordering::Relaxed);
+    let before_signal = load.sent();
     ks.stack.isobar.process().terminate();
     let signalled = Instant::now();
     let status = wait_for_async(EXIT_DEADLINE, "isobar to exit after SIGTERM", || async {
@@ -133,17 +120,15 @@ async fn sigterm_releases_the_lease_and_exits_fast_while_envoy_keeps_serving() {
 
     // With no control plane, Envoy notices the stream is gone and keeps serving what it has.
     wait_connected(&ks, 0, Duration::from_secs(10)).await;
-    let at_disconnect = sent.load(Ordering::Relaxed);
-    wait_for_async(
+    let at_disconnect = load.sent();
+    load.wait_sent(
+        at_disconnect + LOAD_BEFORE,
         Duration::from_secs(10),
         "requests while no isobar runs",
-        || async {
-            Ok((sent.load(Ordering::Relaxed) >= at_disconnect + LOAD_BEFORE).then_some(()))
-        },
     )
     .await
     .expect("load loop");
-    let without_isobar = sent.load(Ordering::Relaxed) - before_signal;
+    let without_isobar = load.sent() - before_signal;
 
     // The next isobar on the same xDS port: Envoy reconnects, the free Lease is taken at once.
     let restarting = Instant::now();
@@ -163,33 +148,21 @@ async fn sigterm_releases_the_lease_and_exits_fast_while_envoy_keeps_serving() {
     ks.wait_ingress_lb("after", &lb_ingress(), STATUS)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", ks.log_tails(40)));
-    let routed_after = sent.load(Ordering::Relaxed);
-    wait_for_async(
+    let routed_after = load.sent();
+    load.wait_sent(
+        routed_after + LOAD_AFTER,
         LOAD_MAX_TIME,
         "requests after the next isobar routes",
-        || async {
-            let n = sent.load(Ordering::Relaxed);
-            Ok((n >= routed_after + LOAD_AFTER || load.is_finished()).then_some(()))
-        },
     )
     .await
     .expect("load loop");
 
-    stop.store(true, Ordering::Relaxed);
-    let report = load.await.expect("load task");
+    let report = load.finish().await;
     println!(
         "{} requests sent ({without_isobar} from SIGTERM until the next isobar started), {} failed; next isobar held the Lease {took_lease:?} after start, Envoy reconnected {reconnected:?} after start",
         report.sent, report.failed
     );
-    assert_eq!(
-        report.failed,
-        0,
-        "{} of {} requests failed across the shutdown; first: {:#?}\n{}",
-        report.failed,
-        report.sent,
-        report.first_failures,
-        ks.log_tails(40)
-    );
+    report.assert_none_failed("across the shutdown", &ks.log_tails(40));
     assert!(ks.stack.envoy.is_running(), "{}", ks.log_tails(30));
     assert_eq!(ks.stack.envoy.pid(), envoy_pid, "Envoy was restarted");
 }
