@@ -37,37 +37,57 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// `f` of every item, in the items' order: on the build threads for a batch of at least
-/// [`MIN_BATCH`], on the calling thread otherwise.
-pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
-    match pool() {
-        Some(pool) if items.len() >= MIN_BATCH => {
-            pool.install(|| items.par_iter().map(f).collect())
-        }
-        _ => items.iter().map(f).collect(),
+/// A batch [`map`] takes: a slice or vector by reference (the function gets `&T`) or a vector by
+/// value (it gets each `T`, to move into its result).
+pub trait Batch:
+    Send + IntoParallelIterator + IntoIterator<Item = <Self as IntoParallelIterator>::Item>
+{
+    /// How many items the batch has, before it is taken apart.
+    fn count(&self) -> usize;
+}
+
+impl<'a, T: Sync + 'a> Batch for &'a [T] {
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 
-/// [`map`] for a batch the function takes by value (each item moved into its result).
-pub fn map_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+impl<'a, T: Sync + 'a> Batch for &'a Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: Send> Batch for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// `f` of every item, in the items' order: on the build threads for a batch of at least
+/// [`MIN_BATCH`], on the calling thread otherwise.
+pub fn map<B: Batch, R: Send>(
+    items: B,
+    f: impl Fn(<B as IntoIterator>::Item) -> R + Sync + Send,
+) -> Vec<R> {
     match pool() {
-        Some(pool) if items.len() >= MIN_BATCH => {
+        Some(pool) if items.count() >= MIN_BATCH => {
             pool.install(|| items.into_par_iter().map(f).collect())
         }
         _ => items.into_iter().map(f).collect(),
     }
 }
 
-/// `a()` and `b()`: on two build threads for a `large` pair of independent parts of one build (a
-/// whole translation's routes and its clusters), one after the other on the calling thread
-/// otherwise. Either part may [`map`] on the same pool.
+/// `a()` and `b()`: on two build threads for a pair of independent parts of one build (a whole
+/// translation's routes and its clusters) whose larger part has at least [`MIN_BATCH`] `items`, one
+/// after the other on the calling thread otherwise. Either part may [`map`] on the same pool.
 pub fn join<A: Send, B: Send>(
-    large: bool,
+    items: usize,
     a: impl FnOnce() -> A + Send,
     b: impl FnOnce() -> B + Send,
 ) -> (A, B) {
     match pool() {
-        Some(pool) if large => pool.install(|| rayon::join(a, b)),
+        Some(pool) if items >= MIN_BATCH => pool.install(|| rayon::join(a, b)),
         _ => (a(), b()),
     }
 }
@@ -87,7 +107,7 @@ mod tests {
     ) {
         let items: Vec<usize> = (0..MIN_BATCH * 4).collect();
         let out = if owned {
-            map_owned(items.clone(), doubled_where)
+            map(items.clone(), doubled_where)
         } else {
             map(&items, |i| doubled_where(*i))
         };
@@ -117,10 +137,10 @@ mod tests {
         let items: Vec<usize> = (0..MIN_BATCH - 1).collect();
         let threads = map(&items, |_| std::thread::current().id());
         assert!(threads.iter().all(|t| *t == caller));
-        let threads = map_owned(items, |_| std::thread::current().id());
+        let threads = map(items, |_| std::thread::current().id());
         assert!(threads.iter().all(|t| *t == caller));
         let (a, b) = join(
-            false,
+            MIN_BATCH - 1,
             || std::thread::current().id(),
             || std::thread::current().id(),
         );
@@ -133,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_large_pair_runs_both_parts_on_the_build_threads() {
-        let (a, b) = join(true, || doubled_where(1), || doubled_where(2));
+        let (a, b) = join(MIN_BATCH, || doubled_where(1), || doubled_where(2));
         assert_eq!((a.0, b.0), (2, 4), "each part's own result, in order");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let on_pool =

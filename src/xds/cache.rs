@@ -250,7 +250,7 @@ impl CacheDiff {
     pub fn replace(&mut self, current: &CacheSnapshot, type_url: &'static str, named: Named) {
         // Each hashed on its own (on the build threads, for many: a full rebuild's 10,000 clusters).
         let mut new: Vec<Arc<Resource>> =
-            crate::parallel::map_owned(named, |(name, body)| Arc::new(Resource::new(name, body)));
+            crate::parallel::map(named, |(name, body)| Arc::new(Resource::new(name, body)));
         // Stable, so of equal names the later stays later; `dedup_by` keeps the first of a run, so
         // each later one is swapped into its place before the earlier is dropped.
         new.sort_by(|a, b| a.name.cmp(&b.name));

@@ -91,11 +91,11 @@ impl Resources {
 pub fn translate(dag: &Dag, snapshot: &Snapshot, config: &ListenerConfig) -> Resources {
     // The routes, clusters and endpoints are the bulk, and independent of each other: on the build
     // threads for many hosts or clusters.
-    let large = dag.virtual_hosts.len().max(dag.clusters.len()) >= crate::parallel::MIN_BATCH;
+    let items = dag.virtual_hosts.len().max(dag.clusters.len());
     let (routes, (clusters, endpoints)) = crate::parallel::join(
-        large,
+        items,
         || routes(dag),
-        || crate::parallel::join(large, || clusters(dag), || endpoints(dag, snapshot)),
+        || crate::parallel::join(items, || clusters(dag), || endpoints(dag, snapshot)),
     );
     Resources {
         listeners: listeners(dag, config),
