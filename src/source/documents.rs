@@ -48,30 +48,34 @@ impl ParsedFile {
     /// Parses `text` (`file` names it in errors): the documents whose text `previous` held too give
     /// the objects they gave then; every other one is parsed, and each object it gives passes
     /// through `share` (which may return an equal object already held). `None`: the text has
-    /// `previous`'s documents in `previous`'s order, so it gives what it gave. The first document
-    /// that does not parse, in file order, is the error.
+    /// `previous`'s documents in `previous`'s order, so it gives what it gave (and `previous` now
+    /// knows this text by its digest). The first document that does not parse, in file order, is
+    /// the error.
     pub fn parse(
         file: &str,
         text: &str,
-        previous: Option<&ParsedFile>,
+        mut previous: Option<&mut ParsedFile>,
         share: impl Fn(KubeObject) -> KubeObject,
     ) -> Result<Option<(ParsedFile, Touched)>> {
         let whole = text_digest(text);
-        if previous.is_some_and(|p| p.text == whole) {
+        if previous.as_ref().is_some_and(|p| p.text == whole) {
             return Ok(None);
         }
         let documents = split_documents(text);
         // Documents unchanged in the same order (only a comment on a separator changed, say) are
-        // the same file too.
+        // the same file too: known by this text's digest from now on, so that reading it again
+        // unchanged is one pass over it, not a split and a digest per document.
         let digests: Vec<[u8; 16]> = documents.iter().map(|(_, d)| digest(d)).collect();
-        if previous.is_some_and(|p| {
+        if let Some(previous) = previous.as_mut().filter(|p| {
             p.documents
                 .iter()
                 .map(|d| d.digest)
                 .eq(digests.iter().copied())
         }) {
+            previous.text = whole;
             return Ok(None);
         }
+        let previous = previous.as_deref();
         // The previous documents by digest, the first of equal ones (they gave equal objects).
         let before: HashMap<[u8; 16], usize> = previous
             .into_iter()
@@ -175,7 +179,9 @@ mod tests {
     }
 
     fn parse(text: &str, previous: Option<&ParsedFile>) -> Result<(ParsedFile, Touched)> {
-        ParsedFile::parse("f.yaml", text, previous, |o| o).map(|p| p.expect("a changed file"))
+        // A changed file leaves `previous` as it was: parse a copy's digests.
+        let mut copy = previous.cloned();
+        ParsedFile::parse("f.yaml", text, copy.as_mut(), |o| o).map(|p| p.expect("a changed file"))
     }
 
     fn names(objects: &[KubeObject]) -> Vec<String> {
@@ -223,18 +229,27 @@ mod tests {
 
     #[test]
     fn the_same_documents_in_the_same_order_are_the_same_file() {
-        let (first, _) = parse(&[service("a", 80), service("b", 80)].join("---\n"), None).unwrap();
+        let (mut first, _) =
+            parse(&[service("a", 80), service("b", 80)].join("---\n"), None).unwrap();
         // A comment on a separator line is no document's text.
         let again = [service("a", 80), service("b", 80)].join("--- # b\n");
-        assert!(ParsedFile::parse("f.yaml", &again, Some(&first), |o| o)
+        assert_ne!(first.text, text_digest(&again));
+        assert!(ParsedFile::parse("f.yaml", &again, Some(&mut first), |o| o)
             .unwrap()
             .is_none());
+        assert_eq!(
+            first.text,
+            text_digest(&again),
+            "the file now known by the new text's digest"
+        );
         let swapped = [service("b", 80), service("a", 80)].join("---\n");
-        assert!(ParsedFile::parse("f.yaml", &swapped, Some(&first), |o| o)
-            .unwrap()
-            .is_some());
+        assert!(
+            ParsedFile::parse("f.yaml", &swapped, Some(&mut first), |o| o)
+                .unwrap()
+                .is_some()
+        );
         let fewer = service("a", 80);
-        assert!(ParsedFile::parse("f.yaml", &fewer, Some(&first), |o| o)
+        assert!(ParsedFile::parse("f.yaml", &fewer, Some(&mut first), |o| o)
             .unwrap()
             .is_some());
     }

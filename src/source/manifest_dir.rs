@@ -198,7 +198,7 @@ impl ManifestDir {
         let snapshot = &self.snapshot;
         let share = |o: KubeObject| snapshot.held_equal(&o).unwrap_or(o);
         let name = path.display().to_string();
-        match ParsedFile::parse(&name, &text, self.files.get(path), share) {
+        match ParsedFile::parse(&name, &text, self.files.get_mut(path), share) {
             // Unchanged since it last parsed (or back to that after a bad edit).
             Ok(None) => {
                 self.errors.remove(path);
