@@ -244,18 +244,24 @@ impl ManifestDir {
                 given
             }
             Touched::Objects(objects) => {
-                let mut given: HashMap<_, _> = objects.iter().map(|o| (o.id(), None)).collect();
-                let mut missing = given.len();
+                // Looked up by borrowed ids: the scan may pass most of a long file's objects, and
+                // building each one's key would be two allocations apiece.
+                let mut found: HashMap<_, Option<&KubeObject>> =
+                    objects.iter().map(|o| (o.id_ref(), None)).collect();
+                let mut missing = found.len();
                 for object in from_end {
                     if missing == 0 {
                         break;
                     }
-                    if let Some(slot @ None) = given.get_mut(&object.id()) {
-                        *slot = Some(object.clone());
+                    if let Some(slot @ None) = found.get_mut(&object.id_ref()) {
+                        *slot = Some(object);
                         missing -= 1;
                     }
                 }
-                given
+                objects
+                    .iter()
+                    .map(|o| (o.id(), found[&o.id_ref()].cloned()))
+                    .collect()
             }
         };
         if let Some(parsed) = parsed {

@@ -29,7 +29,13 @@ pub struct Meta {
 impl Meta {
     /// The object's key in a snapshot (see [`super::key`]).
     pub fn key(&self) -> ObjectKey {
-        super::key_of(self.namespace.as_deref(), self.name.as_deref())
+        let (namespace, name) = self.parts();
+        super::key_of(namespace, name)
+    }
+
+    /// The namespace and the name, as given.
+    pub fn parts(&self) -> (Option<&str>, Option<&str>) {
+        (self.namespace.as_deref(), self.name.as_deref())
     }
 }
 

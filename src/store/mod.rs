@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 
 pub use core_reduced::{EndpointAddress, EndpointSubset, Endpoints, Meta, Service, ServiceSpec};
@@ -42,7 +43,7 @@ impl ObjectKey {
 
 /// An object's namespace and name, borrowed: a snapshot's maps are searched with it without building
 /// an [`ObjectKey`] (two allocations), as every backend a build resolves would otherwise do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyRef<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
@@ -200,7 +201,7 @@ pub struct Snapshot {
 
 /// The key of a namespaced object; one without a namespace lands in `default`, as `kubectl apply` would
 /// put it.
-pub fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectKey {
+pub fn key(meta: &ObjectMeta) -> ObjectKey {
     key_of(meta.namespace.as_deref(), meta.name.as_deref())
 }
 
@@ -230,32 +231,41 @@ pub enum StoreKind {
 impl KubeObject {
     /// The object's kind and key: where it lives in a snapshot.
     pub fn id(&self) -> (StoreKind, ObjectKey) {
-        match self {
-            KubeObject::Service(o) => (StoreKind::Service, o.metadata.key()),
-            KubeObject::Endpoints(o) => (StoreKind::Endpoints, o.metadata.key()),
-            KubeObject::Secret(o) => (StoreKind::Secret, key(&o.metadata)),
-            KubeObject::Ingress(o) => (StoreKind::Ingress, key(&o.metadata)),
-            KubeObject::IngressClass(o) => (
-                StoreKind::IngressClass,
-                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
-            ),
-            KubeObject::EndpointSlice(o) => (StoreKind::EndpointSlice, key(&o.metadata)),
-            KubeObject::IngressRoute(o) => (StoreKind::IngressRoute, key(&o.metadata)),
-            KubeObject::TLSCertificateDelegation(o) => {
-                (StoreKind::TLSCertificateDelegation, key(&o.metadata))
-            }
-            KubeObject::GatewayClass(o) => (
-                StoreKind::GatewayClass,
-                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
-            ),
-            KubeObject::Gateway(o) => (StoreKind::Gateway, key(&o.metadata)),
-            KubeObject::HttpRoute(o) => (StoreKind::HttpRoute, key(&o.metadata)),
-            KubeObject::ReferenceGrant(o) => (StoreKind::ReferenceGrant, key(&o.metadata)),
-            KubeObject::Namespace(o) => (
-                StoreKind::Namespace,
-                ObjectKey::new("", o.metadata.name.clone().unwrap_or_default()),
-            ),
+        let (kind, key) = self.id_ref();
+        (kind, ObjectKey::new(key.namespace, key.name))
+    }
+
+    /// [`KubeObject::id`] borrowed: to compare objects' ids without building keys.
+    pub fn id_ref(&self) -> (StoreKind, KeyRef<'_>) {
+        fn meta(m: &ObjectMeta) -> (Option<&str>, Option<&str>) {
+            (m.namespace.as_deref(), m.name.as_deref())
         }
+        fn cluster_scoped(m: &ObjectMeta) -> (Option<&str>, Option<&str>) {
+            (Some(""), m.name.as_deref())
+        }
+        let (kind, (namespace, name)) = match self {
+            KubeObject::Service(o) => (StoreKind::Service, o.metadata.parts()),
+            KubeObject::Endpoints(o) => (StoreKind::Endpoints, o.metadata.parts()),
+            KubeObject::Secret(o) => (StoreKind::Secret, meta(&o.metadata)),
+            KubeObject::Ingress(o) => (StoreKind::Ingress, meta(&o.metadata)),
+            KubeObject::IngressClass(o) => (StoreKind::IngressClass, cluster_scoped(&o.metadata)),
+            KubeObject::EndpointSlice(o) => (StoreKind::EndpointSlice, meta(&o.metadata)),
+            KubeObject::IngressRoute(o) => (StoreKind::IngressRoute, meta(&o.metadata)),
+            KubeObject::TLSCertificateDelegation(o) => {
+                (StoreKind::TLSCertificateDelegation, meta(&o.metadata))
+            }
+            KubeObject::GatewayClass(o) => (StoreKind::GatewayClass, cluster_scoped(&o.metadata)),
+            KubeObject::Gateway(o) => (StoreKind::Gateway, meta(&o.metadata)),
+            KubeObject::HttpRoute(o) => (StoreKind::HttpRoute, meta(&o.metadata)),
+            KubeObject::ReferenceGrant(o) => (StoreKind::ReferenceGrant, meta(&o.metadata)),
+            KubeObject::Namespace(o) => (StoreKind::Namespace, cluster_scoped(&o.metadata)),
+        };
+        // As [`key_of`]: a namespaced object without a namespace is in `default`.
+        let key = KeyRef {
+            namespace: namespace.unwrap_or("default"),
+            name: name.unwrap_or_default(),
+        };
+        (kind, key)
     }
 }
 
@@ -384,6 +394,22 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[rstest::rstest]
+    #[case::namespaced(serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "a"}}), StoreKind::Service, "a", "s")]
+    #[case::no_namespace_is_default(serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}}), StoreKind::Ingress, "default", "i")]
+    #[case::reduced_no_namespace(serde_json::json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "e"}}), StoreKind::Endpoints, "default", "e")]
+    #[case::cluster_scoped(serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "c"}}), StoreKind::IngressClass, "", "c")]
+    fn the_borrowed_id_is_the_id(
+        #[case] value: serde_json::Value,
+        #[case] kind: StoreKind,
+        #[case] namespace: &str,
+        #[case] name: &str,
+    ) {
+        let object = KubeObject::from_value(value).expect("a known kind");
+        assert_eq!(object.id(), (kind, ObjectKey::new(namespace, name)));
+        assert_eq!(object.id_ref(), (kind, KeyRef { namespace, name }));
+    }
 
     #[test]
     fn a_borrowed_key_finds_what_the_owned_key_finds() {
