@@ -4,7 +4,7 @@
 //! (shared, so the incremental build sees them unchanged). Many documents to parse (a file's first
 //! read) are parsed on the build threads.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::file::{parse_document, split_documents};
 use crate::store::KubeObject;
@@ -65,7 +65,8 @@ impl ParsedFile {
         // Documents unchanged in the same order (only a comment on a separator changed, say) are
         // the same file too: known by this text's digest from now on, so that reading it again
         // unchanged is one pass over it, not a split and a digest per document.
-        let digests: Vec<[u8; 16]> = documents.iter().map(|(_, d)| digest(d)).collect();
+        // On the build threads for many documents (SHA-256 of each is most of a long file's rescan).
+        let digests: Vec<[u8; 16]> = crate::parallel::map(&documents, |(_, d)| digest(d));
         if let Some(previous) = previous.as_mut().filter(|p| {
             p.documents
                 .iter()

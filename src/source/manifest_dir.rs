@@ -5,10 +5,13 @@
 //! the watcher lost track (an overflow, a directory moved), the whole directory is read again;
 //! either way the snapshot is the one reading every file in path order would give.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+// foldhash, as the DAG's maps: every object of a rewritten file passes through these maps, and
+// std's SipHash was a visible part of a long file's rescan.
+use foldhash::{HashMap, HashMapExt};
 use smallvec::SmallVec;
 
 use super::documents::{ParsedFile, Touched};
