@@ -178,6 +178,36 @@ async fn websocket_outcome(
     .unwrap_or_else(|e| panic!("websocket {host}{path}: {e}\n{}", stack.log_tails(20)))
 }
 
+/// On `host`, a WebSocket on `/ws` is upgraded and reaches the "chat" backend, while one on
+/// `/plain` (which routes to the same backend over plain HTTP) is refused by Envoy itself, as
+/// `why_refused` says; and Envoy rejected no update.
+async fn assert_only_ws_upgrades(stack: &isobar_harness::Stack, host: &str, why_refused: &str) {
+    // Plain HTTP on the other route works, so a refused upgrade below is not "not configured yet".
+    wait_echo(
+        stack,
+        &RequestSpec::get(stack.http_addr(), host, "/plain"),
+        "chat",
+    )
+    .await;
+
+    let upgraded = wait_upgraded(stack, host, "/ws").await;
+    assert_eq!(
+        upgraded,
+        WebSocketOutcome::Upgraded {
+            reply: "hello over envoy".into(),
+            backend: Some("chat".into())
+        }
+    );
+    let refused = websocket_outcome(stack, host, "/plain").await;
+    assert_eq!(
+        refused,
+        envoy_refused_upgrade(),
+        "{why_refused}: Envoy itself must refuse the upgrade\n{}",
+        config_dump_excerpt(stack, "upgrade_configs").await
+    );
+    assert_no_nacks(stack).await;
+}
+
 #[tokio::test]
 async fn ingressroute_enable_websockets_upgrades_only_that_route() {
     let mut f = Fixture::new();
@@ -202,30 +232,7 @@ async fn ingressroute_enable_websockets_upgrades_only_that_route() {
         ),
     );
     let stack = f.start_stack().await;
-    // Plain HTTP on the other route works, so a refused upgrade below is not "not configured yet".
-    wait_echo(
-        &stack,
-        &RequestSpec::get(stack.http_addr(), "ws.example.com", "/plain"),
-        "chat",
-    )
-    .await;
-
-    let upgraded = wait_upgraded(&stack, "ws.example.com", "/ws").await;
-    assert_eq!(
-        upgraded,
-        WebSocketOutcome::Upgraded {
-            reply: "hello over envoy".into(),
-            backend: Some("chat".into())
-        }
-    );
-    let refused = websocket_outcome(&stack, "ws.example.com", "/plain").await;
-    assert_eq!(
-        refused,
-        envoy_refused_upgrade(),
-        "/plain has no enableWebsockets: Envoy itself must refuse the upgrade\n{}",
-        config_dump_excerpt(&stack, "upgrade_configs").await
-    );
-    assert_no_nacks(&stack).await;
+    assert_only_ws_upgrades(&stack, "ws.example.com", "/plain has no enableWebsockets").await;
 }
 
 #[tokio::test]
@@ -244,29 +251,12 @@ async fn ingress_websocket_routes_annotation_upgrades_listed_paths() {
         ),
     );
     let stack = f.start_stack().await;
-    wait_echo(
+    assert_only_ws_upgrades(
         &stack,
-        &RequestSpec::get(stack.http_addr(), "wsing.example.com", "/plain"),
-        "chat",
+        "wsing.example.com",
+        "/plain is not in websocket-routes",
     )
     .await;
-
-    let upgraded = wait_upgraded(&stack, "wsing.example.com", "/ws").await;
-    assert_eq!(
-        upgraded,
-        WebSocketOutcome::Upgraded {
-            reply: "hello over envoy".into(),
-            backend: Some("chat".into())
-        }
-    );
-    let refused = websocket_outcome(&stack, "wsing.example.com", "/plain").await;
-    assert_eq!(
-        refused,
-        envoy_refused_upgrade(),
-        "/plain is not in websocket-routes: Envoy itself must refuse the upgrade\n{}",
-        config_dump_excerpt(&stack, "upgrade_configs").await
-    );
-    assert_no_nacks(&stack).await;
 }
 
 #[tokio::test]
