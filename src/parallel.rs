@@ -1,10 +1,10 @@
 //! The build's other cores: a pool of build threads (rayon), one per core the process may use, for
 //! batches of independent items large enough to pay for handing them over — the first build, a
-//! relist, a Service that many Ingresses use, and the full rebuild (the reference path, which
-//! `isobar check` and `isobar diff` run). A batch smaller than [`MIN_BATCH`] (a change to one
-//! object, the common case) runs on the calling thread, as does everything when the process may use
-//! one core. What runs here computes values only; the memos are updated on the calling thread, in
-//! the order the sequential build used.
+//! relist, a Service that many Ingresses use, the full rebuild (the reference path, which
+//! `isobar check` and `isobar diff` run), and a long manifest file's documents (hashed and parsed).
+//! A batch smaller than [`MIN_BATCH`] (a change to one object, the common case) runs on the calling
+//! thread, as does everything when the process may use one core. What runs here computes values
+//! only; the memos are updated on the calling thread, in the order the sequential build used.
 
 use std::sync::OnceLock;
 
