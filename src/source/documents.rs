@@ -1,8 +1,8 @@
 //! A manifest file as parsed documents, each with a digest of its text. Reading a changed file again
 //! parses only the documents whose text changed — an edit to one object of a 30,000-document file
 //! parses one document, not 30,000 — and every other document gives the objects it gave before
-//! (shared, so the incremental build sees them unchanged). Many documents to parse (a file's first
-//! read) are parsed on the build threads.
+//! (shared, so the incremental build sees them unchanged). Many documents to hash or parse (a long
+//! file, a file's first read) are hashed and parsed on the build threads.
 
 use foldhash::HashMap;
 
@@ -62,11 +62,11 @@ impl ParsedFile {
             return Ok(None);
         }
         let documents = split_documents(text);
+        // On the build threads for many documents (SHA-256 of each is most of a long file's rescan).
+        let digests: Vec<[u8; 16]> = crate::parallel::map(&documents, |(_, d)| digest(d));
         // Documents unchanged in the same order (only a comment on a separator changed, say) are
         // the same file too: known by this text's digest from now on, so that reading it again
         // unchanged is one pass over it, not a split and a digest per document.
-        // On the build threads for many documents (SHA-256 of each is most of a long file's rescan).
-        let digests: Vec<[u8; 16]> = crate::parallel::map(&documents, |(_, d)| digest(d));
         if let Some(previous) = previous.as_mut().filter(|p| {
             p.documents
                 .iter()
