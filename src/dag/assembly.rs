@@ -68,6 +68,17 @@ impl Assembly {
         changes: Vec<(CandidateId, Option<Arc<Candidate>>)>,
     ) -> Vec<CandidateId> {
         self.work = 0;
+        // The first build: nothing held, so every candidate is new, nothing is to be taken back,
+        // and the components are every candidate with every host (no walk needed to find them).
+        let first = self.candidates.is_empty();
+        debug_assert!(
+            !first
+                || (self.outcomes.is_empty()
+                    && self.dag.virtual_hosts.is_empty()
+                    && self.dag.secure_virtual_hosts.is_empty()
+                    && self.host_secrets.is_empty()),
+            "no candidate held, so no host and no outcome either"
+        );
         let mut seeds: BTreeSet<String> = BTreeSet::new();
         // Hashed, not ordered: they are applied in the candidates' order below. At the first build
         // every candidate is one, and comparing keys (namespaces, then names) cost more than hashing.
@@ -82,6 +93,9 @@ impl Assembly {
                 for host in old.hosts() {
                     if let Some(ids) = self.by_host.get_mut(host) {
                         ids.retain(|i| *i != id);
+                        if ids.is_empty() {
+                            self.by_host.remove(host);
+                        }
                     }
                     seeds.insert(host.to_string());
                 }
@@ -92,13 +106,64 @@ impl Assembly {
                         .entry(host.to_string())
                         .or_default()
                         .push(id.clone());
-                    seeds.insert(host.to_string());
+                    if !first {
+                        seeds.insert(host.to_string());
+                    }
                 }
                 self.candidates.insert(id.clone(), new);
-                members.insert(id);
+                if !first {
+                    members.insert(id);
+                }
             }
         }
-        // The components: every candidate reachable from the seed hosts through shared hosts.
+        let mut ordered: Vec<Arc<Candidate>> = if first {
+            self.candidates.values().cloned().collect()
+        } else {
+            self.take_back_components(seeds, members)
+        };
+        // Applied oldest first, as the full build does.
+        ordered.sort_by(|a, b| a.order().cmp(&b.order()));
+        let mut builder = Builder::new(self.route_limit);
+        for c in &ordered {
+            let outcome = match &c.contribution {
+                Ok((contribution, notes)) => {
+                    builder.try_apply(contribution).map(|()| notes.clone())
+                }
+                Err(reasons) => Err(reasons.clone()),
+            };
+            if let (Ok(_), Ok((contribution, _))) = (&outcome, &c.contribution) {
+                for cluster in &contribution.clusters {
+                    self.use_cluster(cluster);
+                }
+            }
+            self.outcomes.insert((c.kind, c.key.clone()), outcome);
+        }
+        for host in builder.hosts() {
+            let out = builder.host(host);
+            if let Some(secret) = out.secret {
+                self.use_secret(host, secret);
+            }
+            if let Some(secure) = out.secure {
+                self.dag
+                    .secure_virtual_hosts
+                    .insert(host.to_string(), secure);
+            }
+            if let Some(plain) = out.plain {
+                self.dag.virtual_hosts.insert(host.to_string(), plain);
+            }
+        }
+        self.work = builder.work;
+        ordered.iter().map(|c| (c.kind, c.key.clone())).collect()
+    }
+
+    /// The components of the `seeds` hosts (every candidate reachable from them through shared
+    /// hosts; `members`, the changed candidates, are in them already) taken back: the candidates'
+    /// outcomes and clusters, the hosts' entries in the DAG. Returns the components' candidates.
+    fn take_back_components(
+        &mut self,
+        seeds: BTreeSet<String>,
+        mut members: HashSet<CandidateId>,
+    ) -> Vec<Arc<Candidate>> {
         let mut hosts: BTreeSet<String> = BTreeSet::new();
         let mut pending: Vec<String> = seeds.into_iter().collect();
         while let Some(host) = pending.pop() {
@@ -130,48 +195,10 @@ impl Assembly {
         for host in &hosts {
             self.clear_host(host);
         }
-        // Re-applied oldest first, as the full build does.
-        let mut ordered: Vec<Arc<Candidate>> = members
+        members
             .iter()
             .filter_map(|id| self.candidates.get(id).cloned())
-            .collect();
-        ordered.sort_by(|a, b| a.order().cmp(&b.order()));
-        let mut builder = Builder::new(self.route_limit);
-        for c in &ordered {
-            let outcome = match &c.contribution {
-                Ok((contribution, notes)) => {
-                    builder.try_apply(contribution).map(|()| notes.clone())
-                }
-                Err(reasons) => Err(reasons.clone()),
-            };
-            if let (Ok(_), Ok((contribution, _))) = (&outcome, &c.contribution) {
-                for cluster in &contribution.clusters {
-                    self.use_cluster(cluster);
-                }
-            }
-            self.outcomes.insert((c.kind, c.key.clone()), outcome);
-        }
-        for host in builder.hosts() {
-            let out = builder.host(host);
-            if let Some(secret) = out.secret {
-                self.use_secret(host, secret);
-            }
-            if let Some(secure) = out.secure {
-                self.dag
-                    .secure_virtual_hosts
-                    .insert(host.to_string(), secure);
-            }
-            if let Some(plain) = out.plain {
-                self.dag.virtual_hosts.insert(host.to_string(), plain);
-            }
-        }
-        for host in hosts {
-            if self.by_host.get(&host).is_some_and(|ids| ids.is_empty()) {
-                self.by_host.remove(&host);
-            }
-        }
-        self.work = builder.work;
-        ordered.iter().map(|c| (c.kind, c.key.clone())).collect()
+            .collect()
     }
 
     /// Takes back what an applied candidate's contribution added to the shared clusters.
