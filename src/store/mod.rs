@@ -49,6 +49,22 @@ pub struct KeyRef<'a> {
     pub name: &'a str,
 }
 
+impl<'a> KeyRef<'a> {
+    /// The key of an object with this namespace and name, as [`key`] makes it: one without a
+    /// namespace is in `default` (a cluster-scoped object's namespace is given as "").
+    pub fn of(namespace: Option<&'a str>, name: Option<&'a str>) -> Self {
+        KeyRef {
+            namespace: namespace.unwrap_or("default"),
+            name: name.unwrap_or_default(),
+        }
+    }
+
+    /// The owned key.
+    pub fn to_key(self) -> ObjectKey {
+        ObjectKey::new(self.namespace, self.name)
+    }
+}
+
 /// Ordered as [`ObjectKey`] is (namespace, then name), so a search with either finds the same entry.
 impl equivalent::Comparable<ObjectKey> for KeyRef<'_> {
     fn compare(&self, key: &ObjectKey) -> std::cmp::Ordering {
@@ -207,7 +223,7 @@ pub fn key(meta: &ObjectMeta) -> ObjectKey {
 
 /// [`key`] from a namespace and a name.
 pub fn key_of(namespace: Option<&str>, name: Option<&str>) -> ObjectKey {
-    ObjectKey::new(namespace.unwrap_or("default"), name.unwrap_or_default())
+    KeyRef::of(namespace, name).to_key()
 }
 
 /// Which of a snapshot's maps an object lives in.
@@ -232,7 +248,7 @@ impl KubeObject {
     /// The object's kind and key: where it lives in a snapshot.
     pub fn id(&self) -> (StoreKind, ObjectKey) {
         let (kind, key) = self.id_ref();
-        (kind, ObjectKey::new(key.namespace, key.name))
+        (kind, key.to_key())
     }
 
     /// [`KubeObject::id`] borrowed: to compare objects' ids without building keys.
@@ -260,12 +276,7 @@ impl KubeObject {
             KubeObject::ReferenceGrant(o) => (StoreKind::ReferenceGrant, meta(&o.metadata)),
             KubeObject::Namespace(o) => (StoreKind::Namespace, cluster_scoped(&o.metadata)),
         };
-        // As [`key_of`]: a namespaced object without a namespace is in `default`.
-        let key = KeyRef {
-            namespace: namespace.unwrap_or("default"),
-            name: name.unwrap_or_default(),
-        };
-        (kind, key)
+        (kind, KeyRef::of(namespace, name))
     }
 }
 
