@@ -149,7 +149,7 @@ impl GatewayMemo {
         touched: &mut BTreeSet<Place>,
     ) {
         let (part, reads) = recording(|| route_program(snapshot, &self.frame, key, route));
-        let reads = self.readers.add(key, reads);
+        self.readers.add(key, &reads);
         self.status.add_route(key, part.parents.clone());
         for cluster in part.clusters.values() {
             assembly.use_cluster(cluster);

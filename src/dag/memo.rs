@@ -138,7 +138,7 @@ impl Memo {
             });
             let new = computed.and_then(|(candidate, reads)| {
                 self.recomputed += 1;
-                let reads = self.readers.add(&key, reads);
+                self.readers.add(&key, &reads);
                 let candidate = candidate.map(Arc::new);
                 self.ingresses
                     .insert(key.clone(), (candidate.clone(), reads));

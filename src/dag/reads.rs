@@ -49,17 +49,12 @@ pub fn changed(before: &Snapshot, after: &Snapshot) -> HashSet<Read> {
 pub struct Readers(HashMap<Read, SmallVec<[ObjectKey; 1]>>);
 
 impl Readers {
-    /// Notes that `key`'s contribution made `reads`, returned without repeats (to forget them later).
-    pub fn add(&mut self, key: &ObjectKey, mut reads: Vec<Read>) -> Vec<Read> {
-        let mut distinct = HashSet::new();
-        reads.retain(|r| distinct.insert(r.clone()));
-        // Kept with the contribution until it is computed again: without the room recording grew.
-        reads.shrink_to_fit();
-        for read in &reads {
+    /// Notes that `key`'s contribution made `reads` (each once, as [`recording`] returns them).
+    pub fn add(&mut self, key: &ObjectKey, reads: &[Read]) {
+        for read in reads {
             // A few readers each, mostly one: a list, the first inline.
             self.0.entry(read.clone()).or_default().push(key.clone());
         }
-        reads
     }
 
     /// Forgets that `key` made `reads`.
@@ -84,12 +79,23 @@ thread_local! {
     static READS: RefCell<Option<Vec<Read>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f`, returning what it returned and what it read.
+/// Runs `f`, returning what it returned and what it read, each read once (in the order first made).
+/// The repeats go here, on the thread that ran `f` (a build thread, for a batch of Ingresses), not
+/// where the reads are recorded.
 pub fn recording<R>(f: impl FnOnce() -> R) -> (R, Vec<Read>) {
     let outer = READS.with(|r| r.borrow_mut().replace(Vec::new()));
     let result = f();
     let reads = READS.with(|r| std::mem::replace(&mut *r.borrow_mut(), outer));
-    (result, reads.unwrap_or_default())
+    (result, distinct(reads.unwrap_or_default()))
+}
+
+/// `reads` without repeats, in the order first made, and without spare room: they are kept with
+/// the contribution until it is computed again.
+fn distinct(mut reads: Vec<Read>) -> Vec<Read> {
+    let mut seen = HashSet::with_capacity(reads.len());
+    reads.retain(|r| seen.insert(r.clone()));
+    reads.shrink_to_fit();
+    reads
 }
 
 fn note(read: impl FnOnce() -> Read) {
@@ -204,6 +210,26 @@ mod tests {
                 Read::Service(ObjectKey::new("ns", "b"))
             ]
         );
+    }
+
+    /// A contribution reads its Service once per route; the memo keeps each read once, in the
+    /// order first made.
+    #[test]
+    fn a_read_made_again_is_kept_once() {
+        let s = snapshot_with_service("a");
+        let keys: Vec<ObjectKey> = (0..40)
+            .map(|i| ObjectKey::new("ns", format!("s{i}")))
+            .collect();
+        let ((), reads) = recording(|| {
+            for key in keys.iter().chain(&keys).rev() {
+                service(&s, key);
+            }
+            secret(&s, &keys[0]);
+        });
+        let mut expected: Vec<Read> = keys.iter().rev().cloned().map(Read::Service).collect();
+        expected.push(Read::Secret(keys[0].clone()));
+        assert_eq!(reads, expected);
+        assert_eq!(reads.capacity(), reads.len(), "no spare room kept");
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Components {
             // With no member changed, the component's edges are the ones it had, so its walk (which
             // reads only what its roots reach) is too; members that left with a changed IngressRoute
             // were never reached.
-            let mut component = match old {
+            let component = match old {
                 Some(c)
                     if c.roots == root_keys
                         && !members.iter().any(|m| dirty.contains(m))
@@ -180,9 +180,7 @@ impl Components {
             for member in &component.members {
                 self.component_of.insert(member.clone(), first.clone());
             }
-            component.reads = self
-                .readers
-                .add(&first, std::mem::take(&mut component.reads));
+            self.readers.add(&first, &component.reads);
             self.work += component.work;
             self.by_first_root.insert(first, component);
         }
