@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::build::{Builder, Candidate};
+use super::build::{insert_clusters, Builder, Candidate};
 use super::{Cluster, Dag, ObjectKind, TlsSecret};
 use crate::store::ObjectKey;
 
@@ -124,6 +124,8 @@ impl Assembly {
         // Applied oldest first, as the full build does.
         ordered.sort_by(|a, b| a.order().cmp(&b.order()));
         let mut builder = Builder::new(self.route_limit);
+        // The clusters the DAG does not have yet, added together (see `insert_clusters`).
+        let mut first_used = Vec::new();
         for c in &ordered {
             let outcome = match &c.contribution {
                 Ok((contribution, notes)) => {
@@ -132,12 +134,11 @@ impl Assembly {
                 Err(reasons) => Err(reasons.clone()),
             };
             if let (Ok(_), Ok((contribution, _))) = (&outcome, &c.contribution) {
-                for cluster in &contribution.clusters {
-                    self.use_cluster(cluster);
-                }
+                first_used.extend(contribution.clusters.iter().filter(|c| self.count_user(c)));
             }
             self.outcomes.insert((c.kind, c.key.clone()), outcome);
         }
+        insert_clusters(&mut self.dag.clusters, first_used);
         for host in builder.hosts() {
             let out = builder.host(host);
             if let Some(secret) = out.secret {
@@ -222,17 +223,24 @@ impl Assembly {
 
     /// One user more for `cluster` (the Gateway API program's routes count here too).
     pub(super) fn use_cluster(&mut self, cluster: &Arc<Cluster>) {
+        if self.count_user(cluster) {
+            self.dag
+                .clusters
+                .insert(cluster.name.clone(), Arc::clone(cluster));
+        }
+    }
+
+    /// Counts one user more for `cluster`; whether it is its first (the DAG has yet to get it).
+    fn count_user(&mut self, cluster: &Cluster) -> bool {
         // Looked up before an entry is made, so only a cluster's first use copies its name (a
         // contribution holds each cluster once; further uses come from other objects and Gateway
         // routes leading to the same Service port).
         if let Some(users) = self.cluster_users.get_mut(&cluster.name) {
             *users += 1;
-            return;
+            return false;
         }
         self.cluster_users.insert(cluster.name.clone(), 1);
-        self.dag
-            .clusters
-            .insert(cluster.name.clone(), Arc::clone(cluster));
+        true
     }
 
     pub(super) fn drop_cluster(&mut self, name: &str) {
