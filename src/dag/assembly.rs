@@ -123,7 +123,7 @@ impl Assembly {
         };
         // Applied oldest first, as the full build does.
         ordered.sort_by(|a, b| a.order().cmp(&b.order()));
-        let mut builder = Builder::new(self.route_limit);
+        let mut builder = Builder::new(self.route_limit, ordered.len());
         // The clusters the DAG does not have yet, added together (see `insert_clusters`).
         let mut first_used = Vec::new();
         for c in &ordered {

@@ -30,7 +30,6 @@ pub fn build_counting_work(
     snapshot: &Snapshot,
     options: &DagOptions,
 ) -> (Dag, Vec<ObjectStatus>, u64) {
-    let mut builder = Builder::new(options.limits.max_routes_per_virtual_host);
     // Each Ingress's candidate stands alone (on the build threads, for many).
     let ingresses: Vec<_> = snapshot.ingresses.iter().collect();
     let mut candidates: Vec<Candidate> = crate::parallel::map(&ingresses, |(key, object)| {
@@ -41,6 +40,7 @@ pub fn build_counting_work(
     .collect();
     let (routes, mut route_statuses, walk_work) = ingressroute::candidates(snapshot, options);
     candidates.extend(routes);
+    let mut builder = Builder::new(options.limits.max_routes_per_virtual_host, candidates.len());
     builder.work += walk_work;
     // Oldest first across both kinds (Ingresses first at equal age, then by name): the first object
     // to claim a route or a host keeps it.
@@ -219,10 +219,13 @@ pub(super) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(max_routes_per_virtual_host: usize) -> Self {
+    /// A builder for `candidates` candidates: its maps of hosts and clusters are made with room for
+    /// as many (most objects bring one host and one cluster), so the first build does not grow them
+    /// step by step, each step hashing every host or cluster name again.
+    pub fn new(max_routes_per_virtual_host: usize, candidates: usize) -> Self {
         Builder {
-            routes: HashMap::new(),
-            clusters: HashMap::new(),
+            routes: HashMap::with_capacity(candidates),
+            clusters: HashMap::with_capacity(candidates),
             tls: HashMap::new(),
             max_routes_per_virtual_host,
             work: 0,
