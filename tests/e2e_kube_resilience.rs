@@ -17,13 +17,10 @@ use common::{debug_xds, get, wait_routed_to};
 /// backoff (up to tens of seconds) and the API server takes ~6 s to start.
 const AFTER_OUTAGE: Duration = Duration::from_secs(90);
 /// Bounds of the background request loop.
-const LOAD_MAX_TIME: Duration = Duration::from_secs(30);
-const LOAD_MAX_REQUESTS: usize = 6000;
-const LOAD_PERIOD: Duration = Duration::from_millis(5);
 const LOAD: LoadBounds = LoadBounds {
-    period: LOAD_PERIOD,
-    max_time: LOAD_MAX_TIME,
-    max_requests: LOAD_MAX_REQUESTS,
+    period: Duration::from_millis(5),
+    max_time: Duration::from_secs(30),
+    max_requests: 6000,
 };
 /// Requests the loop sends before isobar is killed, and at least after.
 const LOAD_BEFORE_RESTART: usize = 200;
@@ -172,7 +169,7 @@ async fn isobar_restart_under_load_fails_no_request() {
     // Keep the load on the new isobar's configuration for a while too.
     load.wait_sent(
         before_restart + LOAD_AFTER_RESTART,
-        LOAD_MAX_TIME,
+        LOAD.max_time,
         "the load loop to send its requests",
     )
     .await

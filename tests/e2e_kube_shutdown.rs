@@ -23,13 +23,10 @@ const TAKEOVER: Duration = Duration::from_secs(5);
 /// Envoy's stat: 1 while its ADS stream is up.
 const CONNECTED: &str = "control_plane.connected_state";
 /// Bounds of the background request loop.
-const LOAD_MAX_TIME: Duration = Duration::from_secs(60);
-const LOAD_MAX_REQUESTS: usize = 8000;
-const LOAD_PERIOD: Duration = Duration::from_millis(5);
 const LOAD: LoadBounds = LoadBounds {
-    period: LOAD_PERIOD,
-    max_time: LOAD_MAX_TIME,
-    max_requests: LOAD_MAX_REQUESTS,
+    period: Duration::from_millis(5),
+    max_time: Duration::from_secs(60),
+    max_requests: 8000,
 };
 /// Requests sent before SIGTERM, and at least after the next isobar routes.
 const LOAD_BEFORE: usize = 100;
@@ -151,7 +148,7 @@ async fn sigterm_releases_the_lease_and_exits_fast_while_envoy_keeps_serving() {
     let routed_after = load.sent();
     load.wait_sent(
         routed_after + LOAD_AFTER,
-        LOAD_MAX_TIME,
+        LOAD.max_time,
         "requests after the next isobar routes",
     )
     .await

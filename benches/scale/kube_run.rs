@@ -39,7 +39,8 @@ pub struct KubeFigures {
     /// From isobar's start until every IngressRoute has `status.currentStatus`.
     pub statuses: Duration,
     /// From isobar's start until the first has it: what isobar's start (lists, first build) took
-    /// of `statuses`; the writes after it are the API server's share.
+    /// of `statuses`. The rest is the writes: isobar sending them within its client budget, and
+    /// the API server applying each and telling isobar's watch of it.
     pub first_status: Duration,
     pub rss: Rss,
     pub new_route: Percentiles,
