@@ -4,12 +4,15 @@ use foldhash::{HashMap, HashMapExt};
 use std::collections::{btree_map, BTreeMap};
 use std::sync::Arc;
 
+use itertools::Itertools;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::host_routes::HostRoutes;
 use super::route_table::RouteTable;
 use super::{
-    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, PathMatch,
-    Route, SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
+    ingress, ingressroute, Cluster, Dag, DagOptions, Insecure, ObjectKind, ObjectStatus, Route,
+    SecureVirtualHost, TlsSecret, TlsVersion, Validity, VirtualHost, WeightedCluster,
 };
 use crate::store::{ObjectKey, Snapshot};
 
@@ -209,7 +212,7 @@ impl Contribution {
 pub(super) struct Builder<'a> {
     // Hash maps: looked up per route and cluster applied, and by host name (B-tree lookups compared
     // names byte by byte); the order comes from `hosts()` and the DAG's ordered maps.
-    routes: HashMap<&'a str, BTreeMap<&'a PathMatch, &'a Arc<Route>>>,
+    routes: HashMap<&'a str, HostRoutes<'a>>,
     clusters: HashMap<&'a str, &'a Arc<Cluster>>,
     /// Host → (TLS, object that bound it).
     tls: HashMap<&'a str, (&'a TlsBinding, &'a ObjectKey)>,
@@ -243,16 +246,14 @@ impl<'a> Builder<'a> {
 
     fn check(&self, c: &Contribution) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
-        let mut new_routes: BTreeMap<&str, usize> = BTreeMap::new();
-        for (host, path) in c.routes.keys() {
-            let existing = self.routes.get(host.as_str());
-            if existing.is_none_or(|r| !r.contains_key(path)) {
-                *new_routes.entry(host).or_default() += 1;
-            }
-        }
-        for (host, added) in new_routes {
-            let existing = self.routes.get(host).map_or(0, BTreeMap::len);
-            if existing + added > self.max_routes_per_virtual_host {
+        // The keys are in (host, path) order: each host's routes are one run.
+        for (host, paths) in &c.routes.keys().chunk_by(|(host, _)| host.as_str()) {
+            let existing = self.routes.get(host);
+            let added = paths
+                .filter(|(_, path)| existing.is_none_or(|r| !r.contains(path)))
+                .count();
+            let existing = existing.map_or(0, HostRoutes::len);
+            if added > 0 && existing + added > self.max_routes_per_virtual_host {
                 errors.push(format!(
                     "host {host:?} would have {} routes, more than the limit of {} routes per virtual host",
                     existing + added,
@@ -266,7 +267,7 @@ impl<'a> Builder<'a> {
             };
             let equivalent = path.equivalent();
             let same_requests = std::iter::once(path).chain(equivalent.as_ref());
-            for existing in same_requests.filter_map(|p| routed.get(p).copied()) {
+            for existing in same_requests.filter_map(|p| routed.get(p)) {
                 if existing.source != route.source {
                     errors.push(format!(
                         "path {:?} on host {host:?} is already routed by \"{}\"",
@@ -319,10 +320,10 @@ impl<'a> Builder<'a> {
         let mut routes: Vec<&Arc<Route>> = self
             .routes
             .remove(host)
-            .unwrap_or_default()
-            .into_values()
-            .collect();
-        routes.sort_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
+            .map(HostRoutes::into_routes)
+            .unwrap_or_default();
+        // No two routes of a host have one path, so no two have one precedence.
+        routes.sort_unstable_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
         let tls = self.tls.get(host).map(|(binding, _)| *binding);
         // What plain HTTP gets: everything when the host has no TLS (a redirect would lead
         // nowhere), otherwise what each route allows.

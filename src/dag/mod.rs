@@ -13,6 +13,7 @@ mod delegation;
 mod dot;
 pub mod gateway;
 mod gateway_memo;
+mod host_routes;
 mod ingress;
 mod ingressroute;
 mod memo;
