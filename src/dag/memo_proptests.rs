@@ -215,7 +215,7 @@ proptest! {
 }
 
 #[test]
-fn an_unchanged_snapshot_recomputes_nothing_and_an_edited_service_only_its_ingress() {
+fn an_unchanged_snapshot_recomputes_nothing_and_an_edit_each_ingress_it_touches_once() {
     let yaml = (0..3)
         .map(|i| {
             format!(
@@ -249,6 +249,22 @@ fn an_unchanged_snapshot_recomputes_nothing_and_an_edited_service_only_its_ingre
         .get_or_insert_with(Default::default)
         .insert("example.test/note".to_string(), "edited".to_string());
     snapshot.services.insert(key, Arc::new(edited));
+    let (dag, _, _) = build_memoised(&snapshot, &options, &mut memo);
+    assert_eq!(memo.recomputed, 1);
+    assert_eq!(dag, build(&snapshot, &options).0);
+    // An Ingress edited along with the Service it reads is computed once.
+    let note = |annotations: &mut Option<std::collections::BTreeMap<String, String>>| {
+        annotations
+            .get_or_insert_with(Default::default)
+            .insert("example.test/note".to_string(), "both".to_string());
+    };
+    let (ingress_key, service_key) = (ObjectKey::new("n", "i2"), ObjectKey::new("n", "s2"));
+    let mut ingress = (*snapshot.ingresses[&ingress_key]).clone();
+    note(&mut ingress.metadata.annotations);
+    snapshot.ingresses.insert(ingress_key, Arc::new(ingress));
+    let mut service = (*snapshot.services[&service_key]).clone();
+    note(&mut service.metadata.annotations);
+    snapshot.services.insert(service_key, Arc::new(service));
     let (dag, _, _) = build_memoised(&snapshot, &options, &mut memo);
     assert_eq!(memo.recomputed, 1);
     assert_eq!(dag, build(&snapshot, &options).0);
