@@ -58,17 +58,6 @@ fn ingress_route(name: &str, fqdn: Option<&str>, routes: Vec<CrdRoute>) -> Objec
     Object::IngressRoute(std::sync::Arc::new(ir))
 }
 
-/// The default options but for `--max-routes-per-virtual-host`.
-fn route_limit(max_routes_per_virtual_host: usize) -> DagOptions {
-    DagOptions {
-        limits: DagLimits {
-            max_routes_per_virtual_host,
-            ..DagLimits::default()
-        },
-        ..DagOptions::default()
-    }
-}
-
 fn snapshot(objects: Vec<Object>) -> Snapshot {
     let mut s = Snapshot::default();
     s.insert(service());
@@ -265,7 +254,13 @@ fn a_root_with_more_routes_than_the_limit_is_invalid_and_others_are_untouched() 
         ),
         ingress_route("other", Some("b.example.com"), vec![serving("/")]),
     ];
-    let options = route_limit(20);
+    let options = DagOptions {
+        limits: DagLimits {
+            max_routes_per_virtual_host: 20,
+            ..DagLimits::default()
+        },
+        ..DagOptions::default()
+    };
     let (dag, statuses, _) = build_counting_work(&snapshot(objects), &options);
     let root = statuses
         .iter()
@@ -279,57 +274,4 @@ fn a_root_with_more_routes_than_the_limit_is_invalid_and_others_are_untouched() 
     );
     assert!(!dag.virtual_hosts.contains_key("a.example.com"));
     assert_eq!(dag.virtual_hosts["b.example.com"].routes.len(), 1);
-}
-
-/// The route limit counts each host's routes apart: an object with two hosts at the limit each is
-/// valid, and one more route on either host is refused, naming that host.
-#[test]
-fn the_route_limit_counts_each_host_apart() {
-    let ingress = |name: &str, rules: &[(&str, &[&str])]| {
-        let rules: String = rules
-            .iter()
-            .map(|(host, paths)| {
-                let paths: String = paths
-                    .iter()
-                    .map(|p| format!("{{path: {p}, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}},"))
-                    .collect();
-                format!("{{host: {host}, http: {{paths: [{paths}]}}}},")
-            })
-            .collect();
-        let yaml = format!(
-            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {NS}}}\nspec: {{rules: [{rules}]}}\n"
-        );
-        crate::source::file::parse_manifests("ingress.yaml", &yaml)
-            .expect("ingress parses")
-            .remove(0)
-    };
-    let objects = vec![
-        ingress(
-            "a-both",
-            &[
-                ("a.example.com", &["/x", "/y"]),
-                ("b.example.com", &["/x", "/y"]),
-            ],
-        ),
-        ingress("b-more", &[("b.example.com", &["/z"])]),
-    ];
-    let options = route_limit(2);
-    let (dag, statuses, _) = build_counting_work(&snapshot(objects), &options);
-    let of = |name: &str| {
-        statuses
-            .iter()
-            .find(|s| &*s.object.name == name)
-            .expect("a status")
-    };
-    assert_eq!(of("a-both").validity, Validity::Valid, "{}", of("a-both"));
-    assert_eq!(of("b-more").validity, Validity::Invalid);
-    assert!(
-        of("b-more")
-            .description
-            .contains("host \"b.example.com\" would have 3 routes"),
-        "{}",
-        of("b-more")
-    );
-    assert_eq!(dag.virtual_hosts["a.example.com"].routes.len(), 2);
-    assert_eq!(dag.virtual_hosts["b.example.com"].routes.len(), 2);
 }

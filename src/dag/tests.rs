@@ -289,6 +289,50 @@ fn ingresses_of_another_class_are_ignored() {
     assert!(dag.virtual_hosts.contains_key("a.example.com"));
 }
 
+/// The route limit counts each host's routes apart: an object with two hosts at the limit each is
+/// valid, and one more route on either host is refused, naming that host.
+#[test]
+fn the_route_limit_counts_each_host_apart() {
+    let host = |host: &str, paths: &[&str]| {
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{{path: {p:?}, pathType: Prefix, backend: {{service: {WEB}}}}}"))
+            .collect();
+        format!(
+            "{{host: {host:?}, http: {{paths: [{}]}}}}",
+            paths.join(", ")
+        )
+    };
+    let yaml = ingress(
+        "a-both",
+        &format!(
+            "{{rules: [{}, {}]}}",
+            host("a.example.com", &["/x", "/y"]),
+            host("b.example.com", &["/x", "/y"])
+        ),
+    ) + &ingress("b-more", &rule("b.example.com", "/z", "Prefix", WEB));
+    let options = DagOptions {
+        limits: DagLimits {
+            max_routes_per_virtual_host: 2,
+            ..DagLimits::default()
+        },
+        ..DagOptions::default()
+    };
+    let (dag, statuses) = build(&snapshot(&yaml), &options);
+    let of = |name| status_of(&statuses, name).expect("a status");
+    assert_eq!(of("a-both").validity, Validity::Valid, "{}", of("a-both"));
+    assert_eq!(of("b-more").validity, Validity::Invalid);
+    assert!(
+        of("b-more")
+            .description
+            .contains("host \"b.example.com\" would have 3 routes"),
+        "{}",
+        of("b-more")
+    );
+    assert_eq!(dag.virtual_hosts["a.example.com"].routes.len(), 2);
+    assert_eq!(dag.virtual_hosts["b.example.com"].routes.len(), 2);
+}
+
 #[test]
 fn input_order_does_not_change_the_output() {
     let a = ingress("a", &rule("a.example.com", "/", "Prefix", WEB));
