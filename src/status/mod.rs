@@ -1,17 +1,19 @@
 //! The status writer: Ingress `status.loadBalancer`, IngressRoute `status.currentStatus/description`,
 //! and a Warning Event on an Ingress that becomes invalid.
 //!
-//! Only the leader writes (a Lease in `coordination.k8s.io/v1`), writes are batched, and they run on
-//! their own task, never on the rebuild path, within a request budget ([`ClientBudget`]: a token
-//! bucket of `--kube-client-burst` refilled at `--kube-client-qps`). What to write is computed by pure functions
-//! ([`pending`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen and the
-//! load balancer address, so an object already carrying the right status is never written again and
-//! an Ingress is told once per transition.
+//! Only the leader writes (a Lease in `coordination.k8s.io/v1`). A change after a quiet spell is
+//! written at once, the changes of a burst in one pass ([`pacing`]). Writes run on their own task,
+//! never on the rebuild path, within a request budget ([`ClientBudget`]: a token bucket of
+//! `--kube-client-burst` refilled at `--kube-client-qps`). What to write is computed by pure
+//! functions ([`pending`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen
+//! and the load balancer address, so an object already carrying the right status is never written
+//! again and an Ingress is told once per transition.
 
 mod budget;
 pub mod events;
 pub mod gateway;
 mod leader;
+mod pacing;
 mod pending;
 pub mod transitions;
 
@@ -19,10 +21,6 @@ pub use budget::{ClientBudget, WriteBudget, DEFAULT_BURST, DEFAULT_QPS};
 pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending, write_for, LoadBalancerAddress, StatusWrite};
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -32,7 +30,10 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::crd::gateway::{Gateway, GatewayClass, HttpRoute};
 use crate::crd::IngressRoute;
@@ -40,6 +41,7 @@ use crate::dag::gateway::status::GatewayApiStatus;
 use crate::dag::StatusMap;
 use crate::store::{ObjectKey, Snapshot};
 use gateway::GatewayStatusWrite;
+use pacing::Pacing;
 
 /// Where the Ingress address comes from.
 #[derive(Debug, Clone)]
@@ -75,9 +77,6 @@ pub struct StatusStats {
     pub event_failures: AtomicU64,
 }
 
-/// Hold-off that batches bursts of status changes into one pass.
-const BATCH: Duration = Duration::from_millis(200);
-
 /// Runs the writer until the inputs close.
 pub async fn run(
     client: Client,
@@ -100,6 +99,7 @@ pub async fn run(
     let mut reported = ReportedIngresses::default();
     let budget = WriteBudget::new(config.budget);
     let mut settled_routes = gateway::SettledRoutes::default();
+    let mut pacing = Pacing::default();
     loop {
         tokio::select! {
             r = statuses.changed() => if r.is_err() { return },
@@ -107,7 +107,7 @@ pub async fn run(
             r = leader.changed() => if r.is_err() { return },
             r = kicks.changed() => if r.is_err() { return },
         }
-        tokio::time::sleep(BATCH).await;
+        tokio::time::sleep_until(pacing.start_at(Instant::now())).await;
         if !*leader.borrow_and_update() {
             continue;
         }
@@ -176,6 +176,7 @@ pub async fn run(
             .buffer_unordered(config.budget.in_flight())
             .collect::<Vec<_>>()
             .await;
+        pacing.wrote(Instant::now());
         for outcome in outcomes {
             match outcome {
                 Outcome::Written(Ok(())) => stats.writes.fetch_add(1, Ordering::Relaxed),
