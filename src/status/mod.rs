@@ -2,7 +2,7 @@
 //! and a Warning Event on an Ingress that becomes invalid.
 //!
 //! Only the leader writes (a Lease in `coordination.k8s.io/v1`). A change after a quiet spell is
-//! written at once, the changes of a burst in one pass ([`pacing`]). Writes run on their own task,
+//! written at once, a burst of changes in a few passes ([`pacing`]). Writes run on their own task,
 //! never on the rebuild path, within a request budget ([`ClientBudget`]: a token bucket of
 //! `--kube-client-burst` refilled at `--kube-client-qps`). What to write is computed by pure
 //! functions ([`pending`], [`ReportedIngresses::due`]) from the statuses, the objects as last seen
@@ -56,8 +56,10 @@ pub struct StatusConfig {
     pub budget: ClientBudget,
 }
 
-/// What the writer follows: the statuses of each build, leadership, and kicks (an object's stored
-/// status changed).
+/// What the writer follows: the statuses of each build, leadership, and kicks. The builder kicks after
+/// every wake-up (a build, endpoints refreshed, an object's stored status changed), once that build's
+/// statuses are published: the writer wakes on kicks, not on each status channel, so a pass sees a
+/// build's Ingress and Gateway API statuses together.
 pub struct StatusInputs {
     pub statuses: watch::Receiver<StatusMap>,
     pub gateway_statuses: watch::Receiver<Arc<GatewayApiStatus>>,
@@ -102,12 +104,11 @@ pub async fn run(
     let mut pacing = Pacing::default();
     loop {
         tokio::select! {
-            r = statuses.changed() => if r.is_err() { return },
-            r = gateway_statuses.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
             r = kicks.changed() => if r.is_err() { return },
         }
         tokio::time::sleep_until(pacing.start_at(Instant::now())).await;
+        pacing.began(Instant::now());
         if !*leader.borrow_and_update() {
             continue;
         }

@@ -1,32 +1,37 @@
 //! When the status writer's next pass may start. A change after a quiet spell is written at once (no
-//! hold-off for an isolated change); after a pass that wrote, the next waits [`ECHO_GRACE`] from that
-//! pass's end. Meanwhile the writes come back through the watches (each object with the status just
-//! written), so the next pass does not take them for statuses still due, and the changes of a burst
-//! are taken together.
+//! hold-off for an isolated change). Otherwise passes start at least [`SPACING`] apart, so a burst
+//! of wake-ups (every build kicks the writer, endpoint churn included) costs a few passes, not one
+//! each; and after a pass that wrote, the next waits [`SPACING`] from that pass's end: meanwhile the
+//! writes come back through the watches (each object with the status just written), so the next
+//! pass does not take them for statuses still due.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How long after a pass that wrote the next one waits.
-pub const ECHO_GRACE: Duration = Duration::from_millis(200);
+/// The least time between the starts of two passes, and after the end of a pass that wrote.
+pub const SPACING: Duration = Duration::from_millis(200);
 
-/// The writer's pace: when its last writing pass ended.
+/// The writer's pace: the earliest its next pass may start.
 #[derive(Debug, Default)]
 pub struct Pacing {
-    quiet_from: Option<Instant>,
+    next: Option<Instant>,
 }
 
 impl Pacing {
-    /// When a pass woken at `now` may start: `now`, unless a writing pass ended less than
-    /// [`ECHO_GRACE`] before.
+    /// When a pass woken at `now` may start.
     pub fn start_at(&self, now: Instant) -> Instant {
-        self.quiet_from.map_or(now, |quiet| quiet.max(now))
+        self.next.map_or(now, |next| next.max(now))
+    }
+
+    /// A pass started at `now`.
+    pub fn began(&mut self, now: Instant) {
+        self.next = Some(now + SPACING);
     }
 
     /// A pass that wrote (or published) something ended at `now`.
     pub fn wrote(&mut self, now: Instant) {
-        self.quiet_from = Some(now + ECHO_GRACE);
+        self.next = Some(now + SPACING);
     }
 }
 
@@ -34,28 +39,45 @@ impl Pacing {
 mod tests {
     use super::*;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
-    fn an_isolated_change_is_written_at_once() {
+    fn the_first_change_is_written_at_once() {
         let now = Instant::now();
         assert_eq!(Pacing::default().start_at(now), now);
     }
 
     #[test]
-    fn a_change_soon_after_a_writing_pass_waits_for_its_echoes() {
-        let end = Instant::now();
+    fn a_change_after_a_quiet_spell_is_written_at_once() {
+        let start = Instant::now();
         let mut pacing = Pacing::default();
-        pacing.wrote(end);
-        let soon = end + Duration::from_millis(50);
-        assert_eq!(pacing.start_at(soon), end + ECHO_GRACE);
-        assert_eq!(pacing.start_at(end), end + ECHO_GRACE);
+        pacing.began(start);
+        pacing.wrote(start + ms(30));
+        let later = start + ms(30) + SPACING + ms(1);
+        assert_eq!(pacing.start_at(later), later);
     }
 
     #[test]
-    fn a_change_after_the_grace_is_written_at_once() {
-        let end = Instant::now();
+    fn wake_ups_right_after_a_pass_are_taken_together() {
+        let start = Instant::now();
         let mut pacing = Pacing::default();
+        pacing.began(start);
+        // A pass that wrote nothing ended at once; the next wake-ups wait for the spacing.
+        assert_eq!(pacing.start_at(start + ms(10)), start + SPACING);
+        assert_eq!(pacing.start_at(start + ms(150)), start + SPACING);
+    }
+
+    #[test]
+    fn a_change_soon_after_a_writing_pass_waits_for_its_echoes() {
+        let start = Instant::now();
+        let mut pacing = Pacing::default();
+        pacing.began(start);
+        // A long pass: thousands of writes within the client budget.
+        let end = start + ms(3_000);
         pacing.wrote(end);
-        let later = end + ECHO_GRACE + Duration::from_millis(1);
-        assert_eq!(pacing.start_at(later), later);
+        assert_eq!(pacing.start_at(end), end + SPACING);
+        assert_eq!(pacing.start_at(end + ms(50)), end + SPACING);
     }
 }
