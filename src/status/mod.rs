@@ -22,6 +22,9 @@ pub use events::{EventReason, IngressEvent, ReportedIngresses};
 pub use leader::{elect, LeaderElection, LeaderHandle};
 pub use pending::{pending, write_for, LoadBalancerAddress, StatusWrite};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use futures::StreamExt;
@@ -30,8 +33,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -108,7 +109,7 @@ pub async fn run(
             r = kicks.changed() => if r.is_err() { return },
         }
         tokio::time::sleep_until(pacing.start_at(Instant::now())).await;
-        pacing.began(Instant::now());
+        pacing.space_from(Instant::now());
         if !*leader.borrow_and_update() {
             continue;
         }
@@ -177,7 +178,7 @@ pub async fn run(
             .buffer_unordered(config.budget.in_flight())
             .collect::<Vec<_>>()
             .await;
-        pacing.wrote(Instant::now());
+        pacing.space_from(Instant::now());
         for outcome in outcomes {
             match outcome {
                 Outcome::Written(Ok(())) => stats.writes.fetch_add(1, Ordering::Relaxed),

@@ -24,14 +24,10 @@ impl Pacing {
         self.next.map_or(now, |next| next.max(now))
     }
 
-    /// A pass started at `now`.
-    pub fn began(&mut self, now: Instant) {
-        self.next = Some(now + SPACING);
-    }
-
-    /// A pass that wrote (or published) something ended at `now`.
-    pub fn wrote(&mut self, now: Instant) {
-        self.next = Some(now + SPACING);
+    /// The next pass starts no sooner than [`SPACING`] after `at`: the start of every pass, and the
+    /// end of one that wrote (or published) something.
+    pub fn space_from(&mut self, at: Instant) {
+        self.next = Some(at + SPACING);
     }
 }
 
@@ -53,8 +49,9 @@ mod tests {
     fn a_change_after_a_quiet_spell_is_written_at_once() {
         let start = Instant::now();
         let mut pacing = Pacing::default();
-        pacing.began(start);
-        pacing.wrote(start + ms(30));
+        // A pass starts, writes, and ends 30 ms later.
+        pacing.space_from(start);
+        pacing.space_from(start + ms(30));
         let later = start + ms(30) + SPACING + ms(1);
         assert_eq!(pacing.start_at(later), later);
     }
@@ -63,7 +60,7 @@ mod tests {
     fn wake_ups_right_after_a_pass_are_taken_together() {
         let start = Instant::now();
         let mut pacing = Pacing::default();
-        pacing.began(start);
+        pacing.space_from(start);
         // A pass that wrote nothing ended at once; the next wake-ups wait for the spacing.
         assert_eq!(pacing.start_at(start + ms(10)), start + SPACING);
         assert_eq!(pacing.start_at(start + ms(150)), start + SPACING);
@@ -73,10 +70,10 @@ mod tests {
     fn a_change_soon_after_a_writing_pass_waits_for_its_echoes() {
         let start = Instant::now();
         let mut pacing = Pacing::default();
-        pacing.began(start);
-        // A long pass: thousands of writes within the client budget.
+        pacing.space_from(start);
+        // A long pass, thousands of writes within the client budget, that ends 3 s later.
         let end = start + ms(3_000);
-        pacing.wrote(end);
+        pacing.space_from(end);
         assert_eq!(pacing.start_at(end), end + SPACING);
         assert_eq!(pacing.start_at(end + ms(50)), end + SPACING);
     }
