@@ -89,8 +89,8 @@ pub async fn run(
     stats: Arc<StatusStats>,
 ) {
     let StatusInputs {
-        mut statuses,
-        mut gateway_statuses,
+        statuses,
+        gateway_statuses,
         gateway_controller_name,
         mut leader,
         mut kicks,
@@ -113,8 +113,9 @@ pub async fn run(
         if !*leader.borrow_and_update() {
             continue;
         }
-        let current = statuses.borrow_and_update().clone();
-        let gateway_current = Arc::clone(&gateway_statuses.borrow_and_update());
+        // Read, not awaited: the kick says when they changed.
+        let current = statuses.borrow().clone();
+        let gateway_current = Arc::clone(&gateway_statuses.borrow());
         kicks.borrow_and_update();
         reported.forget_resolved(current.values());
         // Under the lock only what must read the snapshot; the writes are made after it.
