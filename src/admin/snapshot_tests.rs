@@ -64,6 +64,7 @@ fn dag() -> Dag {
                 vec![WeightedCluster {
                     name: "default/web/80/x".into(),
                     weight: 100,
+                    session_affinity: false,
                 }],
                 source.clone(),
             ))],

@@ -85,6 +85,7 @@ mod tests {
             vec![super::super::WeightedCluster {
                 name: cluster.to_string(),
                 weight: 1,
+                session_affinity: false,
             }],
             ObjectKey::new("default", "x"),
         ))

@@ -43,14 +43,7 @@ fn contribution(
                host: &str,
                path: PathMatch,
                cluster: super::Cluster| {
-        let mut route = Route::new(
-            path,
-            vec![WeightedCluster {
-                name: cluster.name.clone(),
-                weight: 1,
-            }],
-            key.clone(),
-        );
+        let mut route = Route::new(path, vec![WeightedCluster::of(&cluster, 1)], key.clone());
         options.apply(&mut route);
         if let Err(e) = c.add_route(host, route, vec![cluster]) {
             errors.push(e);

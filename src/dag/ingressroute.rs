@@ -415,10 +415,10 @@ fn services(
         if !seen.insert(cluster.name.clone()) {
             continue;
         }
-        weighted.push(WeightedCluster {
-            name: cluster.name.clone(),
-            weight: if any_weight { s.weight.unwrap_or(0) } else { 1 },
-        });
+        weighted.push(WeightedCluster::of(
+            &cluster,
+            if any_weight { s.weight.unwrap_or(0) } else { 1 },
+        ));
         clusters.push(cluster);
     }
     validate::weight_sum(weighted.iter().map(|w| w.weight))?;

@@ -118,6 +118,25 @@ fn weights_split_traffic_and_no_weights_split_it_equally() {
     assert_eq!(weights(1), [("t/web/80", 90), ("t/api/9000", 10)]);
 }
 
+/// A route's clusters say which balance on the affinity cookie, so its translation needs no lookup
+/// of the DAG's clusters.
+#[test]
+fn a_cookie_strategy_marks_its_cluster_for_session_affinity() {
+    let yaml = ir("t", "root", "{virtualhost: {fqdn: a.example.com}, routes: [{match: /, services: [{name: web, port: 80, strategy: Cookie}, {name: api, port: 9000}]}, {match: /plain, services: [{name: web, port: 80}]}]}");
+    let (dag, _) = build_yaml(&yaml, &DagOptions::default());
+    let routes = &dag.virtual_hosts["a.example.com"].routes;
+    let affinity = |path: &str| {
+        let route = routes.iter().find(|r| r.path.path() == path).unwrap();
+        route
+            .clusters
+            .iter()
+            .map(|c| c.session_affinity)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(affinity("/"), [true, false]);
+    assert_eq!(affinity("/plain"), [false]);
+}
+
 #[test]
 fn roots_outside_the_root_namespaces_are_refused() {
     let options = DagOptions {

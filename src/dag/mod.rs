@@ -216,6 +216,22 @@ pub struct WeightedCluster {
     /// Name of an entry in [`Dag::clusters`].
     pub name: String,
     pub weight: u32,
+    /// The cluster balances on Contour's session-affinity cookie (an IngressRoute service's
+    /// `strategy: Cookie`), so the route hashes on that cookie. Carried here, from the cluster, so
+    /// a host's translation reads only its own routes: looking each route's cluster up among the
+    /// DAG's was a third of the routes' translation at 10,000 Ingresses.
+    pub session_affinity: bool,
+}
+
+impl WeightedCluster {
+    /// `cluster` with `weight`.
+    pub fn of(cluster: &Cluster, weight: u32) -> Self {
+        WeightedCluster {
+            name: cluster.name.clone(),
+            weight,
+            session_affinity: cluster.settings.lb_policy == LbPolicy::Cookie,
+        }
+    }
 }
 
 /// How a request path is matched.

@@ -213,7 +213,7 @@ impl TranslationMemo {
         let (changed, encoded) = encode_hosts(
             &mut self.http_hosts,
             self.dag.virtual_hosts.diff(&dag.virtual_hosts),
-            |host, vhost| route::virtual_host(dag, host, &vhost.routes, false).encode_to_vec(),
+            |host, vhost| route::virtual_host(host, &vhost.routes, false).encode_to_vec(),
         );
         self.recomputed += encoded;
         if first || changed {
@@ -237,7 +237,7 @@ impl TranslationMemo {
                     let name = route::https_route_config_name(&vhost.host);
                     let config = route::route_configuration(
                         &name,
-                        vec![route::virtual_host(dag, &vhost.host, &vhost.routes, true)],
+                        vec![route::virtual_host(&vhost.host, &vhost.routes, true)],
                     );
                     diff.upsert(type_url::ROUTE, name, pack_any(config));
                 }

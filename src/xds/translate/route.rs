@@ -17,7 +17,7 @@ use envoy_types::util::pack_any;
 use prost::Message;
 
 use super::Named;
-use crate::dag::{self, Dag, Insecure, LbPolicy, PathMatch, Timeout};
+use crate::dag::{self, Dag, Insecure, PathMatch, Timeout};
 use crate::xds::type_url;
 
 /// The field number of `RouteConfiguration.virtual_hosts`.
@@ -37,7 +37,7 @@ pub fn routes(dag: &Dag) -> Named {
     let hosts: Vec<Vec<u8>> = dag
         .virtual_hosts
         .values()
-        .map(|v| virtual_host(dag, &v.host, &v.routes, false).encode_to_vec())
+        .map(|v| virtual_host(&v.host, &v.routes, false).encode_to_vec())
         .collect();
     let http = route_configuration_of(HTTP_ROUTE_CONFIG, hosts.iter());
     let mut out = vec![(HTTP_ROUTE_CONFIG.to_string(), http)];
@@ -47,10 +47,8 @@ pub fn routes(dag: &Dag) -> Named {
         .filter(|v| v.tcp_proxy.is_none())
     {
         let name = https_route_config_name(&vhost.host);
-        let config = route_configuration(
-            &name,
-            vec![virtual_host(dag, &vhost.host, &vhost.routes, true)],
-        );
+        let config =
+            route_configuration(&name, vec![virtual_host(&vhost.host, &vhost.routes, true)]);
         out.push((name, pack_any(config)));
     }
     for l in dag.gateway_listeners.values() {
@@ -101,19 +99,14 @@ pub(super) fn route_configuration(
     }
 }
 
-pub(super) fn virtual_host(
-    dag: &Dag,
-    host: &str,
-    routes: &[Arc<dag::Route>],
-    secure: bool,
-) -> VirtualHost {
+pub(super) fn virtual_host(host: &str, routes: &[Arc<dag::Route>], secure: bool) -> VirtualHost {
     let authority = wildcard_authority_matcher(host);
     let mut envoy_routes = Vec::with_capacity(routes.len());
     for r in routes {
         if let Some(boundary) = rewrite_boundary(r) {
-            envoy_routes.push(route(dag, r, &boundary, authority.clone(), secure));
+            envoy_routes.push(route(r, &boundary, authority.clone(), secure));
         }
-        envoy_routes.push(route(dag, r, &r.path, authority.clone(), secure));
+        envoy_routes.push(route(r, &r.path, authority.clone(), secure));
     }
     VirtualHost {
         name: host.to_string(),
@@ -179,7 +172,6 @@ const AFFINITY_COOKIE: &str = "X-Contour-Session-Affinity";
 
 /// The Envoy route for `r`, matching `path` (its own, or its rewrite boundary's).
 fn route(
-    dag: &Dag,
     r: &dag::Route,
     path: &PathMatch,
     authority: Option<HeaderMatcher>,
@@ -201,7 +193,7 @@ fn route(
             ..Default::default()
         })
     } else {
-        Action::Route(route_action(dag, r))
+        Action::Route(route_action(r))
     };
     Route {
         r#match: Some(RouteMatch {
@@ -214,12 +206,8 @@ fn route(
     }
 }
 
-fn route_action(dag: &Dag, r: &dag::Route) -> RouteAction {
-    let affinity = r.clusters.iter().any(|c| {
-        dag.clusters
-            .get(&c.name)
-            .is_some_and(|c| c.settings.lb_policy == LbPolicy::Cookie)
-    });
+fn route_action(r: &dag::Route) -> RouteAction {
+    let affinity = r.clusters.iter().any(|c| c.session_affinity);
     RouteAction {
         cluster_specifier: Some(cluster_specifier(&r.clusters)),
         upgrade_configs: if r.websocket {
