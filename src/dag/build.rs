@@ -246,12 +246,30 @@ impl<'a> Builder<'a> {
 
     fn check(&self, c: &Contribution) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
-        // The keys are in (host, path) order: each host's routes are one run.
-        for (host, paths) in &c.routes.keys().chunk_by(|(host, _)| host.as_str()) {
+        // The keys are in (host, path) order: each host's routes are one run, and the host is
+        // looked up once for them all.
+        for (host, routes) in &c.routes.iter().chunk_by(|((host, _), _)| host.as_str()) {
             let existing = self.routes.get(host);
-            let added = paths
-                .filter(|(_, path)| existing.is_none_or(|r| !r.contains(path)))
-                .count();
+            let mut added = 0;
+            for ((_, path), route) in routes {
+                if existing.is_none_or(|r| !r.contains(path)) {
+                    added += 1;
+                }
+                let Some(routed) = existing else {
+                    continue;
+                };
+                let equivalent = path.equivalent();
+                let same_requests = std::iter::once(path).chain(equivalent.as_ref());
+                for other in same_requests.filter_map(|p| routed.get(p)) {
+                    if other.source != route.source {
+                        errors.push(format!(
+                            "path {:?} on host {host:?} is already routed by \"{}\"",
+                            path.path(),
+                            other.source
+                        ));
+                    }
+                }
+            }
             let existing = existing.map_or(0, HostRoutes::len);
             if added > 0 && existing + added > self.max_routes_per_virtual_host {
                 errors.push(format!(
@@ -259,22 +277,6 @@ impl<'a> Builder<'a> {
                     existing + added,
                     self.max_routes_per_virtual_host
                 ));
-            }
-        }
-        for ((host, path), route) in &c.routes {
-            let Some(routed) = self.routes.get(host.as_str()) else {
-                continue;
-            };
-            let equivalent = path.equivalent();
-            let same_requests = std::iter::once(path).chain(equivalent.as_ref());
-            for existing in same_requests.filter_map(|p| routed.get(p)) {
-                if existing.source != route.source {
-                    errors.push(format!(
-                        "path {:?} on host {host:?} is already routed by \"{}\"",
-                        path.path(),
-                        existing.source
-                    ));
-                }
             }
         }
         for (host, binding) in &c.tls {
