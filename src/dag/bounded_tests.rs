@@ -254,13 +254,7 @@ fn a_root_with_more_routes_than_the_limit_is_invalid_and_others_are_untouched() 
         ),
         ingress_route("other", Some("b.example.com"), vec![serving("/")]),
     ];
-    let options = DagOptions {
-        limits: DagLimits {
-            max_routes_per_virtual_host: 20,
-            ..DagLimits::default()
-        },
-        ..DagOptions::default()
-    };
+    let options = DagOptions::with_route_limit(20);
     let (dag, statuses, _) = build_counting_work(&snapshot(objects), &options);
     let root = statuses
         .iter()

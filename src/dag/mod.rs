@@ -60,6 +60,20 @@ impl Default for DagOptions {
     }
 }
 
+#[cfg(test)]
+impl DagOptions {
+    /// The default options with at most `n` routes per virtual host.
+    pub(crate) fn with_route_limit(n: usize) -> Self {
+        DagOptions {
+            limits: DagLimits {
+                max_routes_per_virtual_host: n,
+                ..DagLimits::default()
+            },
+            ..DagOptions::default()
+        }
+    }
+}
+
 /// Bounds on what one object can make isobar (and Envoy) do. An object that would exceed one gets an
 /// `invalid` status naming the limit; nothing else is affected.
 #[derive(Debug, Clone, PartialEq, Eq)]

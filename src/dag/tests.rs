@@ -311,13 +311,7 @@ fn the_route_limit_counts_each_host_apart() {
             host("b.example.com", &["/x", "/y"])
         ),
     ) + &ingress("b-more", &rule("b.example.com", "/z", "Prefix", WEB));
-    let options = DagOptions {
-        limits: DagLimits {
-            max_routes_per_virtual_host: 2,
-            ..DagLimits::default()
-        },
-        ..DagOptions::default()
-    };
+    let options = DagOptions::with_route_limit(2);
     let (dag, statuses) = build(&snapshot(&yaml), &options);
     let of = |name| status_of(&statuses, name).expect("a status");
     assert_eq!(of("a-both").validity, Validity::Valid, "{}", of("a-both"));
