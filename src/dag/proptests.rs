@@ -868,10 +868,27 @@ proptest! {
         };
         let key = key_of(&oldest.metadata);
         // The same world with only this Ingress and what is older than it: the roots created before
-        // it (contributions apply oldest first across kinds) and the delegates any root may reach.
+        // it (contributions apply oldest first across kinds) and the delegates any root may reach,
+        // roots among them: an older root that delegates to a younger one is invalid, while one
+        // whose delegate is missing stays valid and keeps its TLS host.
+        let delegated: BTreeSet<ObjectKey> = world
+            .routes
+            .iter()
+            .flat_map(|r| {
+                let namespace = r.metadata.namespace.clone().unwrap_or_default();
+                r.spec.routes.iter().filter_map(move |route| {
+                    let d = route.delegate.as_ref()?;
+                    Some(ObjectKey::new(
+                        d.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                        d.name.clone(),
+                    ))
+                })
+            })
+            .collect();
         let older_or_delegate = |r: &&IngressRoute| {
             r.spec.virtualhost.is_none()
                 || r.metadata.creation_timestamp < oldest.metadata.creation_timestamp
+                || delegated.contains(&key_of(&r.metadata))
         };
         let routes = world.routes.iter().filter(older_or_delegate).cloned().collect();
         let alone = World { ingresses: vec![oldest.clone()], routes, ..world.clone() };
