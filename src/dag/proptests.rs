@@ -875,14 +875,12 @@ proptest! {
             .routes
             .iter()
             .flat_map(|r| {
-                let namespace = r.metadata.namespace.clone().unwrap_or_default();
-                r.spec.routes.iter().filter_map(move |route| {
-                    let d = route.delegate.as_ref()?;
-                    Some(ObjectKey::new(
-                        d.namespace.clone().unwrap_or_else(|| namespace.clone()),
-                        d.name.clone(),
-                    ))
-                })
+                let of = key_of(&r.metadata);
+                r.spec
+                    .routes
+                    .iter()
+                    .filter_map(|route| route.delegate.as_ref())
+                    .map(move |d| ingressroute::delegate_key(d, &of))
             })
             .collect();
         let older_or_delegate = |r: &&IngressRoute| {
