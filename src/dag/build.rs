@@ -252,15 +252,17 @@ impl<'a> Builder<'a> {
             let existing = self.routes.get(host);
             let mut added = 0;
             for ((_, path), route) in routes {
-                if existing.is_none_or(|r| !r.contains(path)) {
-                    added += 1;
-                }
                 let Some(routed) = existing else {
+                    added += 1;
                     continue;
                 };
-                let equivalent = path.equivalent();
-                let same_requests = std::iter::once(path).chain(equivalent.as_ref());
-                for other in same_requests.filter_map(|p| routed.get(p)) {
+                // One lookup of the path serves both the count and the conflict check.
+                let same_path = routed.get(path);
+                if same_path.is_none() {
+                    added += 1;
+                }
+                let equivalent = path.equivalent().and_then(|p| routed.get(&p));
+                for other in same_path.into_iter().chain(equivalent) {
                     if other.source != route.source {
                         errors.push(format!(
                             "path {:?} on host {host:?} is already routed by \"{}\"",
