@@ -871,18 +871,10 @@ proptest! {
         // it (contributions apply oldest first across kinds) and the delegates any root may reach,
         // roots among them: an older root that delegates to a younger one is invalid, while one
         // whose delegate is missing stays valid and keeps its TLS host.
-        let delegated: BTreeSet<ObjectKey> = world
-            .routes
-            .iter()
-            .flat_map(|r| {
-                let of = key_of(&r.metadata);
-                r.spec
-                    .routes
-                    .iter()
-                    .filter_map(|route| route.delegate.as_ref())
-                    .map(move |d| ingressroute::delegate_key(d, &of))
-            })
-            .collect();
+        let mut delegated = BTreeSet::new();
+        for r in &world.routes {
+            delegated.extend(ingressroute::delegates(&key_of(&r.metadata), r));
+        }
         let older_or_delegate = |r: &&IngressRoute| {
             r.spec.virtualhost.is_none()
                 || r.metadata.creation_timestamp < oldest.metadata.creation_timestamp
