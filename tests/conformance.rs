@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use isobar_harness::echo::{
     websocket_echo, EchoBackend, WebSocketOutcome, ECHO_COUNT_PATH, ECHO_KEY_HEADER,
 };
-use isobar_harness::envoy::default_envoy_version;
+use isobar_harness::envoy::{default_envoy_version, UnknownFields};
 use isobar_harness::http::{send, RequestSpec, Response, Trust};
 use isobar_harness::isobar::XdsApi;
 use isobar_harness::load::{KeepAliveLoad, LoadCounts, LoadLimits};
@@ -804,7 +804,8 @@ async fn nack_check(stack: &Stack) -> Result<(), String> {
     }
 }
 
-/// The running Envoy reports `version` (so the matrix really tests each version).
+/// The running Envoy reports `version` (so the matrix really tests each version) and refuses
+/// unknown fields (so a case's updates would be NACKed if isobar sent any).
 async fn envoy_is(stack: &Stack, version: &str) -> Result<(), String> {
     let info = stack
         .envoy
@@ -813,12 +814,16 @@ async fn envoy_is(stack: &Stack, version: &str) -> Result<(), String> {
         .map_err(|e| format!("Envoy /server_info: {e}"))?;
     let j: serde_json::Value = serde_json::from_str(&info).unwrap_or_default();
     let reported = j["version"].as_str().unwrap_or_default();
-    if reported.contains(&format!("/{version}/")) {
-        Ok(())
-    } else {
-        Err(format!(
+    if !reported.contains(&format!("/{version}/")) {
+        return Err(format!(
             "Envoy reports version {reported:?}, expected {version}"
-        ))
+        ));
+    }
+    match j["command_line_options"]["reject_unknown_dynamic_fields"].as_bool() {
+        Some(true) => Ok(()),
+        other => Err(format!(
+            "Envoy's reject_unknown_dynamic_fields is {other:?}, expected true"
+        )),
     }
 }
 
@@ -878,6 +883,9 @@ async fn run_case(dir: &Path, version: &str, api: XdsApi) -> Result<Passed, Stri
         StackOptions::manifests(isobar_bin(), echo_bin(), env.manifests.path().to_path_buf());
     opts.envoy_version = Some(version.to_string());
     opts.xds_api = Some(api);
+    // Stricter than deployed (`--ignore-unknown-dynamic-fields`): a field this Envoy version does
+    // not know, in anything isobar sends, makes it NACK, and the case fail.
+    opts.envoy_unknown_fields = UnknownFields::Reject;
     let stack = Stack::start(opts)
         .await
         .map_err(|e| format!("starting the stack: {e}"))?;

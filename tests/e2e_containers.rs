@@ -322,6 +322,7 @@ async fn the_split_model_runs_as_containers_and_survives_an_isobar_restart() {
                 "--log-level",
                 "info",
                 "--disable-hot-restart",
+                "--ignore-unknown-dynamic-fields",
                 "--concurrency",
                 "1",
             ],

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::echo::EchoBackend;
+use crate::envoy::UnknownFields;
 use crate::error::{Error, Result};
 use crate::isobar::IsobarSource;
 use crate::kube::{parse_yaml_documents, KubeClient, KubeCluster, KubeClusterOptions};
@@ -126,6 +127,7 @@ impl KubeStack {
             envoy_sds_files: false,
             xds_api: None,
             isobar_replicas: 1,
+            envoy_unknown_fields: UnknownFields::Ignore,
         })
         .await
         .map_err(|e| e.with_log(cluster.log_tails(20)))?;

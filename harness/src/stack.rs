@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::echo::EchoBackend;
-use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions};
+use crate::envoy::{default_envoy_version, envoy_binary, Envoy, EnvoyOptions, UnknownFields};
 use crate::error::{Error, Result};
 use crate::isobar::{
     add_xds_endpoints, certgen, write_bootstrap, BootstrapArgs, CertPaths, Isobar, IsobarOptions,
@@ -41,6 +41,8 @@ pub struct StackOptions {
     /// the others [`Stack::replicas`], each with the same source, certificates and arguments on
     /// ports of its own. Envoy's `isobar` cluster lists every one's xDS address.
     pub isobar_replicas: usize,
+    /// What the stack's Envoy does with fields it does not know (as deployed: ignores them).
+    pub envoy_unknown_fields: UnknownFields,
 }
 
 /// The ports the stack uses, all on 127.0.0.1.
@@ -117,6 +119,7 @@ impl StackOptions {
             envoy_sds_files: false,
             xds_api: None,
             isobar_replicas: 1,
+            envoy_unknown_fields: UnknownFields::Ignore,
         }
     }
 }
@@ -191,8 +194,9 @@ impl Stack {
             let ports: Vec<u16> = replicas.iter().map(|r| r.xds_addr().port()).collect();
             add_xds_endpoints(&bootstrap, "127.0.0.1", &ports)?;
         }
-        let envoy =
-            Envoy::start(EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"))).await?;
+        let mut envoy_opts = EnvoyOptions::new(envoy_bin, bootstrap, work.join("envoy"));
+        envoy_opts.unknown_fields = opts.envoy_unknown_fields;
+        let envoy = Envoy::start(envoy_opts).await?;
         wait_envoy_live(&envoy, xds_api)
             .await
             .map_err(|e| e.with_log(format!("{}\n{}", envoy.log_tail(30), isobar.log_tail(30))))?;

@@ -9,4 +9,4 @@ pub use provision::{
     cache_dir, default_envoy_version, envoy_binary, reported_version, DEFAULT_ENVOY_VERSION,
     ENVOY_BIN_ENV, ENVOY_VERSION_ENV,
 };
-pub use running::{Envoy, EnvoyOptions};
+pub use running::{Envoy, EnvoyOptions, UnknownFields};

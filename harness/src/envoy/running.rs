@@ -28,19 +28,47 @@ pub struct EnvoyOptions {
     pub work_dir: PathBuf,
     /// Envoy's `--log-level` (e.g. `info`, `debug`).
     pub log_level: String,
+    /// What Envoy does with fields of xDS resources it does not know.
+    pub unknown_fields: UnknownFields,
     /// Further arguments appended to the command line.
     pub extra_args: Vec<String>,
 }
 
 impl EnvoyOptions {
-    /// Options with log level `info` and no extra arguments.
+    /// Options with log level `info`, unknown fields ignored as deployed, and no extra arguments.
     pub fn new(binary: PathBuf, bootstrap: PathBuf, work_dir: PathBuf) -> EnvoyOptions {
         EnvoyOptions {
             binary,
             bootstrap,
             work_dir,
             log_level: "info".into(),
+            unknown_fields: UnknownFields::Ignore,
             extra_args: Vec::new(),
+        }
+    }
+}
+
+/// What Envoy does with fields of dynamic (xDS) configuration that its version does not know.
+/// By default Envoy warns about them and counts them, for which it walks every field of every
+/// resource it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownFields {
+    /// `--ignore-unknown-dynamic-fields`, as `deploy/` runs Envoy: no walk, so Envoy applies a
+    /// large update sooner (BENCHMARKS.md has the figures), and an unknown field goes unnoticed.
+    /// Envoy still validates every field it knows.
+    Ignore,
+    /// `--reject-unknown-dynamic-fields`: an unknown field makes Envoy refuse the update. The
+    /// conformance suite runs this way, so each Envoy version it covers proves that isobar sends
+    /// nothing `Ignore` would pass over.
+    Reject,
+}
+
+impl UnknownFields {
+    /// Envoy's command-line flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            UnknownFields::Ignore => "--ignore-unknown-dynamic-fields",
+            UnknownFields::Reject => "--reject-unknown-dynamic-fields",
         }
     }
 }
@@ -74,6 +102,7 @@ impl Envoy {
             .arg("--admin-address-path")
             .arg(&admin_file)
             .args(["--log-level", &opts.log_level])
+            .arg(opts.unknown_fields.flag())
             .args(["--base-id", &base_id.to_string()])
             .args(&opts.extra_args);
         let process = ChildProcess::spawn_in(Runtime::from_env()?, "envoy", cmd, &opts.work_dir)?;
