@@ -92,6 +92,22 @@ pub fn join<A: Send, B: Send>(
     }
 }
 
+/// `f` of every item, in the items' order, each item a task of its own: on the build threads when
+/// the items carry at least [`MIN_BATCH`] units of `work` between them (a few large items, such as
+/// the cache's map of each resource type), on the calling thread otherwise.
+pub fn map_each<T: Send, R: Send>(
+    items: Vec<T>,
+    work: usize,
+    f: impl Fn(T) -> R + Sync + Send,
+) -> Vec<R> {
+    match pool() {
+        Some(pool) if work >= MIN_BATCH => {
+            pool.install(|| items.into_par_iter().with_max_len(1).map(f).collect())
+        }
+        _ => items.into_iter().map(f).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +164,29 @@ mod tests {
             (a, b),
             (caller, caller),
             "a small pair on the calling thread"
+        );
+    }
+
+    #[test]
+    fn a_few_items_of_much_work_run_each_on_the_build_threads_in_order() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let on_pool =
+            |n: &Option<String>| n.as_deref().is_some_and(|n| n.starts_with("isobar-build-"));
+        let heavy = map_each(vec![1, 2, 3], MIN_BATCH, doubled_where);
+        assert_eq!(
+            heavy.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            [2, 4, 6],
+            "each item's own result, in order"
+        );
+        assert!(
+            heavy.iter().all(|(_, n)| on_pool(n) == (cores >= 2)),
+            "on build threads when there are any: {heavy:?}"
+        );
+        let light = map_each(vec![1, 2, 3], MIN_BATCH - 1, doubled_where);
+        let caller = std::thread::current().name().map(str::to_string);
+        assert!(
+            light.iter().all(|(_, n)| *n == caller),
+            "little work on the calling thread: {light:?}"
         );
     }
 

@@ -139,8 +139,7 @@ impl Assembly {
             self.outcomes.insert((c.kind, c.key.clone()), outcome);
         }
         insert_clusters(&mut self.dag.clusters, first_used);
-        for host in builder.hosts() {
-            let out = builder.host(host);
+        for (host, out) in builder.outputs() {
             if let Some(secret) = out.secret {
                 self.use_secret(host, secret);
             }

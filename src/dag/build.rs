@@ -211,7 +211,7 @@ impl Contribution {
 /// isobar's first build, and copies in the DAG about 7 MiB of what it holds.
 pub(super) struct Builder<'a> {
     // Hash maps: looked up per route and cluster applied, and by host name (B-tree lookups compared
-    // names byte by byte); the order comes from `hosts()` and the DAG's ordered maps.
+    // names byte by byte); the order comes from `outputs()` and the DAG's ordered maps.
     routes: HashMap<&'a str, HostRoutes<'a>>,
     clusters: HashMap<&'a str, &'a Arc<Cluster>>,
     /// Host → (TLS, object that bound it).
@@ -313,18 +313,22 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// The hosts something was applied to.
-    pub fn hosts(&self) -> std::collections::BTreeSet<&'a str> {
-        self.routes.keys().chain(self.tls.keys()).copied().collect()
+    /// What each host something was applied to turns into, in host order: each computed on its own
+    /// (on the build threads, for many), as it depends on nothing but the builder.
+    pub fn outputs(&self) -> Vec<(&'a str, HostOutput)> {
+        let mut hosts: Vec<&'a str> = self.routes.keys().chain(self.tls.keys()).copied().collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        crate::parallel::map(hosts, |host| (host, self.host(host)))
     }
 
     /// What `host` turns into: its plain-HTTP and TLS virtual hosts and its certificate.
-    pub fn host(&mut self, host: &str) -> HostOutput {
+    fn host(&self, host: &str) -> HostOutput {
         let mut out = HostOutput::default();
         let mut routes: Vec<&Arc<Route>> = self
             .routes
-            .remove(host)
-            .map(HostRoutes::into_routes)
+            .get(host)
+            .map(HostRoutes::routes)
             .unwrap_or_default();
         // No two routes of a host have one path, so no two have one precedence.
         routes.sort_unstable_by(|a, b| a.path.precedence().cmp(&b.path.precedence()));
@@ -370,21 +374,32 @@ impl<'a> Builder<'a> {
         out
     }
 
-    fn finish(mut self) -> Dag {
-        let mut dag = Dag::default();
-        for host in self.hosts() {
-            let out = self.host(host);
-            if let Some(secret) = out.secret {
-                dag.secrets.insert(secret.name.clone(), secret);
-            }
-            if let Some(secure) = out.secure {
-                dag.secure_virtual_hosts.insert(host.to_string(), secure);
-            }
-            if let Some(plain) = out.plain {
-                dag.virtual_hosts.insert(host.to_string(), plain);
-            }
-        }
-        insert_clusters(&mut dag.clusters, self.clusters.into_values());
+    fn finish(self) -> Dag {
+        // The hosts' maps and the clusters' map are filled side by side.
+        let (mut dag, clusters) = crate::parallel::join(
+            self.routes.len().max(self.clusters.len()),
+            || {
+                let mut dag = Dag::default();
+                for (host, out) in self.outputs() {
+                    if let Some(secret) = out.secret {
+                        dag.secrets.insert(secret.name.clone(), secret);
+                    }
+                    if let Some(secure) = out.secure {
+                        dag.secure_virtual_hosts.insert(host.to_string(), secure);
+                    }
+                    if let Some(plain) = out.plain {
+                        dag.virtual_hosts.insert(host.to_string(), plain);
+                    }
+                }
+                dag
+            },
+            || {
+                let mut clusters = imbl::OrdMap::new();
+                insert_clusters(&mut clusters, self.clusters.values().copied());
+                clusters
+            },
+        );
+        dag.clusters = clusters;
         dag
     }
 }

@@ -62,10 +62,10 @@ impl<'a> HostRoutes<'a> {
     }
 
     /// The routes, in no particular order.
-    pub fn into_routes(self) -> Vec<&'a Arc<Route>> {
+    pub fn routes(&self) -> Vec<&'a Arc<Route>> {
         match self {
-            HostRoutes::Few(few) => few.into_iter().map(|(_, r)| r).collect(),
-            HostRoutes::Many(many) => many.into_values().collect(),
+            HostRoutes::Few(few) => few.iter().map(|(_, r)| *r).collect(),
+            HostRoutes::Many(many) => many.values().copied().collect(),
         }
     }
 }
@@ -113,7 +113,7 @@ mod tests {
         }
         assert!(routes.get(&PathMatch::Exact("/p0".into())).is_none());
         let mut held: Vec<String> = routes
-            .into_routes()
+            .routes()
             .iter()
             .map(|r| r.path.path().to_string())
             .collect();

@@ -161,3 +161,25 @@ fn the_first_root_keeps_a_contested_fqdn() {
         "first"
     );
 }
+
+#[test]
+fn a_passthrough_root_with_only_a_tcpproxy_is_a_secure_host_without_routes() {
+    let (dag, statuses) = build_yaml(
+        &ir(
+            "t",
+            "subject",
+            "{virtualhost: {fqdn: a.example.com, tls: {passthrough: true}}, tcpproxy: {services: [{name: web, port: 80}]}}",
+        ),
+        &DagOptions::default(),
+    );
+    assert_eq!(status(&statuses, "subject").validity, Validity::Valid);
+    let secure = &dag.secure_virtual_hosts["a.example.com"];
+    assert!(secure.routes.is_empty() && secure.secret.is_none());
+    let proxy = secure.tcp_proxy.as_ref().expect("the host proxies TCP");
+    assert_eq!(proxy.len(), 1);
+    assert!(dag.clusters.contains_key(&proxy[0].name));
+    assert!(
+        !dag.virtual_hosts.contains_key("a.example.com"),
+        "nothing over plain HTTP"
+    );
+}
