@@ -11,7 +11,7 @@ mod watch;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 
 use crate::store::{Endpoints as ReducedEndpoints, Service as ReducedService, StoredSecret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -106,14 +106,14 @@ pub async fn start(client: Client, supervisor: &mut Supervisor) -> KubeSource {
         ReducedEndpoints::from,
         |o: &ReducedEndpoints| o.metadata.key()
     );
-    // Reduced on arrival to the keys isobar reads: most of a cluster's Secrets are not for it.
+    // Reduced as they are decoded to the keys isobar reads: most of a cluster's Secrets are not for it.
     spawn_typed!(
-        Secret,
+        secret::ReadSecret,
         "secrets",
         secrets,
         Change::Routing,
         false,
-        |s: Secret| StoredSecret::from(secret::reduce(s)),
+        |s: secret::ReadSecret| StoredSecret::from(s.0),
         |o: &StoredSecret| crate::store::key(&o.metadata)
     );
     spawn_typed!(Ingress, "ingresses", ingresses, Change::Routing, false);
