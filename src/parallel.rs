@@ -22,7 +22,8 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         // The cores the process may use: its CPU affinity and its cgroup's CPU quota (a pod's limit:
-        // `deploy/`'s limit of one CPU starts no pool, as more threads would only be throttled).
+        // `deploy/`'s two CPUs start two build threads; a limit of one starts no pool, as more
+        // threads would only be throttled).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if cores < 2 {
             return None;
